@@ -1,0 +1,322 @@
+//! The agent's configuration: one struct, filled from a TOML file, then
+//! `CHILD_AGENT_*` environment variables, then flags — later sources win.
+//!
+//! clap already merges flags over environment variables; this module lays the
+//! file underneath and checks every value once, so the rest of the agent works
+//! with a complete, valid [`AgentConfig`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// The UDP port the Android CST child listens on, and so the one parent apps use.
+pub const DEFAULT_LEGACY_PORT: u16 = 8888;
+/// Fastest simulated clock accepted: one real second counts as at most an hour.
+pub const MAX_SPEED: f64 = 3600.0;
+
+/// Where "is someone using this device right now?" comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsageSourceKind {
+    /// Always in use; with `--speed` for demos and tests.
+    Simulated,
+    /// Active while a local logind session is active and not idle.
+    Logind,
+    /// Active while a probe command (`--usage-command`) exits 0.
+    Command,
+}
+
+/// How much of the legacy CST protocol the agent answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LegacyModeArg {
+    /// Discovery and every command.
+    Full,
+    /// Discovery and GET_TIME_LEFT only.
+    ReadOnly,
+    /// No UDP socket at all.
+    Off,
+}
+
+/// `child-agent run` flags. Every one may also come from the environment or
+/// from the config file; none is required on the command line.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// TOML file with any of the settings below (flags and environment win).
+    #[arg(long, env = "CHILD_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the agent's store and control socket.
+    #[arg(long, env = "CHILD_AGENT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Policy file (TOML); without it the documented default policy applies.
+    #[arg(long, env = "CHILD_AGENT_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Where usage is measured from.
+    #[arg(long, env = "CHILD_AGENT_USAGE_SOURCE", value_enum)]
+    pub usage_source: Option<UsageSourceKind>,
+    /// With the simulated source: one real second counts as this many seconds.
+    #[arg(long, env = "CHILD_AGENT_SPEED")]
+    pub speed: Option<f64>,
+    /// With the command source: the probe, run with `sh -c`; exit 0 means "in use".
+    #[arg(long, env = "CHILD_AGENT_USAGE_COMMAND")]
+    pub usage_command: Option<String>,
+    /// UDP port of the legacy CST responder.
+    #[arg(long, env = "CHILD_AGENT_LEGACY_PORT")]
+    pub legacy_port: Option<u16>,
+    /// Address the legacy responder binds to.
+    #[arg(long, env = "CHILD_AGENT_LEGACY_BIND")]
+    pub legacy_bind: Option<IpAddr>,
+    /// How much of the legacy protocol to answer.
+    #[arg(long, env = "CHILD_AGENT_LEGACY_MODE", value_enum)]
+    pub legacy_mode: Option<LegacyModeArg>,
+    /// Run (with `sh -c`) when the device must lock, e.g. `loginctl lock-sessions`.
+    #[arg(long, env = "CHILD_AGENT_ON_LOCK")]
+    pub on_lock: Option<String>,
+    /// Run when the device may be used again.
+    #[arg(long, env = "CHILD_AGENT_ON_UNLOCK")]
+    pub on_unlock: Option<String>,
+    /// Run when little time is left (warning) and when the grace period starts.
+    #[arg(long, env = "CHILD_AGENT_ON_WARNING")]
+    pub on_warning: Option<String>,
+}
+
+/// The same settings as [`RunArgs`], as a config file spells them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    usage_source: Option<UsageSourceKind>,
+    speed: Option<f64>,
+    usage_command: Option<String>,
+    legacy_port: Option<u16>,
+    legacy_bind: Option<IpAddr>,
+    legacy_mode: Option<LegacyModeArg>,
+    on_lock: Option<String>,
+    on_unlock: Option<String>,
+    on_warning: Option<String>,
+}
+
+/// A complete, checked configuration for `child-agent run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    pub data_dir: PathBuf,
+    pub policy: Option<PathBuf>,
+    pub usage_source: UsageSourceKind,
+    pub speed: f64,
+    pub usage_command: Option<String>,
+    pub legacy_port: u16,
+    pub legacy_bind: IpAddr,
+    pub legacy_mode: LegacyModeArg,
+    pub hooks: Hooks,
+}
+
+/// Shell commands run on state changes; see [`crate::enforcer`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub on_lock: Option<String>,
+    pub on_unlock: Option<String>,
+    pub on_warning: Option<String>,
+}
+
+/// A setting that cannot be used, named so the user can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error(
+        "data_dir is required (--data-dir, CHILD_AGENT_DATA_DIR or data_dir in the config file)"
+    )]
+    MissingDataDir,
+    #[error("speed must be a number greater than 0 and at most {MAX_SPEED}, got {0}")]
+    Speed(f64),
+    #[error("speed applies only to usage_source = simulated")]
+    SpeedWithoutSimulation,
+    #[error(
+        "usage_command is required with usage_source = command (--usage-command, CHILD_AGENT_USAGE_COMMAND)"
+    )]
+    MissingUsageCommand,
+    #[error("legacy_port must be 1-65535, got 0")]
+    LegacyPort,
+}
+
+impl RunArgs {
+    /// Lays flags and environment (already merged by clap) over the config
+    /// file and the defaults, and checks the result.
+    pub fn resolve(self) -> Result<AgentConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let usage_source = self
+            .usage_source
+            .or(file.usage_source)
+            .unwrap_or(UsageSourceKind::Simulated);
+        let speed = self.speed.or(file.speed);
+        if let Some(speed) = speed {
+            if !(speed > 0.0 && speed <= MAX_SPEED) {
+                return Err(ConfigError::Speed(speed));
+            }
+            if usage_source != UsageSourceKind::Simulated && speed != 1.0 {
+                return Err(ConfigError::SpeedWithoutSimulation);
+            }
+        }
+        let usage_command = self.usage_command.or(file.usage_command);
+        if usage_source == UsageSourceKind::Command && usage_command.is_none() {
+            return Err(ConfigError::MissingUsageCommand);
+        }
+        let legacy_port = self
+            .legacy_port
+            .or(file.legacy_port)
+            .unwrap_or(DEFAULT_LEGACY_PORT);
+        if legacy_port == 0 {
+            return Err(ConfigError::LegacyPort);
+        }
+        Ok(AgentConfig {
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .ok_or(ConfigError::MissingDataDir)?,
+            policy: self.policy.or(file.policy),
+            usage_source,
+            speed: speed.unwrap_or(1.0),
+            usage_command,
+            legacy_port,
+            legacy_bind: self
+                .legacy_bind
+                .or(file.legacy_bind)
+                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            legacy_mode: self
+                .legacy_mode
+                .or(file.legacy_mode)
+                .unwrap_or(LegacyModeArg::Full),
+            hooks: Hooks {
+                on_lock: self.on_lock.or(file.on_lock),
+                on_unlock: self.on_unlock.or(file.on_unlock),
+                on_warning: self.on_warning.or(file.on_warning),
+            },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+impl fmt::Display for AgentConfig {
+    /// One line per setting, for the start-up log. Nothing here is secret:
+    /// the device ID lives in the store, not in the configuration.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "data_dir = {}", self.data_dir.display())?;
+        match &self.policy {
+            Some(p) => writeln!(f, "policy = {}", p.display())?,
+            None => writeln!(f, "policy = (default)")?,
+        }
+        writeln!(f, "usage_source = {:?}", self.usage_source)?;
+        writeln!(f, "speed = {}", self.speed)?;
+        if let Some(c) = &self.usage_command {
+            writeln!(f, "usage_command = {c}")?;
+        }
+        writeln!(
+            f,
+            "legacy = {:?} on {}:{}",
+            self.legacy_mode, self.legacy_bind, self.legacy_port
+        )?;
+        for (name, hook) in [
+            ("on_lock", &self.hooks.on_lock),
+            ("on_unlock", &self.hooks.on_unlock),
+            ("on_warning", &self.hooks.on_warning),
+        ] {
+            writeln!(f, "{name} = {}", hook.as_deref().unwrap_or("(none)"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let f =
+            file("data_dir = \"/from/file\"\nlegacy_port = 9999\nlegacy_mode = \"read-only\"\n");
+        let args = RunArgs {
+            config: Some(f.path().to_owned()),
+            legacy_port: Some(7777),
+            ..RunArgs::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.legacy_port, 7777);
+        assert_eq!(config.legacy_mode, LegacyModeArg::ReadOnly);
+        assert_eq!(config.usage_source, UsageSourceKind::Simulated);
+        assert_eq!(config.speed, 1.0);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named() {
+        let f = file("data_dir = \"/x\"\nlegacy_prot = 1\n");
+        let err = RunArgs {
+            config: Some(f.path().to_owned()),
+            ..RunArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("legacy_prot"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_allowed_range() {
+        let base = || RunArgs {
+            data_dir: Some("/x".into()),
+            ..RunArgs::default()
+        };
+        let err = RunArgs {
+            speed: Some(0.0),
+            ..base()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("greater than 0"), "{err}");
+        let err = RunArgs {
+            usage_source: Some(UsageSourceKind::Command),
+            ..base()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingUsageCommand));
+        let err = RunArgs {
+            legacy_port: Some(0),
+            ..base()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::LegacyPort));
+        assert!(matches!(
+            RunArgs::default().resolve().unwrap_err(),
+            ConfigError::MissingDataDir
+        ));
+    }
+}
