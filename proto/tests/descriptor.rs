@@ -1,0 +1,266 @@
+//! The descriptor set served for reflection must describe exactly the API the crate
+//! was generated from, and the generated messages must survive the wire.
+
+use household_proto::FILE_DESCRIPTOR_SET;
+use household_proto::v1::{
+    self, Actor, Date, DateException, DowntimeWindow, Event, EventKind, ExtensionCredits, Policy,
+    Weekday, WeekdayRule, actor, event, session_request,
+};
+use prost::Message;
+use prost_types::{FileDescriptorSet, ServiceDescriptorProto};
+
+fn descriptor_set() -> FileDescriptorSet {
+    FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("FILE_DESCRIPTOR_SET decodes")
+}
+
+fn service<'a>(set: &'a FileDescriptorSet, name: &str) -> &'a ServiceDescriptorProto {
+    set.file
+        .iter()
+        .filter(|file| file.package() == "household.v1")
+        .flat_map(|file| &file.service)
+        .find(|service| service.name() == name)
+        .unwrap_or_else(|| panic!("service household.v1.{name} missing from the descriptor set"))
+}
+
+fn method_names(service: &ServiceDescriptorProto) -> Vec<&str> {
+    service.method.iter().map(|m| m.name()).collect()
+}
+
+#[test]
+fn descriptor_set_holds_every_file_of_the_package() {
+    let set = descriptor_set();
+    let mut names: Vec<&str> = set.file.iter().map(|f| f.name()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "household/v1/admin.proto",
+            "household/v1/agent.proto",
+            "household/v1/common.proto",
+            "household/v1/event.proto",
+            "household/v1/guardian.proto",
+        ]
+    );
+}
+
+#[test]
+fn guardian_service_has_every_guardian_rpc() {
+    let set = descriptor_set();
+    let household = service(&set, "Household");
+    let methods = method_names(household);
+    for rpc in [
+        "ListChildren",
+        "AddChild",
+        "RenameChild",
+        "RemoveChild",
+        "ListDevices",
+        "AddDevice",
+        "RenameDevice",
+        "RemoveDevice",
+        "ListGuardians",
+        "InviteGuardian",
+        "GetStatus",
+        "Watch",
+        "GrantTime",
+        "ExtendTime",
+        "Lock",
+        "Unlock",
+        "GetPolicy",
+        "SetPolicy",
+        "ListTimeRequests",
+        "ApproveTimeRequest",
+        "DenyTimeRequest",
+        "GetHistory",
+        "GetReport",
+    ] {
+        assert!(
+            methods.contains(&rpc),
+            "Household.{rpc} missing: {methods:?}"
+        );
+    }
+    let watch = household
+        .method
+        .iter()
+        .find(|m| m.name() == "Watch")
+        .unwrap();
+    assert!(watch.server_streaming() && !watch.client_streaming());
+    assert_eq!(watch.output_type(), ".household.v1.WatchResponse");
+}
+
+#[test]
+fn agent_and_admin_services_have_their_rpcs() {
+    let set = descriptor_set();
+    let agent = service(&set, "Agent");
+    assert_eq!(
+        method_names(agent),
+        ["Enroll", "RenewCertificate", "Session"]
+    );
+    let session = agent.method.iter().find(|m| m.name() == "Session").unwrap();
+    assert!(session.client_streaming() && session.server_streaming());
+
+    let admin = service(&set, "Admin");
+    assert_eq!(
+        method_names(admin),
+        [
+            "CreateInvite",
+            "ListIdentities",
+            "RevokeIdentity",
+            "Backup",
+            "StreamBackup",
+            "GetStats"
+        ]
+    );
+}
+
+#[test]
+fn descriptor_set_keeps_the_comments_for_grpcurl_describe() {
+    let set = descriptor_set();
+    let guardian = set
+        .file
+        .iter()
+        .find(|f| f.name() == "household/v1/guardian.proto")
+        .unwrap();
+    let info = guardian
+        .source_code_info
+        .as_ref()
+        .expect("source info kept");
+    assert!(
+        info.location
+            .iter()
+            .any(|l| l.leading_comments().contains("expected_revision")),
+        "SetPolicy's comment about expected_revision is missing"
+    );
+}
+
+#[test]
+fn descriptor_set_matches_the_generated_enums() {
+    // A stale descriptor set (one not rebuilt with the code) would disagree here.
+    let set = descriptor_set();
+    let event_kind = set
+        .file
+        .iter()
+        .flat_map(|f| &f.enum_type)
+        .find(|e| e.name() == "EventKind")
+        .unwrap();
+    for value in &event_kind.value {
+        let generated = EventKind::from_str_name(value.name())
+            .unwrap_or_else(|| panic!("{} not generated", value.name()));
+        assert_eq!(generated as i32, value.number());
+    }
+    // And every payload case has a kind of its own.
+    let event_message = set
+        .file
+        .iter()
+        .flat_map(|f| &f.message_type)
+        .find(|m| m.name() == "Event")
+        .unwrap();
+    let payload_cases = event_message
+        .field
+        .iter()
+        .filter(|f| f.oneof_index.is_some())
+        .count();
+    assert_eq!(payload_cases + 1, event_kind.value.len());
+}
+
+fn sample_policy() -> Policy {
+    let weekdays = (1..=7)
+        .map(|day| WeekdayRule {
+            weekday: day,
+            daily_minutes: if day >= Weekday::Saturday as i32 {
+                180
+            } else {
+                90
+            },
+            downtime_windows: vec![DowntimeWindow {
+                start_minute_of_day: 20 * 60 + 30,
+                end_minute_of_day: 7 * 60,
+                label: "bedtime".into(),
+            }],
+        })
+        .collect();
+    Policy {
+        revision: 7,
+        time_zone: "Europe/Berlin".into(),
+        weekdays,
+        extension_credits_per_day: Some(ExtensionCredits {
+            five_minute_count: 2,
+            ten_minute_count: 1,
+        }),
+        grace_minutes: 3,
+        exceptions: vec![DateException {
+            date: Some(Date {
+                year: 2025,
+                month: 12,
+                day: 31,
+            }),
+            daily_minutes: Some(0),
+            skip_downtime: true,
+            note: "New Year's Eve".into(),
+        }],
+        updated_unix_micros: 1_735_689_600_000_000,
+        updated_by: Some(Actor {
+            kind: Some(actor::Kind::GuardianId("g-anna".into())),
+        }),
+    }
+}
+
+#[test]
+fn policy_round_trips_including_an_explicit_zero_override() {
+    let policy = sample_policy();
+    let decoded = Policy::decode(policy.encode_to_vec().as_slice()).unwrap();
+    assert_eq!(decoded, policy);
+    // `optional` keeps "no minutes that day" apart from "no override".
+    assert_eq!(decoded.exceptions[0].daily_minutes, Some(0));
+    let mut without_override = policy;
+    without_override.exceptions[0].daily_minutes = None;
+    let decoded = Policy::decode(without_override.encode_to_vec().as_slice()).unwrap();
+    assert_eq!(decoded.exceptions[0].daily_minutes, None);
+}
+
+#[test]
+fn event_round_trips_and_knows_its_kind() {
+    let event = Event {
+        seq: 42,
+        time_unix_micros: 1_735_689_600_123_456,
+        actor: Some(Actor {
+            kind: Some(actor::Kind::LegacyAddress("192.168.1.40:50123".into())),
+        }),
+        child_id: "c-mia".into(),
+        device_id: "d-tablet".into(),
+        payload: Some(event::Payload::LegacyCommand(v1::LegacyCommand {
+            path: v1::LegacyPath::AgentResponder as i32,
+            peer_address: "192.168.1.40:50123".into(),
+            command: v1::LegacyCommandKind::ExtendTime as i32,
+            extend_minutes: 15,
+            outcome: v1::LegacyOutcome::Applied as i32,
+            reply: "TIME_EXTENDED|15 minutes added".into(),
+            outbox_id: 9,
+            used_seconds_at_command: 3_600,
+        })),
+    };
+    let decoded = Event::decode(event.encode_to_vec().as_slice()).unwrap();
+    assert_eq!(decoded, event);
+    assert_eq!(decoded.kind(), Some(EventKind::LegacyCommand));
+    assert_eq!(Event::default().kind(), None);
+}
+
+#[test]
+fn session_request_round_trips() {
+    let request = v1::SessionRequest {
+        message: Some(session_request::Message::OutboxItem(v1::OutboxItem {
+            outbox_id: 17,
+            recorded_unix_micros: 1_735_689_660_000_000,
+            item: Some(v1::outbox_item::Item::Usage(v1::UsageReport {
+                start_unix_micros: 1_735_689_600_000_000,
+                end_unix_micros: 1_735_689_660_000_000,
+            })),
+        })),
+    };
+    let bytes = request.encode_to_vec();
+    assert_eq!(
+        v1::SessionRequest::decode(bytes.as_slice()).unwrap(),
+        request
+    );
+    // A truncated message must not decode into something else.
+    assert!(v1::SessionRequest::decode(&bytes[..bytes.len() - 1]).is_err());
+}
