@@ -1,0 +1,69 @@
+//! The narrow interface the phases drive, so every engine runs the identical workload.
+
+mod fjall_db;
+mod sled_db;
+
+use std::path::Path;
+
+use crate::workload::Event;
+
+/// Block/page cache every engine gets where it has a knob.
+pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// Write buffer (memtable) size for the two LSM engines; sled has no such knob.
+pub const MEMTABLE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a write promises when it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Handed to the engine (and possibly the OS); no fsync.
+    Buffered,
+    /// On stable storage before the call returns.
+    Sync,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Eventlog,
+    Sled,
+    Fjall,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Eventlog => "eventlog",
+            EngineKind::Sled => "sled",
+            EngineKind::Fjall => "fjall",
+        }
+    }
+}
+
+/// An ordered key-value store as the bench sees it.
+pub trait Engine: Send + Sync {
+    /// Writes all events atomically with the given durability.
+    fn write(&self, events: &[Event], durability: Durability) -> anyhow::Result<()>;
+    /// The stored value's length, or `None` when absent.
+    fn get(&self, key: &[u8]) -> anyhow::Result<Option<usize>>;
+    /// Visits `start..end` in key order; returns how many pairs it saw.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> anyhow::Result<u64>;
+    /// Makes everything written so far durable and moves buffered writes to their
+    /// on-disk structures (memtable → table file), so disk usage can be measured.
+    fn flush(&self) -> anyhow::Result<()>;
+    /// Clean shutdown.
+    fn close(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+/// Opens (or creates) the store of `kind` in `dir` with the shared memory budget.
+pub fn open(kind: EngineKind, dir: &Path) -> anyhow::Result<Box<dyn Engine>> {
+    Ok(match kind {
+        EngineKind::Eventlog => anyhow::bail!("the eventlog backend is not wired in yet"),
+        EngineKind::Sled => Box::new(sled_db::SledDb::open(dir)?),
+        EngineKind::Fjall => Box::new(fjall_db::FjallDb::open(dir)?),
+    })
+}
