@@ -1,0 +1,184 @@
+//! Events: everything that happened to a child, as the log holds it.
+//!
+//! Status is never stored, only derived by folding events (see [`crate::Projection`]).
+//! An event has a `seq` (strictly increasing in the log that assigned it), the time it
+//! was recorded, who did it and which child it concerns. The same types serve the hub's
+//! log and the agent's own offline record.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Policy;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> $name {
+                $name(s.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> $name {
+                $name(s)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A child of the household.
+    ChildId
+);
+id_type!(
+    /// A guardian (parent, grandparent) with their own identity.
+    GuardianId
+);
+id_type!(
+    /// One enrolled device of a child.
+    DeviceId
+);
+id_type!(
+    /// A request for more time; made by the device, so it can be created offline.
+    RequestId
+);
+
+/// Who caused an event. Recorded on every event so the household can see who did what.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    /// A guardian acting through the API.
+    Guardian { id: GuardianId },
+    /// A child's device (usage reports, requests, credit spends).
+    Device { id: DeviceId },
+    /// A legacy CST parent app, known only by its address (`"192.168.1.20:40123"`).
+    LegacyAddress { address: String },
+    /// The hub or agent itself (e.g. a lock that a schedule set).
+    System,
+}
+
+/// One thing that happened, as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the log; the fold applies events in this order.
+    pub seq: u64,
+    /// When the event was recorded (the hub's or the agent's clock).
+    pub at: Timestamp,
+    /// Who caused it.
+    pub actor: Actor,
+    /// The child it concerns.
+    pub child: ChildId,
+    /// The device it concerns, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The kinds of events the log holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A device saw the child actively using it from `start` to `end`.
+    ///
+    /// Reports may overlap, repeat, grow (an open interval re-reported as it lengthens)
+    /// or arrive late: usage is the union of all intervals, so none of that double-counts.
+    UsageReported { start: Timestamp, end: Timestamp },
+    /// A guardian (or a legacy parent app) extended today by `minutes`.
+    TimeGranted { minutes: i64 },
+    /// A guardian locked one device (`device`) or the whole child (`None`), until a time
+    /// or until unlocked.
+    Locked {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<DeviceId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Timestamp>,
+    },
+    /// A guardian lifted a lock: of one device, or (`None`) every lock of the child.
+    Unlocked {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<DeviceId>,
+    },
+    /// The child's policy was replaced.
+    PolicyChanged { policy: Policy },
+    /// The child asked for more time.
+    TimeRequested {
+        request_id: RequestId,
+        minutes: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A guardian answered a request.
+    RequestResolved {
+        request_id: RequestId,
+        answer: Answer,
+    },
+    /// The child spent one self-serve extension credit.
+    ExtensionCreditSpent { size: CreditSize },
+    /// A device joined the household.
+    DeviceEnrolled { device: DeviceId },
+    /// A device connected.
+    DeviceOnline { device: DeviceId },
+    /// A device went away.
+    DeviceOffline { device: DeviceId },
+    /// A command arrived over the legacy CST protocol (kept for audit; the grant or lock
+    /// it caused is its own event).
+    LegacyCommand { command: String },
+}
+
+/// A guardian's answer to a request for more time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    /// Yes, with this many minutes (which may differ from what was asked).
+    Approved { minutes: i64 },
+    /// No.
+    Denied,
+}
+
+/// The sizes of self-serve extension credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreditSize {
+    /// 5 minutes.
+    FiveMinute,
+    /// 10 minutes.
+    TenMinute,
+}
+
+impl CreditSize {
+    /// Minutes the credit adds.
+    pub fn minutes(self) -> i64 {
+        match self {
+            CreditSize::FiveMinute => 5,
+            CreditSize::TenMinute => 10,
+        }
+    }
+}
+
+impl Event {
+    /// An event with no device; set `device` afterwards where it applies.
+    pub fn new(seq: u64, at: Timestamp, actor: Actor, child: ChildId, kind: EventKind) -> Event {
+        Event {
+            seq,
+            at,
+            actor,
+            child,
+            device: None,
+            kind,
+        }
+    }
+}

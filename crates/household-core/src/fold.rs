@@ -1,0 +1,481 @@
+//! The fold from events to a child's status.
+//!
+//! A [`Projection`] holds what the events of one child have established — usage
+//! intervals, grants, locks, requests, the policy — and answers "what is the status at
+//! `now`?" ([`Projection::status_at`], in [`crate::status`]). Events are applied one at
+//! a time in `seq` order, so the hub can keep a projection live and the agent can rebuild
+//! one from its own record; from scratch and incrementally are the same code path.
+//!
+//! Applying is deliberately forgiving: an event that the rules would have refused (a
+//! second answer to a request, a credit beyond the day's count, an invalid policy)
+//! changes nothing and says why in the [`ApplyOutcome`]. The `check_*` and
+//! [`Projection::resolve_request`] functions make the same decisions *before* an event
+//! is written, so a service can refuse with a typed error instead.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CreditRefusal, InputError, PolicyChangeError, RequestRefusal};
+use crate::event::{Answer, ChildId, CreditSize, DeviceId, Event, EventKind, RequestId};
+use crate::grant::{Grant, GrantSource, check_grant_minutes, day_credit, minutes_to_seconds};
+use crate::lock::{LockInfo, Locks};
+use crate::policy::Policy;
+use crate::request::{Resolution, TimeRequest};
+use crate::state::ChildState;
+use crate::time::{LocalDay, unix_seconds, zone_named};
+use crate::usage::UsageSet;
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The event is now part of the projection.
+    Applied,
+    /// The event's seq is not after the last applied one; it was already seen.
+    Stale { last_seq: u64 },
+    /// The event was consumed (its seq counts as seen) but changed nothing.
+    Ignored(Ignored),
+}
+
+/// Why an event changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ignored {
+    /// It concerns another child.
+    OtherChild { child: ChildId },
+    /// A usage interval that ends before or where it starts.
+    EmptyUsage,
+    /// A grant or request with minutes out of range.
+    InvalidMinutes(InputError),
+    /// A policy that does not validate; the previous policy stays.
+    InvalidPolicy(InputError),
+    /// A second request with an id already used; the first stays.
+    DuplicateRequest { id: RequestId },
+    /// An answer the request rules refuse (second answer, expired, unknown).
+    Request(RequestRefusal),
+    /// A credit spent beyond the day's count.
+    Credit(CreditRefusal),
+}
+
+/// What is known about one device's presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePresence {
+    /// The device.
+    pub device: DeviceId,
+    /// Whether it is connected, as far as the events say.
+    pub online: bool,
+    /// Time of the last event about it.
+    pub last_seen: Timestamp,
+}
+
+/// Everything the events of one child have established; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    pub(crate) child: ChildId,
+    pub(crate) policy: Policy,
+    pub(crate) zone: TimeZone,
+    pub(crate) last_seq: Option<u64>,
+    /// Union of all devices' usage: what the child's day is charged.
+    pub(crate) usage: UsageSet,
+    /// Each device's own usage, for per-device reports only.
+    pub(crate) usage_by_device: BTreeMap<DeviceId, UsageSet>,
+    /// Grants keyed by (instant, seq): the order they apply in.
+    pub(crate) grants: BTreeMap<(i64, u64), Grant>,
+    pub(crate) locks: Locks,
+    pub(crate) requests: BTreeMap<RequestId, TimeRequest>,
+    pub(crate) devices: BTreeMap<DeviceId, DevicePresence>,
+    /// The latest policy change that found the child with time left (Unix seconds).
+    /// If that change used the time up, the grace period starts there, not at the
+    /// (earlier) moment usage passed the new, lower allowance.
+    pub(crate) exhaustion_floor_second: Option<i64>,
+}
+
+impl Projection {
+    /// A projection with no events yet, under `policy` (validated here).
+    pub fn new(child: ChildId, policy: Policy) -> Result<Projection, InputError> {
+        policy.validate()?;
+        let zone = zone_named(&policy.timezone)?;
+        Ok(Projection {
+            child,
+            policy,
+            zone,
+            last_seq: None,
+            usage: UsageSet::new(),
+            usage_by_device: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            locks: Locks::default(),
+            requests: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            exhaustion_floor_second: None,
+        })
+    }
+
+    /// Build a projection from scratch by applying `events` in order.
+    pub fn from_events<'a>(
+        child: ChildId,
+        policy: Policy,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<Projection, InputError> {
+        let mut projection = Projection::new(child, policy)?;
+        for event in events {
+            projection.apply(event);
+        }
+        Ok(projection)
+    }
+
+    /// The child this projection is about.
+    pub fn child(&self) -> &ChildId {
+        &self.child
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The household zone of the policy in force.
+    pub fn zone(&self) -> &TimeZone {
+        &self.zone
+    }
+
+    /// The seq of the last event applied or ignored, `None` before the first.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// Every request still remembered, answered or not.
+    pub fn requests(&self) -> impl Iterator<Item = &TimeRequest> {
+        self.requests.values()
+    }
+
+    /// One request by id.
+    pub fn request(&self, id: &RequestId) -> Option<&TimeRequest> {
+        self.requests.get(id)
+    }
+
+    /// The union of usage of all devices.
+    pub fn usage(&self) -> &UsageSet {
+        &self.usage
+    }
+
+    /// The local day containing `at`.
+    pub fn day_of(&self, at: Timestamp) -> LocalDay {
+        LocalDay::containing(unix_seconds(at), &self.zone)
+    }
+
+    /// Apply one event. Events must come in increasing `seq`; an event whose seq is not
+    /// after the last one is reported [`ApplyOutcome::Stale`] and skipped, so replaying
+    /// an overlap (snapshot plus log tail) is harmless.
+    pub fn apply(&mut self, event: &Event) -> ApplyOutcome {
+        if event.child != self.child {
+            return ApplyOutcome::Ignored(Ignored::OtherChild {
+                child: event.child.clone(),
+            });
+        }
+        if let Some(last_seq) = self.last_seq
+            && event.seq <= last_seq
+        {
+            return ApplyOutcome::Stale { last_seq };
+        }
+        self.last_seq = Some(event.seq);
+        match self.apply_kind(event) {
+            Ok(()) => ApplyOutcome::Applied,
+            Err(why) => ApplyOutcome::Ignored(why),
+        }
+    }
+
+    fn apply_kind(&mut self, event: &Event) -> Result<(), Ignored> {
+        let at_second = unix_seconds(event.at);
+        match &event.kind {
+            EventKind::UsageReported { start, end } => {
+                let (start, end) = (unix_seconds(*start), unix_seconds(*end));
+                if end <= start {
+                    return Err(Ignored::EmptyUsage);
+                }
+                self.usage.insert(start, end);
+                if let Some(device) = &event.device {
+                    self.usage_by_device
+                        .entry(device.clone())
+                        .or_default()
+                        .insert(start, end);
+                }
+            }
+            EventKind::TimeGranted { minutes } => {
+                let minutes = check_grant_minutes(*minutes).map_err(Ignored::InvalidMinutes)?;
+                self.add_grant(event, minutes, GrantSource::Guardian);
+            }
+            EventKind::Locked { device, until } => {
+                let info = LockInfo {
+                    since: event.at,
+                    until: *until,
+                    by: event.actor.clone(),
+                    seq: event.seq,
+                };
+                self.locks.lock(device.clone(), info);
+            }
+            EventKind::Unlocked { device } => self.locks.unlock(device.as_ref()),
+            EventKind::PolicyChanged { policy } => {
+                policy.validate().map_err(Ignored::InvalidPolicy)?;
+                let zone = zone_named(&policy.timezone).map_err(Ignored::InvalidPolicy)?;
+                let day = LocalDay::containing(at_second, &self.zone);
+                if self.credit_of_day(&day, at_second)
+                    > self.usage.seconds_between(day.start_second, at_second)
+                {
+                    self.exhaustion_floor_second = Some(at_second);
+                }
+                self.policy = policy.clone();
+                self.zone = zone;
+            }
+            EventKind::TimeRequested {
+                request_id,
+                minutes,
+                note,
+            } => {
+                check_grant_minutes(*minutes).map_err(Ignored::InvalidMinutes)?;
+                if self.requests.contains_key(request_id) {
+                    return Err(Ignored::DuplicateRequest {
+                        id: request_id.clone(),
+                    });
+                }
+                let day = LocalDay::containing(at_second, &self.zone);
+                self.requests.insert(
+                    request_id.clone(),
+                    TimeRequest {
+                        id: request_id.clone(),
+                        minutes: *minutes,
+                        note: note.clone(),
+                        requested_at: event.at,
+                        requested_by: event.actor.clone(),
+                        seq: event.seq,
+                        expires_at: day.end(),
+                        resolution: None,
+                    },
+                );
+            }
+            EventKind::RequestResolved { request_id, answer } => {
+                let request = self.requests.get_mut(request_id).ok_or_else(|| {
+                    Ignored::Request(RequestRefusal::Unknown {
+                        id: request_id.clone(),
+                    })
+                })?;
+                request
+                    .check_answer(*answer, event.at)
+                    .map_err(Ignored::Request)?;
+                request.resolution = Some(Resolution {
+                    answer: *answer,
+                    at: event.at,
+                    by: event.actor.clone(),
+                    seq: event.seq,
+                });
+                if let Answer::Approved { minutes } = *answer {
+                    let source = GrantSource::Request {
+                        request_id: request_id.clone(),
+                    };
+                    self.add_grant(event, minutes, source);
+                }
+            }
+            EventKind::ExtensionCreditSpent { size } => {
+                let day = LocalDay::containing(at_second, &self.zone);
+                self.credit_left(&day, *size).map_err(Ignored::Credit)?;
+                self.add_grant(event, size.minutes(), GrantSource::Credit { size: *size });
+            }
+            EventKind::DeviceEnrolled { device } | EventKind::DeviceOnline { device } => {
+                self.set_presence(device, true, event.at);
+            }
+            EventKind::DeviceOffline { device } => self.set_presence(device, false, event.at),
+            // Kept in the log for audit; its effect is a separate grant or lock event.
+            EventKind::LegacyCommand { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn add_grant(&mut self, event: &Event, minutes: i64, source: GrantSource) {
+        let at_second = unix_seconds(event.at);
+        self.grants.insert(
+            (at_second, event.seq),
+            Grant {
+                at_second,
+                seq: event.seq,
+                seconds: minutes_to_seconds(minutes),
+                source,
+            },
+        );
+    }
+
+    fn set_presence(&mut self, device: &DeviceId, online: bool, at: Timestamp) {
+        self.devices.insert(
+            device.clone(),
+            DevicePresence {
+                device: device.clone(),
+                online,
+                last_seen: at,
+            },
+        );
+    }
+
+    /// The grants made on `day`, in the order they apply.
+    pub(crate) fn grants_on(&self, day: &LocalDay) -> impl Iterator<Item = &Grant> {
+        self.grants
+            .range((day.start_second, 0)..(day.end_second, 0))
+            .map(|(_, g)| g)
+    }
+
+    /// The day's credit (allowance after grants) counted up to `now_second`.
+    pub(crate) fn credit_of_day(&self, day: &LocalDay, now_second: i64) -> i64 {
+        let allowance = minutes_to_seconds(self.policy.allowance_minutes(day.date));
+        day_credit(
+            allowance,
+            self.grants_on(day),
+            &self.usage,
+            day.start_second,
+            now_second,
+        )
+    }
+
+    /// Credits of `size` spent on `day`.
+    pub(crate) fn credits_spent(&self, day: &LocalDay, size: CreditSize) -> i64 {
+        self.grants_on(day)
+            .filter(|g| g.source == GrantSource::Credit { size })
+            .count() as i64
+    }
+
+    /// Credits of `size` the policy allows per day.
+    pub(crate) fn credits_allowed(&self, size: CreditSize) -> i64 {
+        match size {
+            CreditSize::FiveMinute => self.policy.credits.five_minute,
+            CreditSize::TenMinute => self.policy.credits.ten_minute,
+        }
+    }
+
+    /// How many credits of `size` are left on `day`, or why none are.
+    fn credit_left(&self, day: &LocalDay, size: CreditSize) -> Result<i64, CreditRefusal> {
+        let allowed = self.credits_allowed(size);
+        let left = allowed - self.credits_spent(day, size);
+        if left > 0 {
+            Ok(left)
+        } else {
+            Err(CreditRefusal::NoneLeft {
+                size,
+                date: day.date,
+                allowed,
+            })
+        }
+    }
+
+    /// Decide a guardian's "extend by `minutes`": the event to record, or the typed error.
+    pub fn check_grant(&self, minutes: i64) -> Result<EventKind, InputError> {
+        Ok(EventKind::TimeGranted {
+            minutes: check_grant_minutes(minutes)?,
+        })
+    }
+
+    /// Decide a lock of `device` (or the whole child) until `until`: an end, if given,
+    /// must be after `now`.
+    pub fn check_lock(
+        &self,
+        device: Option<DeviceId>,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<EventKind, InputError> {
+        if let Some(until) = until
+            && until <= now
+        {
+            return Err(InputError::NotAfterNow {
+                field: "until".into(),
+                value: until,
+                now,
+            });
+        }
+        Ok(EventKind::Locked { device, until })
+    }
+
+    /// Decide a request for `minutes` more (1..=1440).
+    pub fn check_request(
+        &self,
+        request_id: RequestId,
+        minutes: i64,
+        note: Option<String>,
+    ) -> Result<EventKind, InputError> {
+        Ok(EventKind::TimeRequested {
+            request_id,
+            minutes: check_grant_minutes(minutes)?,
+            note,
+        })
+    }
+
+    /// Decide whether the child may spend a credit of `size` at `now`: refused when
+    /// today's credits of that size are spent, or while LOCKED or in DOWNTIME (a credit
+    /// extends time; it does not lift a lock or a bedtime).
+    pub fn check_credit_spend(
+        &self,
+        size: CreditSize,
+        now: Timestamp,
+    ) -> Result<EventKind, CreditRefusal> {
+        let status = self.status_at(now);
+        if matches!(status.state, ChildState::Locked | ChildState::Downtime) {
+            return Err(CreditRefusal::NotNow {
+                state: status.state,
+            });
+        }
+        self.credit_left(&status.day, size)?;
+        Ok(EventKind::ExtensionCreditSpent { size })
+    }
+
+    /// Decide a guardian's answer to request `id` at `now`: the event to record, or why
+    /// not (unknown, already answered — the first answer stands — expired at the end of
+    /// its day, or an approval with minutes outside 1..=1440).
+    pub fn resolve_request(
+        &self,
+        id: &RequestId,
+        answer: Answer,
+        now: Timestamp,
+    ) -> Result<EventKind, RequestRefusal> {
+        let request = self
+            .requests
+            .get(id)
+            .ok_or_else(|| RequestRefusal::Unknown { id: id.clone() })?;
+        request.check_answer(answer, now)?;
+        Ok(EventKind::RequestResolved {
+            request_id: id.clone(),
+            answer,
+        })
+    }
+
+    /// Decide a policy change made against `expected_revision` (if the caller knows
+    /// which revision it edited): validated, and given the next revision number.
+    pub fn check_policy_change(
+        &self,
+        mut policy: Policy,
+        expected_revision: Option<u64>,
+    ) -> Result<Policy, PolicyChangeError> {
+        let current = self.policy.revision;
+        if let Some(expected) = expected_revision
+            && expected != current
+        {
+            return Err(PolicyChangeError::StaleRevision { expected, current });
+        }
+        policy.validate()?;
+        policy.revision = current + 1;
+        Ok(policy)
+    }
+
+    /// Forget detail from before `date` (usage, grants, answered or expired requests,
+    /// ended locks), so a long-running projection stays small. Statuses for `date` and
+    /// later are unchanged.
+    pub fn forget_before(&mut self, date: Date) {
+        let cutoff = LocalDay::of(date, &self.zone);
+        self.usage.forget_before(cutoff.start_second);
+        for usage in self.usage_by_device.values_mut() {
+            usage.forget_before(cutoff.start_second);
+        }
+        self.usage_by_device.retain(|_, u| !u.is_empty());
+        self.grants = self.grants.split_off(&(cutoff.start_second, 0));
+        self.requests.retain(|_, r| r.expires_at > cutoff.start());
+        self.locks.forget_ended_before(cutoff.start());
+    }
+}
+
+#[cfg(test)]
+mod tests;

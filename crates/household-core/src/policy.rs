@@ -1,0 +1,422 @@
+//! A child's policy: what a guardian decides ahead of time.
+//!
+//! The policy is plain data that reads well as TOML (the agent loads it from a file) and
+//! travels inside `PolicyChanged` events. It is checked by [`Policy::validate`], which
+//! returns the first problem as a typed [`InputError`] naming the field and the allowed
+//! range; the fold only ever runs on a validated policy.
+//!
+//! ```toml
+//! revision = 3
+//! timezone = "Europe/Berlin"
+//! grace_minutes = 2
+//!
+//! [daily_minutes]      # or simply: daily_minutes = 120
+//! default = 120
+//! sat = 180
+//! sun = 180
+//!
+//! [[downtime]]         # also accepted as [[bedtime]]
+//! days = ["sun", "mon", "tue", "wed", "thu"]   # days the window starts on; omit for every day
+//! start = "21:00"
+//! end = "07:00"        # earlier than start: the window crosses midnight
+//!
+//! [credits]
+//! five_minute = 2
+//! ten_minute = 1
+//!
+//! [[exceptions]]
+//! date = "2025-12-24"  # quoted
+//! daily_minutes = 240
+//! no_downtime = true   # also accepted as no_bedtime
+//! ```
+
+use std::collections::BTreeSet;
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+use crate::time::{ClockTime, Weekday, zone_named};
+
+/// Most minutes a day's allowance may have: a whole day.
+pub const MAX_DAILY_MINUTES: i64 = 1440;
+/// Longest grace period: long enough to save any game, short enough to still be a lock.
+pub const MAX_GRACE_MINUTES: i64 = 60;
+/// Most self-serve credits of one size per day.
+pub const MAX_CREDITS_PER_DAY: i64 = 20;
+/// Most downtime windows in one policy (four per weekday is already generous).
+pub const MAX_DOWNTIME_WINDOWS: usize = 28;
+/// Most one-off exceptions in one policy (a year of them).
+pub const MAX_EXCEPTIONS: usize = 366;
+
+/// Everything a guardian sets for one child.
+///
+/// `Policy::default()` is a reasonable start for a family that has not configured
+/// anything: 120 minutes every day, no downtime, two 5-minute and one 10-minute
+/// self-serve credits per day, 1 minute of grace, zone UTC (set the real zone — the
+/// rules never read the system's), revision 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Bumped by one with every accepted change, so two guardians editing at once can
+    /// notice each other (see [`crate::Projection::check_policy_change`]).
+    pub revision: u64,
+    /// IANA zone name of the household; days begin at local midnight there.
+    pub timezone: String,
+    /// Screen minutes per day, per weekday.
+    pub daily_minutes: DailyMinutes,
+    /// Times of day when the devices are off limits, whatever time is left.
+    #[serde(alias = "bedtime")]
+    pub downtime: Vec<DowntimeWindow>,
+    /// Self-serve extensions the child may take per day.
+    pub credits: Credits,
+    /// Minutes between running out of time and the lock, to save the game.
+    pub grace_minutes: i64,
+    /// One-off changes for single dates ("today only").
+    pub exceptions: Vec<DayException>,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            revision: 0,
+            timezone: "UTC".into(),
+            daily_minutes: DailyMinutes::every_day(120),
+            downtime: Vec::new(),
+            credits: Credits::default(),
+            grace_minutes: 1,
+            exceptions: Vec::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// Check every field; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), InputError> {
+        zone_named(&self.timezone)?;
+        self.daily_minutes.validate()?;
+        if self.downtime.len() > MAX_DOWNTIME_WINDOWS {
+            return Err(InputError::TooMany {
+                field: "downtime".into(),
+                len: self.downtime.len(),
+                max: MAX_DOWNTIME_WINDOWS,
+            });
+        }
+        for (i, window) in self.downtime.iter().enumerate() {
+            window
+                .validate()
+                .map_err(|e| e.within(&format!("downtime[{i}]")))?;
+        }
+        self.credits.validate()?;
+        check_range("grace_minutes", self.grace_minutes, 0, MAX_GRACE_MINUTES)?;
+        if self.exceptions.len() > MAX_EXCEPTIONS {
+            return Err(InputError::TooMany {
+                field: "exceptions".into(),
+                len: self.exceptions.len(),
+                max: MAX_EXCEPTIONS,
+            });
+        }
+        let mut dates = BTreeSet::new();
+        for (i, exception) in self.exceptions.iter().enumerate() {
+            let field = format!("exceptions[{i}]");
+            if !dates.insert(exception.date) {
+                return Err(InputError::DuplicateDate {
+                    field: format!("{field}.date"),
+                    date: exception.date,
+                });
+            }
+            exception.validate().map_err(|e| e.within(&field))?;
+        }
+        Ok(())
+    }
+
+    /// The exception for `date`, if any.
+    pub fn exception_on(&self, date: Date) -> Option<&DayException> {
+        self.exceptions.iter().find(|e| e.date == date)
+    }
+
+    /// The day's allowance before any grant: the exception's limit if it sets one,
+    /// otherwise the weekday's minutes.
+    pub fn allowance_minutes(&self, date: Date) -> i64 {
+        self.exception_on(date)
+            .and_then(|e| e.daily_minutes)
+            .unwrap_or_else(|| self.daily_minutes.for_weekday(Weekday::of(date)))
+    }
+
+    /// The downtime windows that start on `date`, unless an exception turns them off.
+    ///
+    /// A window belongs to the day it starts on: Friday's 21:00–07:00 window covers
+    /// Friday night and Saturday morning, and "no bedtime on Friday" removes all of it.
+    pub fn downtime_starting_on(&self, date: Date) -> impl Iterator<Item = &DowntimeWindow> {
+        let off = self.exception_on(date).is_some_and(|e| e.no_downtime);
+        let weekday = Weekday::of(date);
+        self.downtime
+            .iter()
+            .filter(move |w| !off && w.starts_on(weekday))
+    }
+}
+
+/// Screen minutes per weekday: a default for every day and optional overrides.
+///
+/// In TOML either a plain number (`daily_minutes = 90`, every day the same) or a table
+/// (`[daily_minutes] default = 120, sat = 180`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "DailyMinutesForm")]
+pub struct DailyMinutes {
+    /// Minutes for any weekday without its own entry.
+    pub default: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mon: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tue: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thu: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fri: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sun: Option<i64>,
+}
+
+impl Default for DailyMinutes {
+    fn default() -> DailyMinutes {
+        DailyMinutes::every_day(120)
+    }
+}
+
+impl DailyMinutes {
+    /// The same minutes every day.
+    pub fn every_day(minutes: i64) -> DailyMinutes {
+        DailyMinutes {
+            default: minutes,
+            mon: None,
+            tue: None,
+            wed: None,
+            thu: None,
+            fri: None,
+            sat: None,
+            sun: None,
+        }
+    }
+
+    fn slot(&self, day: Weekday) -> &Option<i64> {
+        match day {
+            Weekday::Mon => &self.mon,
+            Weekday::Tue => &self.tue,
+            Weekday::Wed => &self.wed,
+            Weekday::Thu => &self.thu,
+            Weekday::Fri => &self.fri,
+            Weekday::Sat => &self.sat,
+            Weekday::Sun => &self.sun,
+        }
+    }
+
+    fn slot_mut(&mut self, day: Weekday) -> &mut Option<i64> {
+        match day {
+            Weekday::Mon => &mut self.mon,
+            Weekday::Tue => &mut self.tue,
+            Weekday::Wed => &mut self.wed,
+            Weekday::Thu => &mut self.thu,
+            Weekday::Fri => &mut self.fri,
+            Weekday::Sat => &mut self.sat,
+            Weekday::Sun => &mut self.sun,
+        }
+    }
+
+    /// Minutes on `day`.
+    pub fn for_weekday(&self, day: Weekday) -> i64 {
+        self.slot(day).unwrap_or(self.default)
+    }
+
+    /// Set the minutes of one weekday.
+    pub fn set(&mut self, day: Weekday, minutes: i64) {
+        *self.slot_mut(day) = Some(minutes);
+    }
+
+    fn validate(&self) -> Result<(), InputError> {
+        check_range("daily_minutes.default", self.default, 0, MAX_DAILY_MINUTES)?;
+        for day in Weekday::ALL {
+            if let Some(minutes) = *self.slot(day) {
+                check_range(
+                    &format!("daily_minutes.{day}"),
+                    minutes,
+                    0,
+                    MAX_DAILY_MINUTES,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The two shapes `daily_minutes` may take in a file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DailyMinutesForm {
+    EveryDay(i64),
+    PerDay(DailyMinutesTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DailyMinutesTable {
+    #[serde(default = "default_daily_minutes")]
+    default: i64,
+    mon: Option<i64>,
+    tue: Option<i64>,
+    wed: Option<i64>,
+    thu: Option<i64>,
+    fri: Option<i64>,
+    sat: Option<i64>,
+    sun: Option<i64>,
+}
+
+fn default_daily_minutes() -> i64 {
+    DailyMinutes::default().default
+}
+
+impl From<DailyMinutesForm> for DailyMinutes {
+    fn from(form: DailyMinutesForm) -> DailyMinutes {
+        match form {
+            DailyMinutesForm::EveryDay(minutes) => DailyMinutes::every_day(minutes),
+            DailyMinutesForm::PerDay(t) => DailyMinutes {
+                default: t.default,
+                mon: t.mon,
+                tue: t.tue,
+                wed: t.wed,
+                thu: t.thu,
+                fri: t.fri,
+                sat: t.sat,
+                sun: t.sun,
+            },
+        }
+    }
+}
+
+/// A recurring time of day when devices are off limits (bedtime, homework, dinner).
+///
+/// `end` earlier than `start` means the window crosses midnight and ends the next day.
+/// The window belongs to the weekdays it *starts* on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DowntimeWindow {
+    /// Weekdays the window starts on; absent means every day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<Weekday>>,
+    /// Local clock time the window starts.
+    pub start: ClockTime,
+    /// Local clock time the window ends (the next day if not after `start`).
+    pub end: ClockTime,
+}
+
+impl DowntimeWindow {
+    /// A window on every day.
+    pub fn every_day(start: ClockTime, end: ClockTime) -> DowntimeWindow {
+        DowntimeWindow {
+            days: None,
+            start,
+            end,
+        }
+    }
+
+    /// Whether the window ends on the day after it starts.
+    pub fn crosses_midnight(&self) -> bool {
+        self.end <= self.start
+    }
+
+    /// Whether the window starts on `day`.
+    pub fn starts_on(&self, day: Weekday) -> bool {
+        self.days.as_ref().is_none_or(|days| days.contains(&day))
+    }
+
+    fn validate(&self) -> Result<(), InputError> {
+        if self.start == self.end {
+            return Err(InputError::EmptyWindow {
+                field: "end".into(),
+                at: self.start.to_string(),
+            });
+        }
+        if self.days.as_ref().is_some_and(Vec::is_empty) {
+            return Err(InputError::EmptyList {
+                field: "days".into(),
+                allowed: "mon, tue, wed, thu, fri, sat, sun".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Self-serve extension credits per day, as the CST child app offers them on its lock
+/// screen: a count of 5-minute and of 10-minute extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Credits {
+    /// 5-minute extensions per day.
+    pub five_minute: i64,
+    /// 10-minute extensions per day.
+    pub ten_minute: i64,
+}
+
+impl Default for Credits {
+    fn default() -> Credits {
+        Credits {
+            five_minute: 2,
+            ten_minute: 1,
+        }
+    }
+}
+
+impl Credits {
+    fn validate(&self) -> Result<(), InputError> {
+        check_range(
+            "credits.five_minute",
+            self.five_minute,
+            0,
+            MAX_CREDITS_PER_DAY,
+        )?;
+        check_range(
+            "credits.ten_minute",
+            self.ten_minute,
+            0,
+            MAX_CREDITS_PER_DAY,
+        )
+    }
+}
+
+/// A one-off change for a single date ("today only").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DayException {
+    /// The local date it applies to.
+    pub date: Date,
+    /// Another allowance for that date, replacing the weekday's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_minutes: Option<i64>,
+    /// No downtime window starts on that date (e.g. no bedtime on New Year's Eve).
+    #[serde(default, alias = "no_bedtime")]
+    pub no_downtime: bool,
+}
+
+impl DayException {
+    fn validate(&self) -> Result<(), InputError> {
+        if let Some(minutes) = self.daily_minutes {
+            check_range("daily_minutes", minutes, 0, MAX_DAILY_MINUTES)?;
+        }
+        Ok(())
+    }
+}
+
+/// `Ok` if `min <= value <= max`, else the typed error naming `field`.
+pub(crate) fn check_range(field: &str, value: i64, min: i64, max: i64) -> Result<(), InputError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(InputError::out_of_range(field, value, min, max))
+    }
+}
+
+#[cfg(test)]
+mod tests;
