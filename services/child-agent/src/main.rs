@@ -1,9 +1,75 @@
+//! `child-agent`: meters use of a child's device, locks it when the day's
+//! time is gone, and answers the legacy CST parent app.
+
+mod agent;
+mod client;
 mod clock;
 mod config;
+mod control;
 mod enforcer;
+mod ledger;
+mod legacy;
 mod meter;
+mod policy;
+mod run;
 mod shutdown;
 mod source;
 mod store;
 
-fn main() {}
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "child-agent", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent.
+    Run(config::RunArgs),
+    /// Print the device ID to type into the CST parent app.
+    ShowId(DataDir),
+    /// Show today's time, state and credits.
+    Status {
+        #[command(flatten)]
+        data_dir: DataDir,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Spend one of today's self-serve credits: 5 or 10 minutes.
+    RequestTime {
+        minutes: i64,
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
+}
+
+#[derive(Args)]
+struct DataDir {
+    /// The agent's data directory.
+    #[arg(long, env = "CHILD_AGENT_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run(args) => run::run(args.resolve()?).await,
+        Command::ShowId(dir) => client::show_id(&dir.data_dir).await,
+        Command::Status { data_dir, json } => client::status(&data_dir.data_dir, json).await,
+        Command::RequestTime { minutes, data_dir } => {
+            client::request_time(&data_dir.data_dir, minutes).await
+        }
+    }
+}

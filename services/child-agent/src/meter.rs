@@ -31,11 +31,6 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Resumes with an interval found in a checkpoint (none on first start).
-    pub fn resume(open: Option<Interval>) -> Self {
-        Self { open }
-    }
-
     /// The interval still being measured, if any.
     pub fn open(&self) -> Option<Interval> {
         self.open

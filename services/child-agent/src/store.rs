@@ -8,14 +8,16 @@
 
 use std::path::{Path, PathBuf};
 
+use household_core::{Event, Policy};
 use rand::Rng;
 use serde::{Serialize, de::DeserializeOwned};
-use sled::transaction::Transactional;
+use sled::transaction::{TransactionError, TransactionResult, Transactional};
 
 use crate::meter::Interval;
 
 const DEVICE_ID: &[u8] = b"device_id";
 const CHECKPOINT: &[u8] = b"checkpoint";
+const POLICY: &[u8] = b"policy";
 
 /// Errors of the agent's store, naming the data directory involved.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,21 @@ impl Store {
         Ok(id)
     }
 
+    /// The policy the agent last ran with, so the status can be read while
+    /// the agent is stopped.
+    pub fn policy(&self) -> Result<Option<Policy>, StoreError> {
+        self.meta
+            .get(POLICY)?
+            .map(|bytes| decode("policy", &bytes))
+            .transpose()
+    }
+
+    pub fn save_policy(&self, policy: &Policy) -> Result<(), StoreError> {
+        self.meta.insert(POLICY, encode(policy))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     pub fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
         match self.meta.get(CHECKPOINT)? {
             None => Ok(Checkpoint::default()),
@@ -81,26 +98,17 @@ impl Store {
         }
     }
 
-    /// Saves the checkpoint durably.
-    pub fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        self.meta.insert(CHECKPOINT, encode(checkpoint))?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Appends events durably and atomically (all or none), optionally with a
-    /// new checkpoint in the same batch, and returns their sequence numbers.
-    pub fn append<E: Serialize>(
+    /// Stores events (numbered by the caller) durably and atomically — all or
+    /// none — optionally with a new checkpoint in the same batch.
+    pub fn append(
         &self,
-        events: &[E],
+        events: &[Event],
         checkpoint: Option<&Checkpoint>,
-    ) -> Result<Vec<u64>, StoreError> {
-        let mut next = self.next_seq()?;
-        let mut seqs = Vec::with_capacity(events.len());
-        let result: sled::transaction::TransactionResult<(), ()> = (&self.events, &self.meta)
-            .transaction(|(events_tx, meta_tx)| {
-                for (i, event) in events.iter().enumerate() {
-                    events_tx.insert(&(next + i as u64).to_be_bytes(), encode(event))?;
+    ) -> Result<(), StoreError> {
+        let result: TransactionResult<(), ()> =
+            (&self.events, &self.meta).transaction(|(events_tx, meta_tx)| {
+                for event in events {
+                    events_tx.insert(&event.seq.to_be_bytes(), encode(event))?;
                 }
                 if let Some(checkpoint) = checkpoint {
                     meta_tx.insert(CHECKPOINT, encode(checkpoint))?;
@@ -108,44 +116,22 @@ impl Store {
                 Ok(())
             });
         result.map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(e) => StoreError::Io(e),
-            sled::transaction::TransactionError::Abort(()) => {
+            TransactionError::Storage(e) => StoreError::Io(e),
+            TransactionError::Abort(()) => {
                 StoreError::Io(sled::Error::Unsupported("transaction aborted".into()))
             }
         })?;
         self.db.flush()?;
-        for _ in events {
-            seqs.push(next);
-            next += 1;
-        }
-        Ok(seqs)
+        Ok(())
     }
 
-    /// Every event in order of sequence number.
-    pub fn events<E: DeserializeOwned>(&self) -> Result<Vec<(u64, E)>, StoreError> {
+    /// Every event, in sequence order.
+    pub fn events(&self) -> Result<Vec<Event>, StoreError> {
         self.events
             .iter()
-            .map(|entry| {
-                let (key, value) = entry?;
-                Ok((seq_of(&key)?, decode("event", &value)?))
-            })
+            .map(|entry| decode("event", &entry?.1))
             .collect()
     }
-
-    fn next_seq(&self) -> Result<u64, StoreError> {
-        match self.events.last()? {
-            Some((key, _)) => Ok(seq_of(&key)? + 1),
-            None => Ok(1),
-        }
-    }
-}
-
-fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
-    let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt {
-        what: "event key",
-        message: format!("{} bytes, expected 8", key.len()),
-    })?;
-    Ok(u64::from_be_bytes(bytes))
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -180,19 +166,29 @@ mod tests {
 
     #[test]
     fn events_and_checkpoint_survive_a_reopen_in_order() {
+        use household_core::{Actor, ChildId, EventKind};
         let dir = tempfile::tempdir().unwrap();
         let checkpoint = Checkpoint {
             clock_unix_micros: 42,
             open_interval: None,
         };
+        let event = |seq| {
+            Event::new(
+                seq,
+                jiff::Timestamp::UNIX_EPOCH,
+                Actor::System,
+                ChildId::from("c"),
+                EventKind::TimeGranted { minutes: 5 },
+            )
+        };
+        let events = [event(1), event(2), event(3)];
         {
             let store = Store::open(dir.path()).unwrap();
-            assert_eq!(store.append(&["a", "b"], None).unwrap(), [1, 2]);
-            assert_eq!(store.append(&["c"], Some(&checkpoint)).unwrap(), [3]);
+            store.append(&events[..2], None).unwrap();
+            store.append(&events[2..], Some(&checkpoint)).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let events: Vec<(u64, String)> = store.events().unwrap();
-        assert_eq!(events, [(1, "a".into()), (2, "b".into()), (3, "c".into())]);
+        assert_eq!(store.events().unwrap(), events);
         assert_eq!(store.checkpoint().unwrap(), checkpoint);
     }
 }

@@ -1,0 +1,278 @@
+//! The running agent: one ledger, meter and clock behind a mutex, shared by
+//! the meter loop, the control socket and the legacy responder.
+//!
+//! Every action is decided by the ledger (that is, by `household-core`),
+//! stored and flushed, and only then applied and answered — so whatever the
+//! agent acknowledges survives a crash.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use household_core::{
+    Actor, ChildState, CreditRefusal, CreditSize, DeviceId, Event, InputError, Policy, Status,
+    time::instant_from_unix_micros,
+};
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::clock::AgentClock;
+use crate::enforcer::{HookKind, Transition};
+use crate::ledger::Ledger;
+use crate::meter::Meter;
+use crate::store::{Checkpoint, Store, StoreError};
+
+/// How often the open usage interval is saved: a kill loses at most this
+/// much real time of measurement.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// What can go wrong in an agent action.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Credit(#[from] CreditRefusal),
+    #[error("minutes must be 5 or 10 (the sizes of self-serve credits), got {0}")]
+    CreditSize(i64),
+    #[error("the agent's state is unavailable after an earlier failure")]
+    Poisoned,
+}
+
+pub struct Agent {
+    store: Store,
+    device_id: String,
+    inner: Mutex<Inner>,
+    transitions: watch::Sender<Option<Transition>>,
+}
+
+struct Inner {
+    ledger: Ledger,
+    meter: Meter,
+    clock: AgentClock,
+    last_state: Option<ChildState>,
+    last_checkpoint: Instant,
+    /// Usage events already counted but not yet stored (the disk refused
+    /// them); they go out with the next write.
+    unsaved: Vec<Event>,
+}
+
+impl Agent {
+    /// Opens the agent's state: replays stored events, closes the usage
+    /// interval a kill left open, and starts the clock where it left off.
+    pub fn open(
+        store: Store,
+        policy: Policy,
+        speed: f64,
+        mono: Instant,
+        wall_unix_micros: i64,
+    ) -> Result<Self, AgentError> {
+        let device_id = store.device_id()?;
+        let checkpoint = store.checkpoint()?;
+        let mut ledger = Ledger::new(policy, DeviceId::from(device_id.as_str()), &store.events()?)?;
+        let clock = AgentClock::start(speed, mono, wall_unix_micros, checkpoint.clock_unix_micros);
+        if let Some(interval) = checkpoint.open_interval {
+            let event = ledger.usage(interval)?;
+            store.append(
+                std::slice::from_ref(&event),
+                Some(&Checkpoint {
+                    clock_unix_micros: clock.now_unix_micros(),
+                    open_interval: None,
+                }),
+            )?;
+            ledger.commit(&[event]);
+        }
+        Ok(Self {
+            store,
+            device_id,
+            inner: Mutex::new(Inner {
+                ledger,
+                meter: Meter::default(),
+                clock,
+                last_state: None,
+                last_checkpoint: mono,
+                unsaved: Vec::new(),
+            }),
+            transitions: watch::channel(None).0,
+        })
+    }
+
+    /// The CST device ID, which is also the legacy protocol's key.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// Transitions for the enforcer to act on.
+    pub fn transitions(&self) -> watch::Receiver<Option<Transition>> {
+        self.transitions.subscribe()
+    }
+
+    /// One meter sample: moves the clock, charges use, saves what must be
+    /// saved, and tells the enforcer about a change of state.
+    pub fn tick(
+        &self,
+        active: bool,
+        mono: Instant,
+        wall_unix_micros: i64,
+    ) -> Result<Status, AgentError> {
+        let mut inner = self.lock()?;
+        let tick = inner.clock.tick(mono, wall_unix_micros);
+        if let Some(interval) = inner.meter.record(tick, active) {
+            let event = inner.ledger.usage(interval)?;
+            inner.ledger.commit(std::slice::from_ref(&event));
+            inner.unsaved.push(event);
+            let now = now_of(&inner)?;
+            inner.ledger.forget_before_today(now);
+        }
+        if !inner.unsaved.is_empty()
+            || mono.duration_since(inner.last_checkpoint) >= CHECKPOINT_EVERY
+        {
+            let checkpoint = Checkpoint {
+                clock_unix_micros: tick.now_unix_micros,
+                open_interval: inner.meter.open(),
+            };
+            self.store.append(&inner.unsaved, Some(&checkpoint))?;
+            inner.unsaved.clear();
+            inner.last_checkpoint = mono;
+        }
+        self.observe(&mut inner)
+    }
+
+    /// The live status.
+    pub fn status(&self) -> Result<Status, AgentError> {
+        let inner = self.lock()?;
+        Ok(inner.ledger.status_at(now_of(&inner)?, inner.meter.open()))
+    }
+
+    /// "Extend by `minutes`" (CST's `EXTEND_TIME`), which also lifts a lock
+    /// of this device.
+    pub fn extend(&self, minutes: i64, actor: Actor) -> Result<Status, AgentError> {
+        let mut inner = self.lock()?;
+        let now = now_of(&inner)?;
+        let events = inner
+            .ledger
+            .extend(minutes, actor, now, inner.meter.open())?;
+        self.record(&mut inner, &events)
+    }
+
+    /// Locks this device until a guardian extends or unlocks it.
+    pub fn lock_device(&self, actor: Actor) -> Result<Status, AgentError> {
+        let mut inner = self.lock()?;
+        let now = now_of(&inner)?;
+        let event = inner.ledger.lock(actor, now)?;
+        self.record(&mut inner, &[event])
+    }
+
+    /// The child spends a self-serve credit of 5 or 10 minutes.
+    pub fn spend_credit(&self, minutes: i64) -> Result<Status, AgentError> {
+        let size = match minutes {
+            5 => CreditSize::FiveMinute,
+            10 => CreditSize::TenMinute,
+            other => return Err(AgentError::CreditSize(other)),
+        };
+        let mut inner = self.lock()?;
+        let now = now_of(&inner)?;
+        let event = inner.ledger.spend_credit(size, now, inner.meter.open())?;
+        self.record(&mut inner, &[event])
+    }
+
+    /// Records a legacy command for the audit trail, before it is executed.
+    pub fn record_legacy_command(&self, command: &str, address: String) -> Result<(), AgentError> {
+        let mut inner = self.lock()?;
+        let now = now_of(&inner)?;
+        let event = inner.ledger.legacy_command(command, address, now);
+        self.record(&mut inner, &[event]).map(drop)
+    }
+
+    /// Stops measuring: the open interval becomes an event.
+    pub fn close(&self) -> Result<(), AgentError> {
+        let mut inner = self.lock()?;
+        if let Some(interval) = inner.meter.close() {
+            let event = inner.ledger.usage(interval)?;
+            inner.ledger.commit(std::slice::from_ref(&event));
+            inner.unsaved.push(event);
+        }
+        let checkpoint = Checkpoint {
+            clock_unix_micros: inner.clock.now_unix_micros(),
+            open_interval: None,
+        };
+        self.store.append(&inner.unsaved, Some(&checkpoint))?;
+        inner.unsaved.clear();
+        Ok(())
+    }
+
+    /// Stores `events` (with any unsaved usage before them) and only then
+    /// applies them: an action is acknowledged only once it is durable.
+    fn record(&self, inner: &mut Inner, events: &[Event]) -> Result<Status, AgentError> {
+        let mut batch = std::mem::take(&mut inner.unsaved);
+        batch.extend_from_slice(events);
+        if let Err(e) = self.store.append(&batch, None) {
+            batch.truncate(batch.len() - events.len());
+            inner.unsaved = batch;
+            return Err(e.into());
+        }
+        inner.ledger.commit(events);
+        self.observe(inner)
+    }
+
+    /// Reads the status and hands a change of state to the enforcer.
+    fn observe(&self, inner: &mut Inner) -> Result<Status, AgentError> {
+        let status = inner.ledger.status_at(now_of(inner)?, inner.meter.open());
+        let state = status.state_on_device(inner.ledger.device());
+        if let Some(kind) = hook_for(inner.last_state, state) {
+            tracing::info!(from = ?inner.last_state, to = %state, "state changed");
+            self.transitions.send_replace(Some(Transition {
+                kind,
+                state: state.name(),
+                remaining_minutes: status.remaining_minutes(),
+            }));
+        }
+        inner.last_state = Some(state);
+        Ok(status)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, AgentError> {
+        self.inner.lock().map_err(|_| AgentError::Poisoned)
+    }
+}
+
+fn now_of(inner: &Inner) -> Result<Timestamp, InputError> {
+    instant_from_unix_micros(inner.clock.now_unix_micros())
+}
+
+/// Which hook a change from `previous` to `next` calls for: lock or unlock
+/// when the device changes between usable and not, a warning when a usable
+/// device enters WARNING or GRACE. At start (`previous` is `None`) the device
+/// is put in the state it should be in, whatever happened while the agent
+/// was down.
+pub fn hook_for(previous: Option<ChildState>, next: ChildState) -> Option<HookKind> {
+    match previous {
+        Some(previous) if previous == next => None,
+        Some(previous) if previous.allows_use() == next.allows_use() => {
+            matches!(next, ChildState::Warning | ChildState::Grace).then_some(HookKind::Warning)
+        }
+        _ if next.allows_use() => Some(HookKind::Unlock),
+        _ => Some(HookKind::Lock),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChildState::*;
+
+    #[test]
+    fn hooks_follow_the_usable_boundary_and_warn_inside_it() {
+        assert_eq!(hook_for(None, Active), Some(HookKind::Unlock));
+        assert_eq!(hook_for(None, Blocked), Some(HookKind::Lock));
+        assert_eq!(hook_for(Some(Active), Active), None);
+        assert_eq!(hook_for(Some(Active), Warning), Some(HookKind::Warning));
+        assert_eq!(hook_for(Some(Warning), Grace), Some(HookKind::Warning));
+        assert_eq!(hook_for(Some(Grace), Blocked), Some(HookKind::Lock));
+        assert_eq!(hook_for(Some(Blocked), Locked), None);
+        assert_eq!(hook_for(Some(Blocked), Warning), Some(HookKind::Unlock));
+        assert_eq!(hook_for(Some(Warning), Active), None);
+        assert_eq!(hook_for(Some(Active), Downtime), Some(HookKind::Lock));
+    }
+}

@@ -1,0 +1,88 @@
+//! The child's side commands: `show-id`, `status`, `request-time`. They ask
+//! the running agent over its control socket; with no agent running, the
+//! read-only ones open the store directly.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::agent::Agent;
+use crate::control::{self, Request, Response, StatusView};
+use crate::store::Store;
+
+pub async fn show_id(data_dir: &Path) -> anyhow::Result<()> {
+    let id = match control::call(data_dir, &Request::ShowId).await? {
+        Some(Response::DeviceId(id)) => id,
+        Some(other) => bail!("unexpected answer from the agent: {other:?}"),
+        None => open_store(data_dir)?.device_id()?,
+    };
+    println!("{id}");
+    Ok(())
+}
+
+pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let view = match control::call(data_dir, &Request::Status).await? {
+        Some(response) => expect_status(response)?,
+        None => offline_status(data_dir)?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        println!("{view}");
+    }
+    Ok(())
+}
+
+pub async fn request_time(data_dir: &Path, minutes: i64) -> anyhow::Result<()> {
+    match control::call(data_dir, &Request::RequestTime { minutes }).await? {
+        Some(response) => {
+            let view = expect_status(response)?;
+            println!("{minutes} minutes added.\n{view}");
+            Ok(())
+        }
+        None => bail!(
+            "no child-agent is running on {}; credits are spent through the running agent",
+            data_dir.display()
+        ),
+    }
+}
+
+fn expect_status(response: Response) -> anyhow::Result<StatusView> {
+    match response {
+        Response::Status(view) => Ok(view),
+        Response::Error(message) => bail!("{message}"),
+        other => bail!("unexpected answer from the agent: {other:?}"),
+    }
+}
+
+fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    if !data_dir.join("store").exists() {
+        bail!(
+            "{} holds no agent store; start `child-agent run --data-dir {}` first",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    Ok(Store::open(data_dir)?)
+}
+
+/// The status from the store, as of now, with the policy the agent last ran.
+fn offline_status(data_dir: &Path) -> anyhow::Result<StatusView> {
+    let store = open_store(data_dir)?;
+    let policy = store
+        .policy()?
+        .context("the agent has not run yet: no policy stored")?;
+    let agent = Agent::open(
+        store,
+        policy,
+        1.0,
+        Instant::now(),
+        jiff::Timestamp::now().as_microsecond(),
+    )?;
+    let status = agent.status()?;
+    Ok(StatusView::new(
+        &status,
+        &household_core::DeviceId::from(agent.device_id()),
+    ))
+}
