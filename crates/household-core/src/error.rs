@@ -51,6 +51,13 @@ pub enum InputError {
         len: usize,
         max: usize,
     },
+    /// A text longer than allowed.
+    #[error("{field} has {len} characters; allowed is at most {max}")]
+    TooLong {
+        field: String,
+        len: usize,
+        max: usize,
+    },
     /// An instant that must lie after `now` (a lock's end) does not.
     #[error("{field} is {value}, which is not after now ({now}); it must be later than now")]
     NotAfterNow {
@@ -91,6 +98,7 @@ impl InputError {
             | InputError::EmptyList { field, .. }
             | InputError::DuplicateDate { field, .. }
             | InputError::TooMany { field, .. }
+            | InputError::TooLong { field, .. }
             | InputError::NotAfterNow { field, .. }
             | InputError::InstantOutOfRange { field, .. } => field,
         }
@@ -107,6 +115,7 @@ impl InputError {
             | InputError::EmptyList { field, .. }
             | InputError::DuplicateDate { field, .. }
             | InputError::TooMany { field, .. }
+            | InputError::TooLong { field, .. }
             | InputError::NotAfterNow { field, .. }
             | InputError::InstantOutOfRange { field, .. } => field,
         };

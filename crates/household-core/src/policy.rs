@@ -41,13 +41,17 @@ use crate::time::{ClockTime, Weekday, zone_named};
 /// Most minutes a day's allowance may have: a whole day.
 pub const MAX_DAILY_MINUTES: i64 = 1440;
 /// Longest grace period: long enough to save any game, short enough to still be a lock.
-pub const MAX_GRACE_MINUTES: i64 = 60;
+pub const MAX_GRACE_MINUTES: i64 = 30;
 /// Most self-serve credits of one size per day.
-pub const MAX_CREDITS_PER_DAY: i64 = 20;
-/// Most downtime windows in one policy (four per weekday is already generous).
-pub const MAX_DOWNTIME_WINDOWS: usize = 28;
-/// Most one-off exceptions in one policy (a year of them).
-pub const MAX_EXCEPTIONS: usize = 366;
+pub const MAX_CREDITS_PER_DAY: i64 = 12;
+/// Most downtime windows starting on any one weekday.
+pub const MAX_WINDOWS_PER_WEEKDAY: usize = 4;
+/// Most one-off exceptions in one policy.
+pub const MAX_EXCEPTIONS: usize = 64;
+/// Longest label of a downtime window, in characters.
+pub const MAX_LABEL_CHARS: usize = 64;
+/// Longest note of an exception, in characters.
+pub const MAX_NOTE_CHARS: usize = 200;
 
 /// Everything a guardian sets for one child.
 ///
@@ -95,17 +99,20 @@ impl Policy {
     pub fn validate(&self) -> Result<(), InputError> {
         zone_named(&self.timezone)?;
         self.daily_minutes.validate()?;
-        if self.downtime.len() > MAX_DOWNTIME_WINDOWS {
-            return Err(InputError::TooMany {
-                field: "downtime".into(),
-                len: self.downtime.len(),
-                max: MAX_DOWNTIME_WINDOWS,
-            });
-        }
         for (i, window) in self.downtime.iter().enumerate() {
             window
                 .validate()
                 .map_err(|e| e.within(&format!("downtime[{i}]")))?;
+        }
+        for day in Weekday::ALL {
+            let starting = self.downtime.iter().filter(|w| w.starts_on(day)).count();
+            if starting > MAX_WINDOWS_PER_WEEKDAY {
+                return Err(InputError::TooMany {
+                    field: format!("downtime (windows starting on {day})"),
+                    len: starting,
+                    max: MAX_WINDOWS_PER_WEEKDAY,
+                });
+            }
         }
         self.credits.validate()?;
         check_range("grace_minutes", self.grace_minutes, 0, MAX_GRACE_MINUTES)?;
@@ -310,6 +317,9 @@ pub struct DowntimeWindow {
     pub start: ClockTime,
     /// Local clock time the window ends (the next day if not after `start`).
     pub end: ClockTime,
+    /// A name shown to people ("bedtime", "homework"), at most 64 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl DowntimeWindow {
@@ -319,6 +329,7 @@ impl DowntimeWindow {
             days: None,
             start,
             end,
+            label: None,
         }
     }
 
@@ -344,6 +355,9 @@ impl DowntimeWindow {
                 field: "days".into(),
                 allowed: "mon, tue, wed, thu, fri, sat, sun".into(),
             });
+        }
+        if let Some(label) = &self.label {
+            check_chars("label", label, MAX_LABEL_CHARS)?;
         }
         Ok(())
     }
@@ -396,8 +410,11 @@ pub struct DayException {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_minutes: Option<i64>,
     /// No downtime window starts on that date (e.g. no bedtime on New Year's Eve).
-    #[serde(default, alias = "no_bedtime")]
+    #[serde(default, alias = "no_bedtime", alias = "skip_downtime")]
     pub no_downtime: bool,
+    /// Why the exception exists, for guardians; at most 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl DayException {
@@ -405,7 +422,24 @@ impl DayException {
         if let Some(minutes) = self.daily_minutes {
             check_range("daily_minutes", minutes, 0, MAX_DAILY_MINUTES)?;
         }
+        if let Some(note) = &self.note {
+            check_chars("note", note, MAX_NOTE_CHARS)?;
+        }
         Ok(())
+    }
+}
+
+/// `Ok` if `text` has at most `max` characters, else the typed error naming `field`.
+fn check_chars(field: &str, text: &str, max: usize) -> Result<(), InputError> {
+    let len = text.chars().count();
+    if len <= max {
+        Ok(())
+    } else {
+        Err(InputError::TooLong {
+            field: field.into(),
+            len,
+            max,
+        })
     }
 }
 

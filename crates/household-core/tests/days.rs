@@ -91,6 +91,7 @@ fn spring_forward_usage_counts_real_minutes_and_splits_at_midnight() {
         date: date(2025, 3, 29),
         daily_minutes: None,
         no_downtime: true,
+        note: None,
     });
     let mut s = Script::new(policy);
     s.used("tv", "2025-03-29 23:30", "2025-03-30 03:30");
@@ -123,6 +124,7 @@ fn fall_back_day_has_25_hours_and_the_repeated_hour_counts_twice() {
         date: date(2025, 10, 25),
         daily_minutes: None,
         no_downtime: true,
+        note: None,
     });
     let mut s = Script::new(policy);
     // 01:30 summer time to the second 02:30 (winter time): 2 real hours.
@@ -397,11 +399,13 @@ fn an_exception_day() {
         date: date(2025, 12, 24),
         daily_minutes: Some(240),
         no_downtime: true,
+        note: None,
     });
     policy.exceptions.push(DayException {
         date: date(2025, 12, 26),
         daily_minutes: Some(0),
         no_downtime: false,
+        note: None,
     });
     let mut s = Script::new(policy);
     // Tuesday night's bedtime still ends on the 24th's morning.

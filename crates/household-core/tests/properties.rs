@@ -381,9 +381,9 @@ proptest! {
     fn valid_policies_survive_toml_and_bad_minutes_are_named(
         minutes in proptest::collection::vec(proptest::option::of(0i64..=1440), 7),
         default in 0i64..=1440,
-        grace in 0i64..=60,
-        five in 0i64..=20,
-        ten in 0i64..=20,
+        grace in 0i64..=30,
+        five in 0i64..=12,
+        ten in 0i64..=12,
         windows in proptest::collection::vec((0i64..24, 0i64..60, 1i64..1440, proptest::collection::btree_set(1i64..=7, 1..=7)), 0..4),
         bad in prop_oneof![-10_000i64..0, 1441i64..100_000],
         bad_day in 1i64..=7,
@@ -401,7 +401,7 @@ proptest! {
             let end_minute = (h * 60 + m + len) % 1440;
             let end = ClockTime::new(end_minute / 60, end_minute % 60).unwrap();
             let days = days.into_iter().map(|d| Weekday::from_iso_number(d).unwrap()).collect();
-            policy.downtime.push(DowntimeWindow { days: Some(days), start, end });
+            policy.downtime.push(DowntimeWindow { days: Some(days), start, end, label: None });
         }
         prop_assert_eq!(policy.validate(), Ok(()));
         let back: Policy = toml::from_str(&toml::to_string(&policy).unwrap()).unwrap();

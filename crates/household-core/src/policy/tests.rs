@@ -89,6 +89,7 @@ fn toml_round_trip_keeps_everything() {
         days: Some(vec![Weekday::Fri, Weekday::Sat]),
         start: hm(22, 30),
         end: hm(8, 0),
+        label: Some("weekend bedtime".into()),
     });
     policy
         .downtime
@@ -97,6 +98,7 @@ fn toml_round_trip_keeps_everything() {
         date: date(2025, 7, 4),
         daily_minutes: None,
         no_downtime: true,
+        note: None,
     });
     let text = toml::to_string(&policy).unwrap();
     assert!(text.contains("start = \"22:30\""), "{text}");
@@ -132,12 +134,12 @@ fn out_of_range_minutes_name_the_field_and_range() {
         ))
     );
     let policy = Policy {
-        grace_minutes: 61,
+        grace_minutes: 31,
         ..Policy::default()
     };
     assert_eq!(
         policy.validate(),
-        Err(InputError::out_of_range("grace_minutes", 61, 0, 60))
+        Err(InputError::out_of_range("grace_minutes", 31, 0, 30))
     );
     let policy = Policy {
         credits: Credits {
@@ -148,13 +150,14 @@ fn out_of_range_minutes_name_the_field_and_range() {
     };
     assert_eq!(
         policy.validate(),
-        Err(InputError::out_of_range("credits.five_minute", -1, 0, 20))
+        Err(InputError::out_of_range("credits.five_minute", -1, 0, 12))
     );
     let policy = Policy {
         exceptions: vec![DayException {
             date: date(2025, 1, 1),
             daily_minutes: Some(1441),
             no_downtime: false,
+            note: None,
         }],
         ..Policy::default()
     };
@@ -205,6 +208,7 @@ fn other_invalid_policies() {
             days: Some(vec![]),
             start: hm(21, 0),
             end: hm(7, 0),
+            label: None,
         }],
         ..Policy::default()
     };
@@ -214,6 +218,7 @@ fn other_invalid_policies() {
         date: date(2025, 1, 1),
         daily_minutes: Some(10),
         no_downtime: false,
+        note: None,
     };
     let policy = Policy {
         exceptions: vec![exception.clone(), exception],
@@ -223,4 +228,40 @@ fn other_invalid_policies() {
 
     let bad_time = toml::from_str::<Policy>("[[downtime]]\nstart = \"25:00\"\nend = \"07:00\"");
     assert!(bad_time.unwrap_err().to_string().contains("HH:MM"));
+}
+
+#[test]
+fn limits_on_windows_per_weekday_and_text_lengths() {
+    let mut policy = Policy::default();
+    for h in 0..4 {
+        policy
+            .downtime
+            .push(DowntimeWindow::every_day(hm(h, 0), hm(h, 30)));
+    }
+    policy.validate().unwrap();
+    policy.downtime.push(DowntimeWindow {
+        days: Some(vec![Weekday::Tue]),
+        start: hm(12, 0),
+        end: hm(13, 0),
+        label: None,
+    });
+    let err = policy.validate().unwrap_err();
+    assert!(
+        matches!(err, InputError::TooMany { len: 5, max: 4, .. }),
+        "{err}"
+    );
+    assert!(err.field().contains("tue"));
+
+    let mut policy = Policy::default();
+    let mut window = DowntimeWindow::every_day(hm(21, 0), hm(7, 0));
+    window.label = Some("x".repeat(65));
+    policy.downtime.push(window);
+    assert_eq!(
+        policy.validate(),
+        Err(InputError::TooLong {
+            field: "downtime[0].label".into(),
+            len: 65,
+            max: 64
+        })
+    );
 }
