@@ -106,6 +106,9 @@ pub enum EventKind {
         device: Option<DeviceId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<Timestamp>,
+        /// Why, shown on the child's lock screen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A guardian lifted a lock: of one device, or (`None`) every lock of the child.
     Unlocked {

@@ -206,10 +206,15 @@ impl Projection {
                 let minutes = check_grant_minutes(*minutes).map_err(Ignored::InvalidMinutes)?;
                 self.add_grant(event, minutes, GrantSource::Guardian);
             }
-            EventKind::Locked { device, until } => {
+            EventKind::Locked {
+                device,
+                until,
+                reason,
+            } => {
                 let info = LockInfo {
                     since: event.at,
                     until: *until,
+                    reason: reason.clone(),
                     by: event.actor.clone(),
                     seq: event.seq,
                 };
@@ -372,7 +377,7 @@ impl Projection {
     }
 
     /// Decide a lock of `device` (or the whole child) until `until`: an end, if given,
-    /// must be after `now`.
+    /// must be after `now`. The returned event has no reason; set one on it if given.
     pub fn check_lock(
         &self,
         device: Option<DeviceId>,
@@ -388,7 +393,11 @@ impl Projection {
                 now,
             });
         }
-        Ok(EventKind::Locked { device, until })
+        Ok(EventKind::Locked {
+            device,
+            until,
+            reason: None,
+        })
     }
 
     /// Decide a request for `minutes` more (1..=1440).

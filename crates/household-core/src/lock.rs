@@ -22,6 +22,9 @@ pub struct LockInfo {
     /// When it ends by itself; `None` means until unlocked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Timestamp>,
+    /// Why, shown on the child's lock screen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Who set it.
     pub by: Actor,
     /// Seq of the `Locked` event.

@@ -348,6 +348,7 @@ fn device_locks_and_unlocking_the_child() {
         EventKind::Locked {
             device: Some(tablet.clone()),
             until: None,
+            reason: Some("homework first".into()),
         },
     );
     let st = s.status("2025-06-02 16:10");
@@ -358,6 +359,10 @@ fn device_locks_and_unlocking_the_child() {
         ChildState::Active
     );
     assert_eq!(st.cst_on_device(&tablet).state, CstState::Blocked);
+    assert_eq!(
+        st.device_locks[0].lock.reason.as_deref(),
+        Some("homework first")
+    );
     // Locking again replaces the lock: "until 17:00" shortens an open-ended one.
     s.record(
         "2025-06-02 16:15",
@@ -365,6 +370,7 @@ fn device_locks_and_unlocking_the_child() {
         EventKind::Locked {
             device: None,
             until: at("2025-06-02 18:00"),
+            reason: None,
         },
     );
     s.record(
@@ -373,6 +379,7 @@ fn device_locks_and_unlocking_the_child() {
         EventKind::Locked {
             device: None,
             until: at("2025-06-02 17:00"),
+            reason: None,
         },
     );
     assert_eq!(s.status("2025-06-02 16:30").state, ChildState::Locked);

@@ -125,6 +125,7 @@ fn to_event(base: usize, seq: u64, op: &Op) -> Event {
             EventKind::Locked {
                 device: device.map(dev),
                 until: until.map(|u| ts(base, at + u)),
+                reason: None,
             },
             None,
         ),
