@@ -7,6 +7,7 @@
 //! acknowledged sequence number is still to be sent.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use household_core::{Event, Policy};
 use rand::Rng;
@@ -14,6 +15,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use sled::transaction::{TransactionError, TransactionResult, Transactional};
 
 use crate::meter::Interval;
+
+/// How long opening waits for another process to let go of the store.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 const DEVICE_ID: &[u8] = b"device_id";
 const CHECKPOINT: &[u8] = b"checkpoint";
@@ -47,11 +51,27 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens the store, waiting up to [`LOCK_WAIT`] while another process
+    /// holds it: a `child-agent status` that reads a stopped agent's store
+    /// holds it for a moment, and the agent starting just then must not fail.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir.join("store")).map_err(|source| StoreError::Open {
-            dir: dir.to_owned(),
-            source,
-        })?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::open(dir.join("store")) {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        dir: dir.to_owned(),
+                        source,
+                    });
+                }
+            }
+        };
         Ok(Self {
             meta: db.open_tree("meta")?,
             events: db.open_tree("events")?,

@@ -1,0 +1,153 @@
+//! Running the real `child-agent` binary in tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_child-agent");
+
+/// A data directory with a policy file in it.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new(policy: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts `child-agent run` on this directory with a free legacy port.
+    pub fn start(&self, speed: f64, extra: &[&str]) -> Agent {
+        let port = free_udp_port();
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(self.path())
+            .arg("--policy")
+            .arg(self.file("policy.toml"))
+            .arg("--speed")
+            .arg(speed.to_string())
+            .args([
+                "--legacy-bind",
+                "127.0.0.1",
+                "--legacy-port",
+                &port.to_string(),
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = Agent { child, port };
+        let socket = self.file("control.sock");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Connecting proves this agent listens (a kill -9 leaves a stale file).
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not open its control socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    /// `child-agent ARGS --data-dir DIR`.
+    pub fn command(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.path())
+            .output()
+            .unwrap()
+    }
+
+    pub fn status(&self) -> Option<Value> {
+        let out = self.command(&["status", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    /// Polls the status until `done` holds; panics after 30 s.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.status()
+                && done(&status)
+            {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `file` holds a line equal to `line`.
+    pub fn wait_for_line(&self, file: &str, line: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(self.file(file)).unwrap_or_default();
+            if text.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {line:?} in {file}; it holds {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub struct Agent {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Agent {
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM; returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap().success()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn used_minutes(status: &Value) -> i64 {
+    status["used_minutes"].as_i64().unwrap()
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
