@@ -7,10 +7,14 @@ use std::path::Path;
 
 use crate::workload::Event;
 
-/// Block/page cache every engine gets where it has a knob.
-pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
-/// Write buffer (memtable) size for the two LSM engines; sled has no such knob.
-pub const MEMTABLE_BYTES: u64 = 64 * 1024 * 1024;
+/// The memory every engine is given where it has a knob for it.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Block cache (eventlog, fjall) or page cache (sled).
+    pub cache_bytes: u64,
+    /// Write buffer (memtable) of the two LSM engines; sled has no such knob.
+    pub memtable_bytes: u64,
+}
 
 /// What a write promises when it returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,10 +64,10 @@ pub trait Engine: Send + Sync {
 }
 
 /// Opens (or creates) the store of `kind` in `dir` with the shared memory budget.
-pub fn open(kind: EngineKind, dir: &Path) -> anyhow::Result<Box<dyn Engine>> {
+pub fn open(kind: EngineKind, dir: &Path, budget: Budget) -> anyhow::Result<Box<dyn Engine>> {
     Ok(match kind {
         EngineKind::Eventlog => anyhow::bail!("the eventlog backend is not wired in yet"),
-        EngineKind::Sled => Box::new(sled_db::SledDb::open(dir)?),
-        EngineKind::Fjall => Box::new(fjall_db::FjallDb::open(dir)?),
+        EngineKind::Sled => Box::new(sled_db::SledDb::open(dir, budget)?),
+        EngineKind::Fjall => Box::new(fjall_db::FjallDb::open(dir, budget)?),
     })
 }

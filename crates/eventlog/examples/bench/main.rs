@@ -47,6 +47,12 @@ struct Args {
     /// Upper bound on W2's batch count per writer count.
     #[arg(long, default_value_t = 20_000)]
     w2_max_batches: u64,
+    /// Block/page cache for every engine, in MiB.
+    #[arg(long, default_value_t = 32)]
+    cache_mib: u64,
+    /// Memtable (write buffer) for the LSM engines, in MiB; sled has no such knob.
+    #[arg(long, default_value_t = 16)]
+    memtable_mib: u64,
     /// Print the Markdown table from these JSON-lines files and exit.
     #[arg(long, num_args = 1.., conflicts_with = "engine")]
     table: Vec<PathBuf>,
@@ -63,14 +69,19 @@ fn main() -> anyhow::Result<()> {
     let Some(kind) = args.engine else {
         anyhow::bail!("--engine is required");
     };
+    let budget = engine::Budget {
+        cache_bytes: args.cache_mib << 20,
+        memtable_bytes: args.memtable_mib << 20,
+    };
     if let Some(dir) = &args.writer {
-        return recovery::run_writer(kind, dir, args.seed, args.recovery_events);
+        return recovery::run_writer(kind, dir, budget, args.seed, args.recovery_events);
     }
     let settings = run::Settings {
         kind,
         events: args.events,
         seed: args.seed,
         parent_dir: args.dir,
+        budget,
         recovery_events: args.recovery_events,
         w2_limits: phases::DurableLimits {
             max_duration: Duration::from_secs(args.w2_seconds),

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::engine::{self, Durability, EngineKind};
+use crate::engine::{self, Budget, Durability, EngineKind};
 use crate::measure::peak_rss_kib;
 use crate::workload::{KEY_BYTES, Workload, key_sequence};
 
@@ -41,10 +41,11 @@ pub struct Recovery {
 pub fn run_writer(
     kind: EngineKind,
     dir: &Path,
+    budget: Budget,
     seed: u64,
     target_events: u64,
 ) -> anyhow::Result<()> {
-    let engine = engine::open(kind, dir)?;
+    let engine = engine::open(kind, dir, budget)?;
     let workload = Workload::new(seed);
     let rounds = target_events.div_ceil(ROUND_EVENTS) + SPARE_ROUNDS;
     let mut stdout = std::io::stdout().lock();
@@ -78,6 +79,7 @@ pub fn run_writer(
 pub fn kill_and_reopen(
     kind: EngineKind,
     dir: &Path,
+    budget: Budget,
     seed: u64,
     target_events: u64,
 ) -> anyhow::Result<Recovery> {
@@ -87,6 +89,8 @@ pub fn kill_and_reopen(
         .arg(dir)
         .args(["--engine", kind.name(), "--seed", &seed.to_string()])
         .args(["--recovery-events", &target_events.to_string()])
+        .args(["--cache-mib", &(budget.cache_bytes >> 20).to_string()])
+        .args(["--memtable-mib", &(budget.memtable_bytes >> 20).to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -120,7 +124,7 @@ pub fn kill_and_reopen(
     let workload = Workload::new(seed);
     let last_acked = workload.key(acked_events - 1);
     let started = Instant::now();
-    let engine = engine::open(kind, dir).context("reopening after SIGKILL")?;
+    let engine = engine::open(kind, dir, budget).context("reopening after SIGKILL")?;
     let last_found = engine.get(&last_acked)?.is_some();
     let reopen_s = started.elapsed().as_secs_f64();
 

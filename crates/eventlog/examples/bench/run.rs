@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, bail};
 
-use crate::engine::{self, CACHE_BYTES, EngineKind, MEMTABLE_BYTES};
+use crate::engine::{self, Budget, EngineKind};
 use crate::measure::{dir_bytes, load_avg_1m, peak_rss_mb};
 use crate::phases::{self, DurableLimits};
 use crate::recovery;
@@ -17,6 +17,7 @@ pub struct Settings {
     pub events: u64,
     pub seed: u64,
     pub parent_dir: PathBuf,
+    pub budget: Budget,
     pub recovery_events: u64,
     pub w2_limits: DurableLimits,
 }
@@ -40,7 +41,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
     let mut rng = Rng::new(settings.seed ^ 0xbe4c);
 
     let data_dir = scratch.path().join("main");
-    let engine = engine::open(kind, &data_dir)?;
+    let engine = engine::open(kind, &data_dir, settings.budget)?;
     progress(kind, "W1 batched append");
     let w1 = phases::batched_append(engine.as_ref(), &workload, settings.events)?;
     let disk_bytes_after_w1 = dir_bytes(&data_dir)?;
@@ -73,6 +74,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
     let recovery = recovery::kill_and_reopen(
         kind,
         &scratch.path().join("recovery"),
+        settings.budget,
         settings.seed,
         settings.recovery_events,
     )?;
@@ -106,8 +108,8 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
         recovered_events: recovery.recovered_events,
         peak_rss_mb: peak_rss_mb().unwrap_or(f64::NAN),
         writer_peak_rss_mb: recovery.writer_peak_rss_mb,
-        cache_bytes: CACHE_BYTES,
-        memtable_bytes: MEMTABLE_BYTES,
+        cache_bytes: settings.budget.cache_bytes,
+        memtable_bytes: settings.budget.memtable_bytes,
         load_avg_1m_start,
         load_avg_1m_end: load_avg_1m().unwrap_or(f64::NAN),
     })

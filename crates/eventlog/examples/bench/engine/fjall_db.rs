@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use super::{CACHE_BYTES, Durability, Engine, MEMTABLE_BYTES};
+use super::{Budget, Durability, Engine};
 use crate::workload::Event;
 
 pub struct FjallDb {
@@ -18,13 +18,13 @@ pub struct FjallDb {
 }
 
 impl FjallDb {
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, budget: Budget) -> anyhow::Result<Self> {
         let db = Database::builder(dir)
-            .cache_size(CACHE_BYTES)
+            .cache_size(budget.cache_bytes)
             .open()
             .with_context(|| format!("opening fjall at {}", dir.display()))?;
         let events = db.keyspace("events", || {
-            KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            KeyspaceCreateOptions::default().max_memtable_size(budget.memtable_bytes)
         })?;
         Ok(FjallDb { db, events })
     }

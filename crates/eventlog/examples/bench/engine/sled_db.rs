@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{CACHE_BYTES, Durability, Engine};
+use super::{Budget, Durability, Engine};
 use crate::workload::Event;
 
 pub struct SledDb {
@@ -16,10 +16,10 @@ pub struct SledDb {
 }
 
 impl SledDb {
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, budget: Budget) -> anyhow::Result<Self> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(CACHE_BYTES)
+            .cache_capacity(budget.cache_bytes)
             .open()
             .with_context(|| format!("opening sled at {}", dir.display()))?;
         Ok(SledDb { db })
