@@ -62,7 +62,6 @@ fn guardian_service_has_every_guardian_rpc() {
         "GetStatus",
         "Watch",
         "GrantTime",
-        "ExtendTime",
         "Lock",
         "Unlock",
         "GetPolicy",
