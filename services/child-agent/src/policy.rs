@@ -103,6 +103,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../../deploy/child-agent/policy.example.toml");
+        let policy = parse(text).unwrap_or_else(|_| panic!("the example parses"));
+        assert_eq!(policy.downtime.len(), 1);
+        assert_eq!(policy.exceptions.len(), 1);
+    }
+
+    #[test]
     fn without_a_zone_the_device_zone_is_used() {
         let policy = parse("grace_minutes = 1\n").unwrap_or_else(|_| panic!("parses"));
         assert_eq!(policy.timezone, system_zone());
