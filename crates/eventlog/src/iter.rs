@@ -1,0 +1,492 @@
+//! Iterators: one per source (memtable, table, level), a merging iterator over all of
+//! them, and [`DbIter`], which turns internal entries into the user's view at a snapshot
+//! (newest visible version, tombstones and range tombstones applied, bounds enforced).
+//!
+//! Every internal iterator runs in one direction fixed at creation. A user iterator never
+//! changes direction, and fixing it keeps the merge simple and fast.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::cache::TableCache;
+use crate::error::{Error, Result};
+use crate::key::{self, Kind, RangeTombstone};
+use crate::memtable::{Entry, MemTable};
+use crate::sstable::TableIter;
+use crate::version::{TableMeta, Version};
+
+/// A sorted stream of internal entries in one direction.
+pub trait InternalIter: Send {
+    fn valid(&self) -> bool;
+    fn key(&self) -> &[u8];
+    fn value(&self) -> &[u8];
+    /// Moves one entry in the iterator's direction.
+    fn next(&mut self) -> Result<()>;
+    /// Positions at the first entry in iteration order that is at or past `target`
+    /// (forward: `>= target`, reverse: `<= target`; `false` makes it strict). `None`
+    /// positions at the first entry in iteration order.
+    fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()>;
+}
+
+const MEM_CHUNK: usize = 256;
+
+/// Iterates a memtable by copying short runs of entry handles.
+pub struct MemIter {
+    mem: Arc<MemTable>,
+    reverse: bool,
+    buf: Vec<Entry>,
+    pos: usize,
+}
+
+impl MemIter {
+    pub fn new(mem: Arc<MemTable>, reverse: bool) -> MemIter {
+        MemIter {
+            mem,
+            reverse,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl InternalIter for MemIter {
+    fn valid(&self) -> bool {
+        self.pos < self.buf.len()
+    }
+    fn key(&self) -> &[u8] {
+        self.buf[self.pos].ikey()
+    }
+    fn value(&self) -> &[u8] {
+        self.buf[self.pos].value()
+    }
+    fn next(&mut self) -> Result<()> {
+        self.pos += 1;
+        if self.pos == self.buf.len() && self.buf.len() == MEM_CHUNK {
+            let last = self.buf[self.pos - 1].clone();
+            let mut buf = std::mem::take(&mut self.buf);
+            self.mem.chunk(
+                Bound::Excluded(last.ikey()),
+                self.reverse,
+                MEM_CHUNK,
+                &mut buf,
+            );
+            self.buf = buf;
+            self.pos = 0;
+        }
+        Ok(())
+    }
+    fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()> {
+        let bound = match target {
+            None => Bound::Unbounded,
+            Some((t, true)) => Bound::Included(t),
+            Some((t, false)) => Bound::Excluded(t),
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        self.mem.chunk(bound, self.reverse, MEM_CHUNK, &mut buf);
+        self.buf = buf;
+        self.pos = 0;
+        Ok(())
+    }
+}
+
+/// Iterates a sorted level (disjoint tables), opening one table at a time.
+pub struct LevelIter {
+    tables: Vec<Arc<TableMeta>>,
+    cache: Arc<TableCache>,
+    reverse: bool,
+    fill_cache: bool,
+    idx: usize,
+    cur: Option<TableIter>,
+}
+
+impl LevelIter {
+    pub fn new(
+        tables: Vec<Arc<TableMeta>>,
+        cache: Arc<TableCache>,
+        reverse: bool,
+        fill_cache: bool,
+    ) -> LevelIter {
+        LevelIter {
+            tables,
+            cache,
+            reverse,
+            fill_cache,
+            idx: 0,
+            cur: None,
+        }
+    }
+
+    fn open(&mut self, idx: usize, target: Option<(&[u8], bool)>) -> Result<()> {
+        self.idx = idx;
+        let t = &self.tables[idx];
+        let table = self.cache.get(t.number, t.info.file_size)?;
+        let mut it = TableIter::new(table, self.reverse, self.fill_cache);
+        it.seek(target)?;
+        self.cur = Some(it);
+        Ok(())
+    }
+
+    /// Moves to following tables until one yields an entry.
+    fn skip_empty(&mut self) -> Result<()> {
+        while self.cur.as_ref().is_some_and(|c| !c.valid()) {
+            let next = if self.reverse {
+                self.idx.checked_sub(1)
+            } else {
+                Some(self.idx + 1)
+            };
+            match next.filter(|&i| i < self.tables.len()) {
+                Some(i) => self.open(i, None)?,
+                None => self.cur = None,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl InternalIter for LevelIter {
+    fn valid(&self) -> bool {
+        self.cur.as_ref().is_some_and(|c| c.valid())
+    }
+    fn key(&self) -> &[u8] {
+        self.cur.as_ref().map_or(&[], |c| c.key())
+    }
+    fn value(&self) -> &[u8] {
+        self.cur.as_ref().map_or(&[], |c| c.value())
+    }
+    fn next(&mut self) -> Result<()> {
+        if let Some(c) = &mut self.cur {
+            c.next()?;
+        }
+        self.skip_empty()
+    }
+    fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()> {
+        self.cur = None;
+        if self.tables.is_empty() {
+            return Ok(());
+        }
+        let idx = match (target, self.reverse) {
+            (None, false) => 0,
+            (None, true) => self.tables.len() - 1,
+            (Some((t, _)), false) => {
+                let uk = key::user_key(t);
+                let i = self
+                    .tables
+                    .partition_point(|m| m.info.largest.as_slice() < uk);
+                if i == self.tables.len() {
+                    return Ok(());
+                }
+                i
+            }
+            (Some((t, _)), true) => {
+                let uk = key::user_key(t);
+                let i = self
+                    .tables
+                    .partition_point(|m| m.info.smallest.as_slice() <= uk);
+                if i == 0 {
+                    return Ok(());
+                }
+                i - 1
+            }
+        };
+        self.open(idx, target)?;
+        self.skip_empty()
+    }
+}
+
+/// Merges sorted children into one sorted stream.
+pub struct MergingIter {
+    children: Vec<Box<dyn InternalIter>>,
+    reverse: bool,
+    current: Option<usize>,
+}
+
+impl MergingIter {
+    pub fn new(children: Vec<Box<dyn InternalIter>>, reverse: bool) -> MergingIter {
+        MergingIter {
+            children,
+            reverse,
+            current: None,
+        }
+    }
+
+    /// Index of the child the current entry comes from.
+    pub fn current_child(&self) -> Option<usize> {
+        self.current
+    }
+
+    fn find_current(&mut self) {
+        let mut best: Option<usize> = None;
+        for (i, c) in self.children.iter().enumerate() {
+            if !c.valid() {
+                continue;
+            }
+            best = match best {
+                None => Some(i),
+                Some(b) => {
+                    let ord = key::compare(c.key(), self.children[b].key());
+                    let better = if self.reverse {
+                        ord == Ordering::Greater
+                    } else {
+                        ord == Ordering::Less
+                    };
+                    if better { Some(i) } else { Some(b) }
+                }
+            };
+        }
+        self.current = best;
+    }
+}
+
+impl InternalIter for MergingIter {
+    fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+    fn key(&self) -> &[u8] {
+        self.current.map_or(&[], |i| self.children[i].key())
+    }
+    fn value(&self) -> &[u8] {
+        self.current.map_or(&[], |i| self.children[i].value())
+    }
+    fn next(&mut self) -> Result<()> {
+        if let Some(i) = self.current {
+            self.children[i].next()?;
+        }
+        self.find_current();
+        Ok(())
+    }
+    fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()> {
+        for c in &mut self.children {
+            c.seek(target)?;
+        }
+        self.find_current();
+        Ok(())
+    }
+}
+
+/// Builds the merged internal iterator over memtables and a version.
+pub fn merged(
+    mems: &[Arc<MemTable>],
+    version: &Version,
+    cache: &Arc<TableCache>,
+    reverse: bool,
+    fill_cache: bool,
+) -> MergingIter {
+    let mut children: Vec<Box<dyn InternalIter>> = Vec::new();
+    for m in mems {
+        children.push(Box::new(MemIter::new(Arc::clone(m), reverse)));
+    }
+    for t in &version.levels[0] {
+        children.push(Box::new(LevelIter::new(
+            vec![Arc::clone(t)],
+            Arc::clone(cache),
+            reverse,
+            fill_cache,
+        )));
+    }
+    for level in version.levels.iter().skip(1) {
+        if !level.is_empty() {
+            children.push(Box::new(LevelIter::new(
+                level.clone(),
+                Arc::clone(cache),
+                reverse,
+                fill_cache,
+            )));
+        }
+    }
+    MergingIter::new(children, reverse)
+}
+
+/// Which way a [`DbIter`] walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending keys.
+    Forward,
+    /// Descending keys.
+    Reverse,
+}
+
+/// The user's view of a key range at one snapshot: `(key, value)` pairs in key order
+/// (ascending or descending), each key at most once, deleted keys left out.
+///
+/// The iterator keeps the files it reads alive, so it stays consistent while writes,
+/// flushes and compactions continue.
+pub struct DbIter {
+    inner: MergingIter,
+    snapshot_seq: u64,
+    tombstones: Vec<RangeTombstone>,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    reverse: bool,
+    done: bool,
+    last_key: Option<Vec<u8>>,
+    pending: Option<(Vec<u8>, u64, Kind, Vec<u8>)>,
+    _version: Arc<Version>,
+}
+
+impl DbIter {
+    pub(crate) fn new(
+        mut inner: MergingIter,
+        version: Arc<Version>,
+        snapshot_seq: u64,
+        tombstones: Vec<RangeTombstone>,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        direction: Direction,
+    ) -> Result<DbIter> {
+        let reverse = direction == Direction::Reverse;
+        let target = if reverse {
+            match &upper {
+                Bound::Unbounded => None,
+                Bound::Included(u) => Some((key::internal_key(u, 0, Kind::Delete), true)),
+                Bound::Excluded(u) => Some((key::internal_key(u, key::MAX_SEQ, Kind::Put), false)),
+            }
+        } else {
+            match &lower {
+                Bound::Unbounded => None,
+                Bound::Included(l) => Some((key::internal_key(l, key::MAX_SEQ, Kind::Put), true)),
+                Bound::Excluded(l) => Some((key::internal_key(l, 0, Kind::Delete), false)),
+            }
+        };
+        inner.seek(target.as_ref().map(|(k, inc)| (k.as_slice(), *inc)))?;
+        Ok(DbIter {
+            inner,
+            snapshot_seq,
+            tombstones,
+            lower,
+            upper,
+            reverse,
+            done: false,
+            last_key: None,
+            pending: None,
+            _version: version,
+        })
+    }
+
+    fn past_end(&self, uk: &[u8]) -> bool {
+        if self.reverse {
+            match &self.lower {
+                Bound::Unbounded => false,
+                Bound::Included(l) => uk < l.as_slice(),
+                Bound::Excluded(l) => uk <= l.as_slice(),
+            }
+        } else {
+            match &self.upper {
+                Bound::Unbounded => false,
+                Bound::Included(u) => uk > u.as_slice(),
+                Bound::Excluded(u) => uk >= u.as_slice(),
+            }
+        }
+    }
+
+    fn visible(&self, uk: &[u8], seq: u64, kind: Kind) -> bool {
+        kind == Kind::Put && !key::covered(&self.tombstones, uk, seq, self.snapshot_seq)
+    }
+
+    fn step_forward(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        while self.inner.valid() {
+            let k = self.inner.key();
+            let Some((uk, seq, kind)) = key::parse(k) else {
+                return Err(Error::corruption(
+                    "<iterator>",
+                    0,
+                    "entry without a valid trailer",
+                ));
+            };
+            if self.past_end(uk) {
+                return Ok(None);
+            }
+            if seq > self.snapshot_seq || self.last_key.as_deref() == Some(uk) {
+                self.inner.next()?;
+                continue;
+            }
+            let last = self.last_key.get_or_insert_with(Vec::new);
+            last.clear();
+            last.extend_from_slice(uk);
+            let item = self
+                .visible(uk, seq, kind)
+                .then(|| (uk.to_vec(), self.inner.value().to_vec()));
+            self.inner.next()?;
+            if item.is_some() {
+                return Ok(item);
+            }
+        }
+        Ok(None)
+    }
+
+    fn step_reverse(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        loop {
+            let cur = if self.inner.valid() {
+                let Some((uk, seq, kind)) = key::parse(self.inner.key()) else {
+                    return Err(Error::corruption(
+                        "<iterator>",
+                        0,
+                        "entry without a valid trailer",
+                    ));
+                };
+                if self.past_end(uk) {
+                    None
+                } else {
+                    Some((uk, seq, kind))
+                }
+            } else {
+                None
+            };
+            let differs = match (&self.pending, &cur) {
+                (Some(p), Some((uk, _, _))) => p.0.as_slice() != *uk,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if differs {
+                if let Some((k, seq, kind, v)) = self.pending.take()
+                    && self.visible(&k, seq, kind)
+                {
+                    return Ok(Some((k, v)));
+                }
+                continue;
+            }
+            let Some((uk, seq, kind)) = cur else {
+                return Ok(None);
+            };
+            if seq <= self.snapshot_seq {
+                let value = self.inner.value();
+                match &mut self.pending {
+                    Some(p) => {
+                        p.1 = seq;
+                        p.2 = kind;
+                        p.3.clear();
+                        p.3.extend_from_slice(value);
+                    }
+                    None => self.pending = Some((uk.to_vec(), seq, kind, value.to_vec())),
+                }
+            }
+            self.inner.next()?;
+        }
+    }
+}
+
+impl Iterator for DbIter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let r = if self.reverse {
+            self.step_reverse()
+        } else {
+            self.step_forward()
+        };
+        match r {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

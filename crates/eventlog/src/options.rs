@@ -1,0 +1,200 @@
+//! Tuning knobs, with defaults sized for the hub: a few hundred events per second in
+//! steady state, bursts of many thousands, a small machine (256 MB of RAM is plenty).
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// How a data block is compressed on disk.
+///
+/// LZ4 is the default: on the hub's events (24-byte keys, ~100-byte values, half of them
+/// repetitive) it roughly halves the value bytes while decompressing at several GB/s, so
+/// point reads stay cheap. Blocks that do not shrink by at least 1/8 are stored raw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Store blocks as they are.
+    None,
+    /// LZ4 block format (`lz4_flex`).
+    #[default]
+    Lz4,
+}
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledged once the WAL record is handed to the operating system (one `write`
+    /// call per group of batches). Survives a crash of the process, not a power cut.
+    Buffered,
+    /// Acknowledged after `fdatasync` of the WAL. Concurrent `Sync` writers share one
+    /// sync (group commit), so many writers cost about as much as one.
+    Sync,
+}
+
+/// Decides, during compaction, whether an entry is still worth keeping.
+///
+/// The hub uses it to age out usage detail once it has been rolled up into daily totals.
+/// The filter sees only the newest version of a key and only entries no open snapshot can
+/// still see. Entries that move down a level without being rewritten (trivial moves) are
+/// not filtered; call [`crate::Db::compact_range`] over a range to force every entry in it
+/// through the filter.
+pub trait CompactionFilter: Send + Sync {
+    /// Return `false` to drop the entry.
+    fn keep(&self, key: &[u8], value: &[u8]) -> bool;
+}
+
+/// Engine options. Every field has a documented default (see [`Options::default`]).
+#[derive(Clone)]
+pub struct Options {
+    /// Size at which the active memtable is frozen and flushed to a table. Also bounds the
+    /// WAL that a reopen has to replay. Default 16 MiB. Allowed 64 KiB ..= 1 GiB.
+    pub memtable_bytes: usize,
+    /// How many frozen memtables may wait for their flush before writers stall.
+    /// Default 2. Allowed 1 ..= 8.
+    pub max_frozen_memtables: usize,
+    /// Uncompressed target size of a data block. Default 4 KiB. Allowed 256 B ..= 1 MiB.
+    pub block_size_bytes: usize,
+    /// Capacity of the cache of decompressed blocks. Default 32 MiB. 0 disables it.
+    pub block_cache_bytes: usize,
+    /// How many table files may be open at once. Default 500. Allowed 8 ..= 100 000.
+    pub max_open_files: usize,
+    /// Bloom filter bits per key; 10 gives about 1% false positives. 0 disables filters.
+    /// Default 10. Allowed 0 ..= 32.
+    pub bloom_bits_per_key: u32,
+    /// Block compression. Default [`Compression::Lz4`].
+    pub compression: Compression,
+    /// Optional compaction filter. Default none.
+    pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
+    /// Target size of one table file written by a compaction. Default 8 MiB.
+    pub target_file_bytes: u64,
+    /// Number of level-0 tables that triggers a level-0 compaction. Default 4.
+    pub l0_compaction_trigger: usize,
+    /// Number of level-0 tables at which each write is delayed by 1 ms (counted as a
+    /// stall). Default 8.
+    pub l0_slowdown_trigger: usize,
+    /// Number of level-0 tables at which writes wait for compaction. Default 12.
+    pub l0_stop_trigger: usize,
+    /// Size limit of level 1; every further level is `level_size_multiplier` times
+    /// larger. Default 64 MiB.
+    pub level1_bytes: u64,
+    /// Growth factor between levels. Default 10.
+    pub level_size_multiplier: u64,
+    /// Create the directory if it does not exist. Default true.
+    pub create_if_missing: bool,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("memtable_bytes", &self.memtable_bytes)
+            .field("max_frozen_memtables", &self.max_frozen_memtables)
+            .field("block_size_bytes", &self.block_size_bytes)
+            .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("max_open_files", &self.max_open_files)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("compression", &self.compression)
+            .field("compaction_filter", &self.compaction_filter.is_some())
+            .field("target_file_bytes", &self.target_file_bytes)
+            .field("l0_compaction_trigger", &self.l0_compaction_trigger)
+            .field("l0_slowdown_trigger", &self.l0_slowdown_trigger)
+            .field("l0_stop_trigger", &self.l0_stop_trigger)
+            .field("level1_bytes", &self.level1_bytes)
+            .field("level_size_multiplier", &self.level_size_multiplier)
+            .field("create_if_missing", &self.create_if_missing)
+            .finish()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            memtable_bytes: 16 << 20,
+            max_frozen_memtables: 2,
+            block_size_bytes: 4 << 10,
+            block_cache_bytes: 32 << 20,
+            max_open_files: 500,
+            bloom_bits_per_key: 10,
+            compression: Compression::Lz4,
+            compaction_filter: None,
+            target_file_bytes: 8 << 20,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 8,
+            l0_stop_trigger: 12,
+            level1_bytes: 64 << 20,
+            level_size_multiplier: 10,
+            create_if_missing: true,
+        }
+    }
+}
+
+fn check(field: &'static str, ok: bool, reason: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption {
+            field,
+            reason: reason.to_string(),
+        })
+    }
+}
+
+impl Options {
+    /// Checks every field against its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        check(
+            "memtable_bytes",
+            (64 << 10..=1 << 30).contains(&self.memtable_bytes),
+            "must be 64 KiB ..= 1 GiB",
+        )?;
+        check(
+            "max_frozen_memtables",
+            (1..=8).contains(&self.max_frozen_memtables),
+            "must be 1 ..= 8",
+        )?;
+        check(
+            "block_size_bytes",
+            (256..=1 << 20).contains(&self.block_size_bytes),
+            "must be 256 ..= 1 MiB",
+        )?;
+        check(
+            "max_open_files",
+            (8..=100_000).contains(&self.max_open_files),
+            "must be 8 ..= 100000",
+        )?;
+        check(
+            "bloom_bits_per_key",
+            self.bloom_bits_per_key <= 32,
+            "must be 0 ..= 32",
+        )?;
+        check(
+            "target_file_bytes",
+            (64 << 10..=1 << 32).contains(&self.target_file_bytes),
+            "must be 64 KiB ..= 4 GiB",
+        )?;
+        check(
+            "l0_compaction_trigger",
+            self.l0_compaction_trigger >= 2,
+            "must be at least 2",
+        )?;
+        check(
+            "l0_slowdown_trigger",
+            self.l0_slowdown_trigger >= self.l0_compaction_trigger,
+            "must be at least l0_compaction_trigger",
+        )?;
+        check(
+            "l0_stop_trigger",
+            self.l0_stop_trigger >= self.l0_slowdown_trigger,
+            "must be at least l0_slowdown_trigger",
+        )?;
+        check(
+            "level1_bytes",
+            self.level1_bytes >= 1 << 20,
+            "must be at least 1 MiB",
+        )?;
+        check(
+            "level_size_multiplier",
+            (2..=100).contains(&self.level_size_multiplier),
+            "must be 2 ..= 100",
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! Writes one table file from entries added in internal-key order.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::key;
+use crate::options::Compression;
+use crate::sstable::block::{BlockBuilder, BlockHandle, encode_stored_block};
+use crate::sstable::filter;
+use crate::sstable::footer::Footer;
+
+const RESTART_INTERVAL: usize = 16;
+
+/// What a finished table contains; recorded in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    pub file_size: u64,
+    pub smallest: Vec<u8>,
+    pub largest: Vec<u8>,
+    pub smallest_seq: u64,
+    pub largest_seq: u64,
+    pub entries: u64,
+}
+
+/// Streams a table to disk, holding at most one data block, the index and one hash per
+/// key in memory.
+pub struct TableBuilder {
+    out: BufWriter<File>,
+    path: PathBuf,
+    offset: u64,
+    block_size: usize,
+    compression: Compression,
+    bloom_bits: u32,
+    data: BlockBuilder,
+    index: BlockBuilder,
+    last_key: Vec<u8>,
+    hashes: Vec<u64>,
+    scratch: Vec<u8>,
+    smallest: Option<Vec<u8>>,
+    smallest_seq: u64,
+    largest_seq: u64,
+    entries: u64,
+}
+
+impl TableBuilder {
+    pub fn create(
+        path: &Path,
+        block_size: usize,
+        compression: Compression,
+        bloom_bits: u32,
+    ) -> Result<TableBuilder> {
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(TableBuilder {
+            out: BufWriter::with_capacity(256 << 10, file),
+            path: path.to_path_buf(),
+            offset: 0,
+            block_size,
+            compression,
+            bloom_bits,
+            data: BlockBuilder::new(RESTART_INTERVAL),
+            index: BlockBuilder::new(1),
+            last_key: Vec::new(),
+            hashes: Vec::new(),
+            scratch: Vec::new(),
+            smallest: None,
+            smallest_seq: u64::MAX,
+            largest_seq: 0,
+            entries: 0,
+        })
+    }
+
+    /// Adds one entry; keys must arrive in strictly increasing internal-key order.
+    pub fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
+        let uk = key::user_key(ikey);
+        let seq = key::trailer(ikey) >> 8;
+        if self.smallest.is_none() {
+            self.smallest = Some(uk.to_vec());
+        }
+        if self.entries == 0 || key::user_key(&self.last_key) != uk {
+            self.hashes.push(filter::hash64(uk));
+        }
+        self.smallest_seq = self.smallest_seq.min(seq);
+        self.largest_seq = self.largest_seq.max(seq);
+        self.entries += 1;
+        self.data.add(ikey, value);
+        self.last_key.clear();
+        self.last_key.extend_from_slice(ikey);
+        if self.data.estimated_size() >= self.block_size {
+            self.finish_data_block()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far plus the open block.
+    pub fn estimated_size(&self) -> u64 {
+        self.offset + self.data.estimated_size() as u64
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// User key of the last entry added.
+    pub fn last_user_key(&self) -> &[u8] {
+        key::user_key(&self.last_key)
+    }
+
+    fn write_block(&mut self, contents: &[u8], compression: Compression) -> Result<BlockHandle> {
+        self.scratch.clear();
+        let size = encode_stored_block(&mut self.scratch, contents, compression);
+        self.out
+            .write_all(&self.scratch)
+            .map_err(|e| Error::io(&self.path, e))?;
+        let handle = BlockHandle {
+            offset: self.offset,
+            size: size as u64,
+        };
+        self.offset += self.scratch.len() as u64;
+        Ok(handle)
+    }
+
+    fn finish_data_block(&mut self) -> Result<()> {
+        if self.data.is_empty() {
+            return Ok(());
+        }
+        let contents = self.data.finish();
+        let handle = self.write_block(&contents, self.compression)?;
+        let mut enc = Vec::with_capacity(12);
+        handle.encode(&mut enc);
+        let last = std::mem::take(&mut self.last_key);
+        self.index.add(&last, &enc);
+        self.last_key = last;
+        Ok(())
+    }
+
+    /// Writes filter, index and footer, syncs the file and returns what it holds.
+    pub fn finish(mut self) -> Result<TableInfo> {
+        self.finish_data_block()?;
+        let bloom = if self.bloom_bits > 0 {
+            filter::build(&self.hashes, self.bloom_bits)
+        } else {
+            Vec::new()
+        };
+        let filter = self.write_block(&bloom, Compression::None)?;
+        let index_contents = self.index.finish();
+        let index = self.write_block(&index_contents, self.compression)?;
+        let footer = Footer { index, filter }.encode();
+        self.out
+            .write_all(&footer)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.offset += footer.len() as u64;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        Ok(TableInfo {
+            file_size: self.offset,
+            smallest: self.smallest.unwrap_or_default(),
+            largest: key::user_key(&self.last_key).to_vec(),
+            smallest_seq: if self.entries == 0 {
+                0
+            } else {
+                self.smallest_seq
+            },
+            largest_seq: self.largest_seq,
+            entries: self.entries,
+        })
+    }
+
+    /// Gives up on the table and removes the partial file.
+    pub fn abandon(self) {
+        let path = self.path.clone();
+        drop(self);
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove abandoned table");
+        }
+    }
+}

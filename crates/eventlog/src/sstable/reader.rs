@@ -1,0 +1,388 @@
+//! Reading tables: open (footer, index, filter), point lookups and iteration.
+//!
+//! Opening reads only the footer, the index block and the filter; data blocks are read on
+//! demand with positional reads and go through the shared block cache.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache::BlockCache;
+use crate::error::{Error, Result};
+use crate::iter::InternalIter;
+use crate::key::{self, Kind};
+use crate::memtable::Lookup;
+use crate::sstable::block::{
+    BLOCK_TRAILER_LEN, Block, BlockHandle, DecodedBlock, decode_stored_block,
+};
+use crate::sstable::filter;
+use crate::sstable::footer::{FOOTER_LEN, Footer};
+
+/// An open table file.
+pub struct Table {
+    pub number: u64,
+    path: PathBuf,
+    file: File,
+    file_size: u64,
+    index_keys: Vec<u8>,
+    index: Vec<(u32, u32, BlockHandle)>,
+    filter: Vec<u8>,
+    cache: Option<Arc<BlockCache>>,
+}
+
+impl Table {
+    pub fn open(
+        path: &Path,
+        number: u64,
+        file_size: u64,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<Table> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if actual != file_size {
+            return Err(Error::corruption(
+                path,
+                actual.min(file_size),
+                format!("table is {actual} bytes, the manifest recorded {file_size}"),
+            ));
+        }
+        if file_size < FOOTER_LEN as u64 {
+            return Err(Error::corruption(path, 0, "table shorter than its footer"));
+        }
+        let footer_at = file_size - FOOTER_LEN as u64;
+        let mut buf = [0u8; FOOTER_LEN];
+        file.read_exact_at(&mut buf, footer_at)
+            .map_err(|e| Error::io(path, e))?;
+        let footer = Footer::decode(&buf).map_err(|r| Error::corruption(path, footer_at, r))?;
+        let mut table = Table {
+            number,
+            path: path.to_path_buf(),
+            file,
+            file_size,
+            index_keys: Vec::new(),
+            index: Vec::new(),
+            filter: Vec::new(),
+            cache,
+        };
+        table.filter = table.read_contents(footer.filter)?;
+        let index_block =
+            Arc::new(Block::new(table.read_contents(footer.index)?).map_err(|r| {
+                Error::corruption(path, footer.index.offset, format!("index block: {r}"))
+            })?);
+        let decoded = index_block.decode_all().map_err(|r| {
+            Error::corruption(path, footer.index.offset, format!("index block: {r}"))
+        })?;
+        let mut prev_end = 0u64;
+        for i in 0..decoded.len() {
+            let handle = BlockHandle::decode(decoded.value(i)).ok_or_else(|| {
+                Error::corruption(
+                    path,
+                    footer.index.offset,
+                    format!("index entry {i} has a malformed handle"),
+                )
+            })?;
+            let end = handle
+                .offset
+                .checked_add(handle.size + BLOCK_TRAILER_LEN as u64);
+            if handle.offset < prev_end || end.is_none_or(|e| e > footer.filter.offset) {
+                return Err(Error::corruption(
+                    path,
+                    footer.index.offset,
+                    format!("index entry {i} points outside the data area"),
+                ));
+            }
+            prev_end = end.unwrap_or(0);
+            let k = decoded.key(i);
+            let start = table.index_keys.len() as u32;
+            table.index_keys.extend_from_slice(k);
+            table
+                .index
+                .push((start, table.index_keys.len() as u32, handle));
+        }
+        Ok(table)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.index.len()
+    }
+
+    fn index_key(&self, i: usize) -> &[u8] {
+        let (s, e, _) = self.index[i];
+        &self.index_keys[s as usize..e as usize]
+    }
+
+    /// Reads, checks and decompresses the block at `handle`.
+    fn read_contents(&self, handle: BlockHandle) -> Result<Vec<u8>> {
+        let total = handle.size.checked_add(BLOCK_TRAILER_LEN as u64);
+        let end = total.and_then(|t| t.checked_add(handle.offset));
+        if end.is_none_or(|e| e > self.file_size)
+            || handle.size > crate::sstable::block::MAX_BLOCK_LEN as u64
+        {
+            return Err(Error::corruption(
+                &self.path,
+                handle.offset,
+                "block handle points past the end of the file",
+            ));
+        }
+        let mut stored = vec![0u8; handle.size as usize + BLOCK_TRAILER_LEN];
+        self.file
+            .read_exact_at(&mut stored, handle.offset)
+            .map_err(|e| Error::io(&self.path, e))?;
+        decode_stored_block(&stored).map_err(|r| Error::corruption(&self.path, handle.offset, r))
+    }
+
+    /// Data block `i`, from the cache when possible.
+    pub fn block(&self, i: usize, fill_cache: bool) -> Result<Arc<Block>> {
+        let handle = self.index[i].2;
+        if let Some(cache) = &self.cache
+            && let Some(b) = cache.get(self.number, handle.offset)
+        {
+            return Ok(b);
+        }
+        let block = Arc::new(
+            Block::new(self.read_contents(handle)?)
+                .map_err(|r| Error::corruption(&self.path, handle.offset, r))?,
+        );
+        if fill_cache && let Some(cache) = &self.cache {
+            cache.insert(self.number, handle.offset, Arc::clone(&block));
+        }
+        Ok(block)
+    }
+
+    /// Index of the first block whose last key is `>= target` (`> target` when not
+    /// inclusive); `num_blocks()` when there is none.
+    pub fn find_block(&self, target: &[u8], inclusive: bool) -> usize {
+        let (mut lo, mut hi) = (0, self.index.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let ord = key::compare(self.index_key(mid), target);
+            let before = if inclusive {
+                ord == Ordering::Less
+            } else {
+                ord != Ordering::Greater
+            };
+            if before {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    pub fn may_contain(&self, hash: u64) -> bool {
+        self.filter.is_empty() || filter::may_contain(&self.filter, hash)
+    }
+
+    /// Newest version of `user_key` visible at `snapshot_seq` in this table.
+    pub fn get(&self, user_key: &[u8], snapshot_seq: u64, hash: u64) -> Result<Option<Lookup>> {
+        if !self.may_contain(hash) {
+            return Ok(None);
+        }
+        let probe = key::seek_key(user_key, snapshot_seq);
+        let i = self.find_block(&probe, true);
+        if i == self.index.len() {
+            return Ok(None);
+        }
+        let block = self.block(i, true)?;
+        let offset = self.index[i].2.offset;
+        let found = block
+            .seek(&probe)
+            .map_err(|r| Error::corruption(&self.path, offset, r))?;
+        let Some((k, v)) = found else { return Ok(None) };
+        match key::parse(&k) {
+            Some((uk, seq, kind)) if uk == user_key => Ok(Some(match kind {
+                Kind::Put => Lookup::Value(seq, v.to_vec()),
+                Kind::Delete => Lookup::Deleted(seq),
+            })),
+            Some(_) => Ok(None),
+            None => Err(Error::corruption(
+                &self.path,
+                offset,
+                "entry with an unknown kind",
+            )),
+        }
+    }
+
+    /// Reads every block, checks every checksum, and checks that keys are well-formed,
+    /// strictly ordered and agree with the index. Returns the number of entries.
+    pub fn verify(&self) -> Result<u64> {
+        let mut entries = 0;
+        let mut prev: Option<Vec<u8>> = None;
+        for i in 0..self.index.len() {
+            let offset = self.index[i].2.offset;
+            let block = self.block(i, false)?;
+            let d = block
+                .decode_all()
+                .map_err(|r| Error::corruption(&self.path, offset, r))?;
+            for j in 0..d.len() {
+                let k = d.key(j);
+                if key::parse(k).is_none() {
+                    return Err(Error::corruption(
+                        &self.path,
+                        offset,
+                        format!("entry {j} has an unknown kind"),
+                    ));
+                }
+                if let Some(p) = &prev
+                    && key::compare(p, k) != Ordering::Less
+                {
+                    return Err(Error::corruption(
+                        &self.path,
+                        offset,
+                        format!("entry {j} is out of order"),
+                    ));
+                }
+                prev = Some(k.to_vec());
+                entries += 1;
+            }
+            if d.len() == 0 || d.key(d.len() - 1) != self.index_key(i) {
+                return Err(Error::corruption(
+                    &self.path,
+                    offset,
+                    "last key of block differs from its index entry",
+                ));
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// Iterates one table in a fixed direction.
+pub struct TableIter {
+    table: Arc<Table>,
+    reverse: bool,
+    fill_cache: bool,
+    block_idx: usize,
+    block: Option<DecodedBlock>,
+    pos: usize,
+}
+
+impl TableIter {
+    pub fn new(table: Arc<Table>, reverse: bool, fill_cache: bool) -> TableIter {
+        TableIter {
+            table,
+            reverse,
+            fill_cache,
+            block_idx: 0,
+            block: None,
+            pos: 0,
+        }
+    }
+
+    fn load(&mut self, i: usize) -> Result<()> {
+        let offset = self.table.index[i].2.offset;
+        let b = self.table.block(i, self.fill_cache)?;
+        let d = b
+            .decode_all()
+            .map_err(|r| Error::corruption(&self.table.path, offset, r))?;
+        if d.len() == 0 {
+            return Err(Error::corruption(
+                &self.table.path,
+                offset,
+                "empty data block",
+            ));
+        }
+        self.block_idx = i;
+        self.block = Some(d);
+        Ok(())
+    }
+
+    fn load_first_of(&mut self, i: usize) -> Result<()> {
+        if i >= self.table.num_blocks() {
+            self.block = None;
+            return Ok(());
+        }
+        self.load(i)?;
+        self.pos = 0;
+        Ok(())
+    }
+
+    fn load_last_of(&mut self, i: Option<usize>) -> Result<()> {
+        let Some(i) = i else {
+            self.block = None;
+            return Ok(());
+        };
+        self.load(i)?;
+        self.pos = self.block.as_ref().map_or(0, |b| b.len() - 1);
+        Ok(())
+    }
+}
+
+impl InternalIter for TableIter {
+    fn valid(&self) -> bool {
+        self.block.is_some()
+    }
+
+    fn key(&self) -> &[u8] {
+        self.block.as_ref().map_or(&[], |b| b.key(self.pos))
+    }
+
+    fn value(&self) -> &[u8] {
+        self.block.as_ref().map_or(&[], |b| b.value(self.pos))
+    }
+
+    fn next(&mut self) -> Result<()> {
+        let Some(b) = &self.block else { return Ok(()) };
+        if self.reverse {
+            if self.pos > 0 {
+                self.pos -= 1;
+                Ok(())
+            } else {
+                let prev = self.block_idx.checked_sub(1);
+                self.load_last_of(prev)
+            }
+        } else if self.pos + 1 < b.len() {
+            self.pos += 1;
+            Ok(())
+        } else {
+            self.load_first_of(self.block_idx + 1)
+        }
+    }
+
+    fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()> {
+        let n = self.table.num_blocks();
+        if n == 0 {
+            self.block = None;
+            return Ok(());
+        }
+        match (target, self.reverse) {
+            (None, false) => self.load_first_of(0),
+            (None, true) => self.load_last_of(Some(n - 1)),
+            (Some((t, inclusive)), false) => {
+                let i = self.table.find_block(t, inclusive);
+                self.load_first_of(i)?;
+                if let Some(b) = &self.block {
+                    self.pos = b.lower_bound(t, inclusive);
+                    if self.pos >= b.len() {
+                        self.load_first_of(i + 1)?;
+                    }
+                }
+                Ok(())
+            }
+            (Some((t, inclusive)), true) => {
+                let i = self.table.find_block(t, true);
+                if i >= n {
+                    return self.load_last_of(Some(n - 1));
+                }
+                self.load(i)?;
+                let idx = self
+                    .block
+                    .as_ref()
+                    .map_or(0, |b| b.lower_bound(t, !inclusive));
+                if idx == 0 {
+                    self.load_last_of(i.checked_sub(1))
+                } else {
+                    self.pos = idx - 1;
+                    Ok(())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! A version: the set of tables in each level plus the global range tombstones, as of one
+//! manifest edit. Readers hold an `Arc<Version>` so the files they read stay on disk
+//! until they are done, however many compactions run meanwhile.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::key::RangeTombstone;
+use crate::manifest::VersionEdit;
+use crate::sstable::TableInfo;
+
+/// Number of levels. Level 0 holds flushed tables whose key ranges may overlap; every
+/// deeper level holds tables with disjoint key ranges, sorted by key.
+pub const NUM_LEVELS: usize = 7;
+
+/// One table file as the manifest knows it.
+#[derive(Debug)]
+pub struct TableMeta {
+    pub number: u64,
+    pub info: TableInfo,
+    path: PathBuf,
+    obsolete: AtomicBool,
+    deletable: bool,
+}
+
+impl TableMeta {
+    /// `deletable` is false for read-only opens, which must never remove files.
+    pub fn new(number: u64, info: TableInfo, path: PathBuf, deletable: bool) -> TableMeta {
+        TableMeta {
+            number,
+            info,
+            path,
+            obsolete: AtomicBool::new(false),
+            deletable,
+        }
+    }
+
+    /// Marks the file for deletion once the last version that lists it is dropped.
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+
+    /// True when `[smallest, largest]` intersects the user-key range `[start, end]`
+    /// (`None` = unbounded).
+    pub fn overlaps(&self, start: Option<&[u8]>, end: Option<&[u8]>) -> bool {
+        start.is_none_or(|s| self.info.largest.as_slice() >= s)
+            && end.is_none_or(|e| self.info.smallest.as_slice() <= e)
+    }
+
+    pub fn contains_key(&self, user_key: &[u8]) -> bool {
+        self.info.smallest.as_slice() <= user_key && user_key <= self.info.largest.as_slice()
+    }
+}
+
+impl Drop for TableMeta {
+    fn drop(&mut self) {
+        if self.deletable && self.obsolete.load(Ordering::Acquire) {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => tracing::debug!(table = self.number, "removed obsolete table"),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "could not remove obsolete table")
+                }
+            }
+        }
+    }
+}
+
+/// The table set at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Version {
+    pub levels: Vec<Vec<Arc<TableMeta>>>,
+    pub range_tombstones: Arc<Vec<RangeTombstone>>,
+}
+
+impl Version {
+    pub fn empty() -> Version {
+        Version {
+            levels: vec![Vec::new(); NUM_LEVELS],
+            range_tombstones: Arc::new(Vec::new()),
+        }
+    }
+
+    /// Applies an edit. `make` builds metadata for newly added tables. Returns the new
+    /// version and the tables that left the table set for good.
+    pub fn apply(
+        &self,
+        edit: &VersionEdit,
+        make: impl Fn(u64, &TableInfo) -> TableMeta,
+    ) -> (Version, Vec<Arc<TableMeta>>) {
+        let mut levels = self.levels.clone();
+        let mut removed = Vec::new();
+        for &(level, number) in &edit.deleted {
+            let l = &mut levels[level as usize];
+            if let Some(i) = l.iter().position(|t| t.number == number) {
+                removed.push(l.remove(i));
+            }
+        }
+        for (level, number, info) in &edit.added {
+            let meta = match removed.iter().position(|t| t.number == *number) {
+                Some(i) => removed.swap_remove(i),
+                None => Arc::new(make(*number, info)),
+            };
+            levels[*level as usize].push(meta);
+        }
+        levels[0].sort_by(|a, b| {
+            b.info
+                .largest_seq
+                .cmp(&a.info.largest_seq)
+                .then(b.number.cmp(&a.number))
+        });
+        for l in levels.iter_mut().skip(1) {
+            l.sort_by(|a, b| a.info.smallest.cmp(&b.info.smallest));
+        }
+        let mut tombstones: Vec<RangeTombstone> = self
+            .range_tombstones
+            .iter()
+            .filter(|t| !edit.removed_tombstones.contains(&t.seq))
+            .cloned()
+            .collect();
+        tombstones.extend(edit.added_tombstones.iter().cloned());
+        tombstones.sort_by_key(|t| t.seq);
+        (
+            Version {
+                levels,
+                range_tombstones: Arc::new(tombstones),
+            },
+            removed,
+        )
+    }
+
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.levels[level].iter().map(|t| t.info.file_size).sum()
+    }
+
+    /// Tables of `level` (≥ 1) whose range intersects `[start, end]`.
+    pub fn overlapping(
+        &self,
+        level: usize,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+    ) -> Vec<Arc<TableMeta>> {
+        self.levels[level]
+            .iter()
+            .filter(|t| t.overlaps(start, end))
+            .cloned()
+            .collect()
+    }
+
+    /// The table in sorted level `level` (≥ 1) whose range holds `user_key`.
+    pub fn find_in_level(&self, level: usize, user_key: &[u8]) -> Option<&Arc<TableMeta>> {
+        let l = &self.levels[level];
+        let i = l.partition_point(|t| t.info.largest.as_slice() < user_key);
+        l.get(i).filter(|t| t.info.smallest.as_slice() <= user_key)
+    }
+
+    /// All table numbers, for finding orphan files.
+    pub fn live_numbers(&self) -> Vec<u64> {
+        self.levels.iter().flatten().map(|t| t.number).collect()
+    }
+
+    /// Checks the level invariants (used by tests and `verify`).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (level, tables) in self.levels.iter().enumerate().skip(1) {
+            for w in tables.windows(2) {
+                if w[0].info.largest >= w[1].info.smallest {
+                    return Err(format!(
+                        "level {level}: tables {} and {} overlap",
+                        w[0].number, w[1].number
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! End-to-end behaviour of the public API on small data.
+
+use std::ops::Bound;
+
+use eventlog::{Db, Direction, Durability, Options, WriteBatch};
+
+fn small_options() -> Options {
+    Options {
+        memtable_bytes: 64 << 10,
+        target_file_bytes: 64 << 10,
+        level1_bytes: 1 << 20,
+        ..Options::default()
+    }
+}
+
+fn key(child: u64, t: u64) -> Vec<u8> {
+    let mut k = child.to_be_bytes().to_vec();
+    k.extend_from_slice(&t.to_be_bytes());
+    k
+}
+
+fn collect(db: &Db, dir: Direction) -> Vec<(Vec<u8>, Vec<u8>)> {
+    db.iter(.., dir).unwrap().map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn write_read_flush_compact_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    for t in 0..2000u64 {
+        let mut b = WriteBatch::new();
+        for child in 0..5u64 {
+            b.put(
+                &key(child, t),
+                format!("value-{child}-{t}-padding-padding").as_bytes(),
+            );
+        }
+        db.write(b, Durability::Buffered).unwrap();
+    }
+    db.delete(&key(1, 5), Durability::Sync).unwrap();
+    db.delete_range(&key(2, 0), &key(2, 1000), Durability::Sync)
+        .unwrap();
+    let check = |db: &Db| {
+        assert_eq!(
+            db.get(&key(0, 7)).unwrap(),
+            Some(b"value-0-7-padding-padding".to_vec())
+        );
+        assert_eq!(db.get(&key(1, 5)).unwrap(), None);
+        assert_eq!(db.get(&key(2, 999)).unwrap(), None);
+        assert_eq!(
+            db.get(&key(2, 1000)).unwrap(),
+            Some(b"value-2-1000-padding-padding".to_vec())
+        );
+        assert_eq!(db.get(&key(9, 0)).unwrap(), None);
+        let fwd = collect(db, Direction::Forward);
+        assert_eq!(fwd.len(), 10_000 - 1 - 1000);
+        let mut rev = collect(db, Direction::Reverse);
+        rev.reverse();
+        assert_eq!(fwd, rev);
+        let lo = key(3, 10);
+        let hi = key(3, 20);
+        let r: Vec<_> = db
+            .iter(
+                (Bound::Included(&lo[..]), Bound::Excluded(&hi[..])),
+                Direction::Reverse,
+            )
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(r, (10..20).rev().map(|t| key(3, t)).collect::<Vec<_>>());
+    };
+    check(&db);
+    db.flush().unwrap();
+    check(&db);
+    db.compact_range(None, None).unwrap();
+    check(&db);
+    let stats = db.stats();
+    assert!(
+        stats.tables_per_level.iter().sum::<usize>() > 0,
+        "{stats:?}"
+    );
+    db.close().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    check(&db);
+    assert!(db.verify().unwrap() > 0);
+    drop(db);
+    // Reopen without close: the WAL carries the unflushed tail.
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    db.put(b"late", b"write", Durability::Buffered).unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    assert_eq!(db.get(b"late").unwrap(), Some(b"write".to_vec()));
+    db.delete(b"late", Durability::Buffered).unwrap();
+    check(&db);
+}
+
+#[test]
+fn snapshot_sees_frozen_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    db.put(b"a", b"1", Durability::Buffered).unwrap();
+    let snap = db.snapshot();
+    db.put(b"a", b"2", Durability::Buffered).unwrap();
+    db.put(b"b", b"3", Durability::Buffered).unwrap();
+    db.flush().unwrap();
+    db.compact_range(None, None).unwrap();
+    assert_eq!(snap.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(snap.get(b"b").unwrap(), None);
+    assert_eq!(snap.iter(.., Direction::Forward).unwrap().count(), 1);
+    assert_eq!(db.get(b"a").unwrap(), Some(b"2".to_vec()));
+}
+
+#[test]
+fn second_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _db = Db::open(dir.path(), Options::default()).unwrap();
+    assert!(matches!(
+        Db::open(dir.path(), Options::default()),
+        Err(eventlog::Error::Locked { .. })
+    ));
+}
