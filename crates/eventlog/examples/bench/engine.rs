@@ -1,5 +1,6 @@
 //! The narrow interface the phases drive, so every engine runs the identical workload.
 
+mod eventlog_db;
 mod fjall_db;
 mod sled_db;
 
@@ -59,6 +60,10 @@ pub trait Engine: Send + Sync {
     /// Makes everything written so far durable and moves buffered writes to their
     /// on-disk structures (memtable → table file), so disk usage can be measured.
     fn flush(&self) -> anyhow::Result<()>;
+    /// The engine's own counters, for the progress log; `None` when it keeps none.
+    fn stats(&self) -> Option<String> {
+        None
+    }
     /// Clean shutdown.
     fn close(self: Box<Self>) -> anyhow::Result<()>;
 }
@@ -66,7 +71,7 @@ pub trait Engine: Send + Sync {
 /// Opens (or creates) the store of `kind` in `dir` with the shared memory budget.
 pub fn open(kind: EngineKind, dir: &Path, budget: Budget) -> anyhow::Result<Box<dyn Engine>> {
     Ok(match kind {
-        EngineKind::Eventlog => anyhow::bail!("the eventlog backend is not wired in yet"),
+        EngineKind::Eventlog => Box::new(eventlog_db::EventlogDb::open(dir, budget)?),
         EngineKind::Sled => Box::new(sled_db::SledDb::open(dir, budget)?),
         EngineKind::Fjall => Box::new(fjall_db::FjallDb::open(dir, budget)?),
     })

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, bail};
 
-use crate::engine::{self, Budget, EngineKind};
+use crate::engine::{self, Budget, Engine, EngineKind};
 use crate::measure::{dir_bytes, load_avg_1m, peak_rss_mb};
 use crate::phases::{self, DurableLimits};
 use crate::recovery;
@@ -45,6 +45,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
     progress(kind, "W1 batched append");
     let w1 = phases::batched_append(engine.as_ref(), &workload, settings.events)?;
     let disk_bytes_after_w1 = dir_bytes(&data_dir)?;
+    log_stats(kind, "after W1", engine.as_ref());
     let raw_bytes = settings.events * (KEY_BYTES + VALUE_BYTES) as u64;
 
     progress(kind, "W2 durable append");
@@ -68,6 +69,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
     let r1 = phases::range_scans(engine.as_ref(), &workload, settings.events, &mut rng)?;
     progress(kind, "R2 point gets");
     let r2 = phases::point_gets(engine.as_ref(), &workload, settings.events, &mut rng)?;
+    log_stats(kind, "after R2", engine.as_ref());
     engine.close()?;
 
     progress(kind, "recovery after SIGKILL");
@@ -117,4 +119,10 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
 
 fn progress(kind: EngineKind, phase: &str) {
     eprintln!("[bench {}] {phase}", kind.name());
+}
+
+fn log_stats(kind: EngineKind, when: &str, engine: &dyn Engine) {
+    if let Some(stats) = engine.stats() {
+        eprintln!("[bench {}] stats {when}: {stats}", kind.name());
+    }
 }
