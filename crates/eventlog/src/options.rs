@@ -46,7 +46,7 @@ pub trait CompactionFilter: Send + Sync {
 #[derive(Clone)]
 pub struct Options {
     /// Size at which the active memtable is frozen and flushed to a table. Also bounds the
-    /// WAL that a reopen has to replay. Default 16 MiB. Allowed 64 KiB ..= 1 GiB.
+    /// WAL that a reopen has to replay. Default 16 MiB. Allowed 4 KiB ..= 1 GiB.
     pub memtable_bytes: usize,
     /// How many frozen memtables may wait for their flush before writers stall.
     /// Default 2. Allowed 1 ..= 8.
@@ -65,6 +65,7 @@ pub struct Options {
     /// Optional compaction filter. Default none.
     pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
     /// Target size of one table file written by a compaction. Default 8 MiB.
+    /// Allowed 4 KiB ..= 4 GiB.
     pub target_file_bytes: u64,
     /// Number of level-0 tables that triggers a level-0 compaction. Default 4.
     pub l0_compaction_trigger: usize,
@@ -74,7 +75,7 @@ pub struct Options {
     /// Number of level-0 tables at which writes wait for compaction. Default 12.
     pub l0_stop_trigger: usize,
     /// Size limit of level 1; every further level is `level_size_multiplier` times
-    /// larger. Default 64 MiB.
+    /// larger. Default 64 MiB. At least 16 KiB.
     pub level1_bytes: u64,
     /// Growth factor between levels. Default 10.
     pub level_size_multiplier: u64,
@@ -142,8 +143,8 @@ impl Options {
     pub fn validate(&self) -> Result<()> {
         check(
             "memtable_bytes",
-            (64 << 10..=1 << 30).contains(&self.memtable_bytes),
-            "must be 64 KiB ..= 1 GiB",
+            (4 << 10..=1 << 30).contains(&self.memtable_bytes),
+            "must be 4 KiB ..= 1 GiB",
         )?;
         check(
             "max_frozen_memtables",
@@ -167,8 +168,8 @@ impl Options {
         )?;
         check(
             "target_file_bytes",
-            (64 << 10..=1 << 32).contains(&self.target_file_bytes),
-            "must be 64 KiB ..= 4 GiB",
+            (4 << 10..=1 << 32).contains(&self.target_file_bytes),
+            "must be 4 KiB ..= 4 GiB",
         )?;
         check(
             "l0_compaction_trigger",
@@ -187,8 +188,8 @@ impl Options {
         )?;
         check(
             "level1_bytes",
-            self.level1_bytes >= 1 << 20,
-            "must be at least 1 MiB",
+            self.level1_bytes >= 16 << 10,
+            "must be at least 16 KiB",
         )?;
         check(
             "level_size_multiplier",
