@@ -24,7 +24,7 @@ enum Step {
 
 fn key(k: u16) -> Vec<u8> {
     // Two prefixes so keys of different lengths interleave, like real prefixes do.
-    if k % 3 == 0 {
+    if k.is_multiple_of(3) {
         format!("k{k:05}").into_bytes()
     } else {
         format!("k{k:05}/x").into_bytes()
