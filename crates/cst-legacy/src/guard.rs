@@ -1,0 +1,184 @@
+//! The responder's hardening: a replay window and a per-source rate limit,
+//! both bounded in memory and both driven by tokio's clock (so tests can
+//! pause it).
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Remembers sealed commands seen recently, so the same datagram sent again
+/// (a capture replayed) is not executed twice. A real parent app seals every
+/// command with a fresh random IV, so it never repeats a ciphertext.
+#[derive(Debug)]
+pub struct ReplayWindow {
+    window: Duration,
+    capacity: usize,
+    hasher: RandomState,
+    seen: HashMap<u64, Instant>,
+    order: VecDeque<(Instant, u64)>,
+}
+
+impl ReplayWindow {
+    /// `capacity` bounds memory: past it the oldest entries are forgotten
+    /// early, and the responder counts that (see `Counters::replay_evicted`).
+    pub fn new(window: Duration, capacity: usize) -> Self {
+        Self {
+            window,
+            capacity: capacity.max(1),
+            hasher: RandomState::new(),
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Records `sealed` at `now`; returns false if it was already seen
+    /// within the window. The second value says whether an entry younger
+    /// than the window had to be forgotten to stay within capacity.
+    pub fn first_sight(&mut self, sealed: &[u8], now: Instant) -> (bool, bool) {
+        while let Some(&(at, hash)) = self.order.front() {
+            if now.duration_since(at) < self.window {
+                break;
+            }
+            self.order.pop_front();
+            if self.seen.get(&hash) == Some(&at) {
+                self.seen.remove(&hash);
+            }
+        }
+        let hash = self.hasher.hash_one(sealed);
+        if self.seen.contains_key(&hash) {
+            return (false, false);
+        }
+        let mut evicted = false;
+        while self.seen.len() >= self.capacity {
+            let Some((at, old)) = self.order.pop_front() else {
+                break;
+            };
+            if self.seen.get(&old) == Some(&at) {
+                self.seen.remove(&old);
+                evicted = true;
+            }
+        }
+        self.seen.insert(hash, now);
+        self.order.push_back((now, hash));
+        (true, evicted)
+    }
+}
+
+/// Token buckets per source address: `burst` datagrams at once, refilled at
+/// `per_second`. At most `capacity` sources are tracked; when the table is
+/// full, sources whose bucket has refilled are forgotten, and if none has, a
+/// new source is refused until one does (so a flood from many forged
+/// addresses cannot grow memory).
+#[derive(Debug)]
+pub struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    capacity: usize,
+    buckets: HashMap<IpAddr, Bucket>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    pub fn new(per_second: f64, burst: u32, capacity: usize) -> Self {
+        Self {
+            per_second,
+            burst: f64::from(burst.max(1)),
+            capacity: capacity.max(1),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Takes one token for `source`; false means drop the datagram.
+    pub fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
+        if !self.buckets.contains_key(&source) && self.buckets.len() >= self.capacity {
+            let (per_second, burst) = (self.per_second, self.burst);
+            self.buckets
+                .retain(|_, b| refilled(b, now, per_second, burst) < burst);
+            if self.buckets.len() >= self.capacity {
+                return false;
+            }
+        }
+        let bucket = self.buckets.entry(source).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        bucket.tokens = refilled(bucket, now, self.per_second, self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn refilled(bucket: &Bucket, now: Instant, per_second: f64, burst: f64) -> f64 {
+    let elapsed = now.duration_since(bucket.at).as_secs_f64();
+    (bucket.tokens + elapsed * per_second).min(burst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeat_inside_the_window_is_caught_and_forgotten_after_it() {
+        let mut window = ReplayWindow::new(Duration::from_secs(600), 16);
+        let t0 = Instant::now();
+        assert_eq!(window.first_sight(b"abc", t0), (true, false));
+        assert_eq!(
+            window.first_sight(b"abc", t0 + Duration::from_secs(599)).0,
+            false
+        );
+        assert!(window.first_sight(b"abc", t0 + Duration::from_secs(601)).0);
+    }
+
+    #[test]
+    fn the_window_stays_within_capacity() {
+        let mut window = ReplayWindow::new(Duration::from_secs(600), 4);
+        let t0 = Instant::now();
+        for i in 0..4u8 {
+            assert_eq!(window.first_sight(&[i], t0), (true, false));
+        }
+        assert_eq!(window.first_sight(&[9], t0), (true, true));
+        assert!(window.seen.len() <= 4 && window.order.len() <= 4);
+    }
+
+    #[test]
+    fn a_source_gets_its_burst_then_its_rate() {
+        let mut limit = RateLimit::new(2.0, 3, 8);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let t0 = Instant::now();
+        assert!((0..3).all(|_| limit.allow(ip, t0)));
+        assert!(!limit.allow(ip, t0));
+        assert!(limit.allow(ip, t0 + Duration::from_millis(500)));
+        assert!(!limit.allow(ip, t0 + Duration::from_millis(500)));
+        let other: IpAddr = [10, 0, 0, 2].into();
+        assert!(limit.allow(other, t0), "sources are limited separately");
+    }
+
+    #[test]
+    fn a_full_table_forgets_idle_sources_and_refuses_new_ones_otherwise() {
+        let mut limit = RateLimit::new(1.0, 1, 2);
+        let t0 = Instant::now();
+        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        assert!(limit.allow(ip(1), t0));
+        assert!(limit.allow(ip(2), t0));
+        assert!(!limit.allow(ip(3), t0), "table full of busy sources");
+        assert!(
+            limit.allow(ip(3), t0 + Duration::from_secs(2)),
+            "idle ones forgotten"
+        );
+        assert!(limit.buckets.len() <= 2);
+    }
+}
