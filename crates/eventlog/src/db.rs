@@ -923,6 +923,8 @@ impl Core {
             stall_count: c.stall_count.load(Ordering::Relaxed),
             stall_micros: c.stall_micros.load(Ordering::Relaxed),
             flush_count: c.flushes.load(Ordering::Relaxed),
+            flush_micros: c.flush_micros.load(Ordering::Relaxed),
+            compaction_micros: c.compaction_micros.load(Ordering::Relaxed),
             compaction_count: c.compactions.load(Ordering::Relaxed),
             trivial_move_count: c.trivial_moves.load(Ordering::Relaxed),
             write_groups: c.write_groups.load(Ordering::Relaxed),
@@ -970,11 +972,18 @@ impl Core {
                     st = self.bg_cv.wait(st).unwrap_or_else(|p| p.into_inner());
                 }
             };
+            let started = Instant::now();
             let result = match &job {
                 BgJob::Flush(imm, successor) => self.run_flush(imm, *successor),
                 BgJob::Manual(_, start, end) => self.run_manual(start.as_deref(), end.as_deref()),
                 BgJob::Compact => self.run_auto_compaction().map(|_| ()),
             };
+            let micros = started.elapsed().as_micros() as u64;
+            match &job {
+                BgJob::Flush(..) => &self.counters.flush_micros,
+                _ => &self.counters.compaction_micros,
+            }
+            .fetch_add(micros, Ordering::Relaxed);
             let result = result.and_then(|()| self.drop_dead_range_tombstones());
             let mut st = lock(&self.state);
             match result {

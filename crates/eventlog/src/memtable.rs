@@ -9,6 +9,7 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
+use std::mem::MaybeUninit;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,32 +43,63 @@ impl PartialOrd for IKey {
     }
 }
 
-/// One memtable entry.
+/// One memtable entry: the first 16 user-key bytes as an integer (so most comparisons
+/// are one integer compare) and one allocation holding `klen | internal key | value`.
 #[derive(Clone)]
-pub struct Entry(Arc<[u8]>);
+pub struct Entry {
+    prefix: u128,
+    data: Arc<[u8]>,
+}
+
+/// The first 16 bytes of `user_key`, zero-padded, big-endian. Ordering by it agrees with
+/// byte-wise ordering of the keys whenever the prefixes differ.
+fn key_prefix(user_key: &[u8]) -> u128 {
+    let mut b = [0u8; 16];
+    let n = user_key.len().min(16);
+    b[..n].copy_from_slice(&user_key[..n]);
+    u128::from_be_bytes(b)
+}
+
+fn fill(dst: &mut [MaybeUninit<u8>], at: &mut usize, src: &[u8]) {
+    for (d, s) in dst[*at..*at + src.len()].iter_mut().zip(src) {
+        d.write(*s);
+    }
+    *at += src.len();
+}
 
 impl Entry {
     fn new(user_key: &[u8], seq: u64, kind: Kind, value: &[u8]) -> Entry {
         let klen = user_key.len() + key::TRAILER_LEN;
-        let mut buf = Vec::with_capacity(4 + klen + value.len());
-        buf.extend_from_slice(&(klen as u32).to_le_bytes());
-        key::append_internal_key(&mut buf, user_key, seq, kind);
-        buf.extend_from_slice(value);
-        Entry(buf.into())
+        let total = 4 + klen + value.len();
+        let mut data: Arc<[MaybeUninit<u8>]> = Arc::new_uninit_slice(total);
+        let mut at = 0;
+        if let Some(dst) = Arc::get_mut(&mut data) {
+            fill(dst, &mut at, &(klen as u32).to_le_bytes());
+            fill(dst, &mut at, user_key);
+            fill(dst, &mut at, &key::pack_trailer(seq, kind).to_le_bytes());
+            fill(dst, &mut at, value);
+        }
+        assert_eq!(at, total, "a freshly allocated Arc is unique");
+        // SAFETY: every byte was written above (checked by the assertion).
+        let data = unsafe { data.assume_init() };
+        Entry {
+            prefix: key_prefix(user_key),
+            data,
+        }
     }
 
     fn klen(&self) -> usize {
         let mut b = [0u8; 4];
-        b.copy_from_slice(&self.0[..4]);
+        b.copy_from_slice(&self.data[..4]);
         u32::from_le_bytes(b) as usize
     }
 
     pub fn ikey(&self) -> &[u8] {
-        &self.0[4..4 + self.klen()]
+        &self.data[4..4 + self.klen()]
     }
 
     pub fn value(&self) -> &[u8] {
-        &self.0[4 + self.klen()..]
+        &self.data[4 + self.klen()..]
     }
 }
 
@@ -85,7 +117,9 @@ impl PartialEq for Entry {
 impl Eq for Entry {}
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        key::compare(self.ikey(), other.ikey())
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| key::compare(self.ikey(), other.ikey()))
     }
 }
 impl PartialOrd for Entry {

@@ -12,6 +12,8 @@ pub(crate) struct Counters {
     pub stall_count: AtomicU64,
     pub stall_micros: AtomicU64,
     pub flushes: AtomicU64,
+    pub flush_micros: AtomicU64,
+    pub compaction_micros: AtomicU64,
     pub compactions: AtomicU64,
     pub trivial_moves: AtomicU64,
     pub write_groups: AtomicU64,
@@ -40,6 +42,10 @@ pub struct Stats {
     /// Total time writers spent in those stalls.
     pub stall_micros: u64,
     pub flush_count: u64,
+    /// Time the background thread spent flushing memtables.
+    pub flush_micros: u64,
+    /// Time the background thread spent compacting (including trivial moves).
+    pub compaction_micros: u64,
     /// Compactions that rewrote data.
     pub compaction_count: u64,
     /// Tables moved to the next level without a rewrite.

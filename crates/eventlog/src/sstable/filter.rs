@@ -1,7 +1,8 @@
 //! Bloom filter over the user keys of one table.
 //!
-//! Layout: `bits[m / 8] | k: u8`. Probe `i` (0 ≤ i < k) sets bit `(h + i·δ) mod m` where
-//! `h` is [`hash64`] of the user key and `δ = h.rotate_right(17) | 1`. A point read that
+//! Layout: `bits[m / 8] | k: u8`. Probe `i` (0 ≤ i < k) sets bit `⌊x_i · m / 2^64⌋` with
+//! `x_i = h + i·δ (mod 2^64)`, where `h` is [`hash64`] of the user key and
+//! `δ = h.rotate_right(17) | 1` (a multiply-shift instead of a division). A point read that
 //! misses the filter skips the table without touching its index or blocks.
 
 /// 64-bit hash of a user key, part of the file format (changing it changes every filter).
@@ -36,6 +37,11 @@ fn fmix(mut k: u64) -> u64 {
     k
 }
 
+/// Maps `x` uniformly onto `0..n`.
+fn reduce(x: u64, n: u64) -> usize {
+    ((u128::from(x) * u128::from(n)) >> 64) as usize
+}
+
 /// Builds a filter for the given key hashes.
 pub fn build(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
     let k = ((bits_per_key as f64 * 0.69) as u32).clamp(1, 30);
@@ -47,7 +53,7 @@ pub fn build(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
         let delta = h.rotate_right(17) | 1;
         let mut x = h;
         for _ in 0..k {
-            let bit = (x % bits as u64) as usize;
+            let bit = reduce(x, bits as u64);
             out[bit / 8] |= 1 << (bit % 8);
             x = x.wrapping_add(delta);
         }
@@ -71,7 +77,7 @@ pub fn may_contain(filter: &[u8], h: u64) -> bool {
     let delta = h.rotate_right(17) | 1;
     let mut x = h;
     for _ in 0..k {
-        let bit = (x % bits) as usize;
+        let bit = reduce(x, bits);
         if filter[bit / 8] & (1 << (bit % 8)) == 0 {
             return false;
         }
