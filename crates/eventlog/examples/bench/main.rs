@@ -53,6 +53,14 @@ struct Args {
     /// Memtable (write buffer) for the LSM engines, in MiB; sled has no such knob.
     #[arg(long, default_value_t = 16)]
     memtable_mib: u64,
+    /// Phases to run after W1 (which always runs), e.g. `--phases r2` to profile gets.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "w2,r1,r2,recovery"
+    )]
+    phases: Vec<run::Phase>,
     /// Print the Markdown table from these JSON-lines files and exit.
     #[arg(long, num_args = 1.., conflicts_with = "engine")]
     table: Vec<PathBuf>,
@@ -82,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         seed: args.seed,
         parent_dir: args.dir,
         budget,
+        phases: args.phases,
         recovery_events: args.recovery_events,
         w2_limits: phases::DurableLimits {
             max_duration: Duration::from_secs(args.w2_seconds),
