@@ -136,10 +136,7 @@ mod tests {
         let mut window = ReplayWindow::new(Duration::from_secs(600), 16);
         let t0 = Instant::now();
         assert_eq!(window.first_sight(b"abc", t0), (true, false));
-        assert_eq!(
-            window.first_sight(b"abc", t0 + Duration::from_secs(599)).0,
-            false
-        );
+        assert!(!window.first_sight(b"abc", t0 + Duration::from_secs(599)).0);
         assert!(window.first_sight(b"abc", t0 + Duration::from_secs(601)).0);
     }
 

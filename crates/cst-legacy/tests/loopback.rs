@@ -1,0 +1,337 @@
+//! The responder and the client talking over loopback.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cst_legacy::client::{self, ClientError};
+use cst_legacy::message::{COMMAND_PREFIX, DISCOVERY, DISCOVERY_REPLY};
+use cst_legacy::{
+    Command, Counters, DeviceId, ErrorReply, Handler, Key, LegacyState, Mode, Reply, Responder,
+    ResponderConfig,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+const ID: &str = "3F2A9C1B7D4E8A60";
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers like a child with 42 of 120 minutes left and records every call.
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<(Command, SocketAddr)>>,
+}
+
+impl Handler for Recorder {
+    fn handle(&self, command: Command, source: SocketAddr) -> Reply {
+        self.calls.lock().unwrap().push((command, source));
+        match command {
+            Command::GetTimeLeft => Reply::TimeLeft {
+                remaining_minutes: 42,
+                state: LegacyState::Active,
+                credit_minutes: 120,
+            },
+            Command::LockDevice => Reply::DeviceLocked,
+            Command::ExtendTime { minutes } => Reply::TimeExtended { minutes },
+        }
+    }
+}
+
+impl Recorder {
+    fn commands(&self) -> Vec<Command> {
+        self.calls.lock().unwrap().iter().map(|(c, _)| *c).collect()
+    }
+}
+
+struct Child {
+    address: SocketAddr,
+    recorder: Arc<Recorder>,
+    counters: Arc<Counters>,
+    _stop: oneshot::Sender<()>,
+}
+
+fn key() -> Key {
+    ID.parse::<DeviceId>().unwrap().key()
+}
+
+async fn child(bind: &str, config: impl FnOnce(&mut ResponderConfig)) -> Child {
+    let mut settings = ResponderConfig::new(key(), Mode::Full);
+    config(&mut settings);
+    let recorder = Arc::new(Recorder::default());
+    let responder = Responder::bind(bind.parse().unwrap(), settings, recorder.clone())
+        .await
+        .unwrap();
+    let mut address = responder.local_addr().unwrap();
+    address.set_ip([127, 0, 0, 1].into());
+    let counters = responder.counters();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(responder.serve(async move {
+        let _ = stopped.await;
+    }));
+    Child {
+        address,
+        recorder,
+        counters,
+        _stop: stop,
+    }
+}
+
+async fn send(child: &Child, command: &str) -> Result<Reply, ClientError> {
+    client::send_command(child.address, &key(), command, TIMEOUT).await
+}
+
+/// Sends `datagram`, then a discovery from the same socket, and returns
+/// what came back before the discovery reply: the responder handles
+/// datagrams in order, so anything the first one caused has arrived by then.
+async fn replies_to(child: &Child, datagram: &[u8]) -> Vec<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(datagram, child.address).await.unwrap();
+    socket
+        .send_to(DISCOVERY.as_bytes(), child.address)
+        .await
+        .unwrap();
+    let mut replies = Vec::new();
+    let mut buffer = [0u8; 2048];
+    loop {
+        let (len, _) = tokio::time::timeout(TIMEOUT, socket.recv_from(&mut buffer))
+            .await
+            .expect("the discovery behind it is answered")
+            .unwrap();
+        if &buffer[..len] == DISCOVERY_REPLY.as_bytes() {
+            return replies;
+        }
+        replies.push(buffer[..len].to_vec());
+    }
+}
+
+#[tokio::test]
+async fn every_command_round_trips() {
+    let child = child("127.0.0.1:0", |_| {}).await;
+    assert_eq!(
+        send(&child, "GET_TIME_LEFT").await.unwrap().describe(),
+        "Time Left: 42 min (Total: 120 min) - Status: ACTIVE"
+    );
+    assert_eq!(
+        send(&child, "LOCK_DEVICE").await.unwrap(),
+        Reply::DeviceLocked
+    );
+    assert_eq!(
+        send(&child, "EXTEND_TIME:30").await.unwrap(),
+        Reply::TimeExtended { minutes: 30 }
+    );
+    assert_eq!(
+        child.recorder.commands(),
+        [
+            Command::GetTimeLeft,
+            Command::LockDevice,
+            Command::ExtendTime { minutes: 30 }
+        ]
+    );
+    let (_, source) = child.recorder.calls.lock().unwrap()[0];
+    assert_eq!(
+        source.ip(),
+        child.address.ip(),
+        "the handler learns the sender"
+    );
+}
+
+#[tokio::test]
+async fn error_replies_come_back_sealed_and_run_nothing() {
+    let child = child("127.0.0.1:0", |_| {}).await;
+    for (text, error) in [
+        ("EXTEND_TIME", ErrorReply::ExtendFormat),
+        ("EXTEND_TIME:0", ErrorReply::MinutesRange),
+        ("EXTEND_TIME:lots", ErrorReply::MinutesValue),
+        ("FORMAT_DISK", ErrorReply::UnknownCommand),
+    ] {
+        assert_eq!(
+            send(&child, text).await.unwrap(),
+            Reply::Error(error),
+            "{text}"
+        );
+    }
+    assert!(child.recorder.commands().is_empty());
+}
+
+#[tokio::test]
+async fn discovery_is_answered_by_unicast_and_by_loopback_broadcast() {
+    let child = child("0.0.0.0:0", |_| {}).await;
+    let found = client::discover(child.address, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(found, [child.address.ip()]);
+    let broadcast: SocketAddr = format!("127.255.255.255:{}", child.address.port())
+        .parse()
+        .unwrap();
+    let found = client::discover(broadcast, Duration::from_millis(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        [child.address.ip()],
+        "one entry however many retries"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_datagram_is_not_executed_twice() {
+    let child = child("127.0.0.1:0", |_| {}).await;
+    let datagram = format!("{COMMAND_PREFIX}{}", key().seal("EXTEND_TIME:15"));
+    assert_eq!(replies_to(&child, datagram.as_bytes()).await.len(), 1);
+    assert!(replies_to(&child, datagram.as_bytes()).await.is_empty());
+    assert_eq!(
+        child.recorder.commands(),
+        [Command::ExtendTime { minutes: 15 }]
+    );
+    assert_eq!(Counters::get(&child.counters.dropped_replayed), 1);
+    // The same command sealed afresh, as a parent app sends it, runs again.
+    assert!(matches!(
+        send(&child, "EXTEND_TIME:15").await,
+        Ok(Reply::TimeExtended { minutes: 15 })
+    ));
+}
+
+#[tokio::test]
+async fn junk_changes_nothing_and_gets_no_reply() {
+    let child = child("127.0.0.1:0", |_| {}).await;
+    let wrong_key = "0000000000000000".parse::<DeviceId>().unwrap().key();
+    // A valid block whose padding does not check out under our key: the
+    // ciphertext of 16 zero bytes with no padding block.
+    let bad_padding = {
+        let sealed = key().seal_with_iv("GET_TIME_LEFT", [7; 16]);
+        let raw: String = sealed.split_whitespace().collect();
+        // Flip the last ciphertext byte: the padding no longer decodes.
+        let mut bytes = base64_decode(&raw);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        base64_encode(&bytes)
+    };
+    let junk: Vec<Vec<u8>> = vec![
+        b"hello".to_vec(),
+        vec![0xff; 40],
+        vec![b'A'; 1025],
+        format!("{COMMAND_PREFIX}{}", "%%%not base64%%%").into_bytes(),
+        format!("{COMMAND_PREFIX}{}", "QUJD").into_bytes(),
+        format!("{COMMAND_PREFIX}{bad_padding}").into_bytes(),
+        format!("{COMMAND_PREFIX}{}", wrong_key.seal("LOCK_DEVICE")).into_bytes(),
+        format!("CST_RESP:{}", key().seal("LOCK_DEVICE")).into_bytes(),
+    ];
+    for datagram in &junk {
+        assert!(replies_to(&child, datagram).await.is_empty());
+    }
+    assert!(
+        child.recorder.commands().is_empty(),
+        "the handler never ran"
+    );
+    let c = &child.counters;
+    assert_eq!(Counters::get(&c.dropped_oversized), 1);
+    assert_eq!(Counters::get(&c.dropped_unknown), 3);
+    assert_eq!(Counters::get(&c.dropped_undecryptable), 4);
+}
+
+#[tokio::test]
+async fn a_flood_from_one_source_is_cut_to_its_burst() {
+    let child = child("127.0.0.1:0", |c| {
+        c.rate_burst = 10;
+        c.rate_per_second = 0.001;
+    })
+    .await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..100 {
+        socket
+            .send_to(DISCOVERY.as_bytes(), child.address)
+            .await
+            .unwrap();
+    }
+    // Once a probe from another address is answered, the flood was handled.
+    let probe = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    probe
+        .send_to(DISCOVERY.as_bytes(), child.address)
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    tokio::time::timeout(TIMEOUT, probe.recv_from(&mut buffer))
+        .await
+        .expect("probe answered")
+        .unwrap();
+    let mut answered = 0;
+    while socket.try_recv_from(&mut buffer).is_ok() {
+        answered += 1;
+    }
+    assert_eq!(answered, 10);
+    assert_eq!(Counters::get(&child.counters.dropped_rate_limited), 90);
+}
+
+#[tokio::test]
+async fn read_only_answers_time_left_and_refuses_the_rest() {
+    let child = child("127.0.0.1:0", |c| c.mode = Mode::ReadOnly).await;
+    assert!(matches!(
+        send(&child, "GET_TIME_LEFT").await,
+        Ok(Reply::TimeLeft { .. })
+    ));
+    assert_eq!(
+        send(&child, "LOCK_DEVICE").await.unwrap(),
+        Reply::LockFailed
+    );
+    assert_eq!(
+        send(&child, "EXTEND_TIME:30").await.unwrap(),
+        Reply::Error(ErrorReply::ProcessingFailed)
+    );
+    assert_eq!(child.recorder.commands(), [Command::GetTimeLeft]);
+    assert_eq!(
+        client::discover(child.address, Duration::from_millis(200))
+            .await
+            .unwrap(),
+        [child.address.ip()]
+    );
+}
+
+#[tokio::test]
+async fn off_answers_nothing() {
+    let child = child("127.0.0.1:0", |c| c.mode = Mode::Off).await;
+    let err = client::send_command(
+        child.address,
+        &key(),
+        "GET_TIME_LEFT",
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }));
+    assert!(child.recorder.commands().is_empty());
+}
+
+#[tokio::test]
+async fn the_client_accepts_a_reply_from_another_port_of_the_host() {
+    // A child like the Android app: it answers from a fresh socket.
+    let listener = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 2048];
+        let (len, parent) = listener.recv_from(&mut buffer).await.unwrap();
+        let text = std::str::from_utf8(&buffer[..len]).unwrap();
+        let command = key()
+            .open(text.strip_prefix(COMMAND_PREFIX).unwrap())
+            .unwrap();
+        assert_eq!(command, "GET_TIME_LEFT");
+        let fresh = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let reply = format!("CST_RESP:{}", key().seal("TIME_LEFT|0|BLOCKED|90"));
+        fresh.send_to(reply.as_bytes(), parent).await.unwrap();
+    });
+    let reply = client::send_command(address, &key(), "GET_TIME_LEFT", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(reply.to_string(), "TIME_LEFT|0|BLOCKED|90");
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
