@@ -100,7 +100,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("{s:?} is not an even-length hex string"));
     }
     (0..s.len())
