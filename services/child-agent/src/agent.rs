@@ -185,6 +185,11 @@ impl Agent {
         self.record(&mut inner, &[event]).map(drop)
     }
 
+    /// The last `limit` stored events, oldest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, AgentError> {
+        Ok(self.store.recent_events(limit)?)
+    }
+
     /// Stops measuring: the open interval becomes an event.
     pub fn close(&self) -> Result<(), AgentError> {
         let mut inner = self.lock()?;

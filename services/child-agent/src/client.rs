@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use crate::agent::Agent;
-use crate::control::{self, Request, Response, StatusView};
+use crate::control::{self, ControlRequest, ControlResponse, StatusView};
 use crate::store::Store;
 
 pub async fn show_id(data_dir: &Path) -> anyhow::Result<()> {
-    let id = match control::call(data_dir, &Request::ShowId).await? {
-        Some(Response::DeviceId(id)) => id,
+    let id = match control::call(data_dir, &ControlRequest::ShowId).await? {
+        Some(ControlResponse::DeviceId(id)) => id,
         Some(other) => bail!("unexpected answer from the agent: {other:?}"),
         None => open_store(data_dir)?.device_id()?,
     };
@@ -22,7 +22,7 @@ pub async fn show_id(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let view = match control::call(data_dir, &Request::Status).await? {
+    let view = match control::call(data_dir, &ControlRequest::Status).await? {
         Some(response) => expect_status(response)?,
         None => offline_status(data_dir)?,
     };
@@ -34,8 +34,21 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn log(data_dir: &Path, limit: usize) -> anyhow::Result<()> {
+    let events = match control::call(data_dir, &ControlRequest::Log { limit }).await? {
+        Some(ControlResponse::Events(events)) => events,
+        Some(ControlResponse::Error(message)) => bail!("{message}"),
+        Some(other) => bail!("unexpected answer from the agent: {other:?}"),
+        None => open_store(data_dir)?.recent_events(limit)?,
+    };
+    for event in events {
+        println!("{}", serde_json::to_string(&event)?);
+    }
+    Ok(())
+}
+
 pub async fn request_time(data_dir: &Path, minutes: i64) -> anyhow::Result<()> {
-    match control::call(data_dir, &Request::RequestTime { minutes }).await? {
+    match control::call(data_dir, &ControlRequest::RequestTime { minutes }).await? {
         Some(response) => {
             let view = expect_status(response)?;
             println!("{minutes} minutes added.\n{view}");
@@ -48,10 +61,10 @@ pub async fn request_time(data_dir: &Path, minutes: i64) -> anyhow::Result<()> {
     }
 }
 
-fn expect_status(response: Response) -> anyhow::Result<StatusView> {
+fn expect_status(response: ControlResponse) -> anyhow::Result<StatusView> {
     match response {
-        Response::Status(view) => Ok(view),
-        Response::Error(message) => bail!("{message}"),
+        ControlResponse::Status(view) => Ok(view),
+        ControlResponse::Error(message) => bail!("{message}"),
         other => bail!("unexpected answer from the agent: {other:?}"),
     }
 }

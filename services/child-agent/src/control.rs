@@ -27,17 +27,24 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
-pub enum Request {
+pub enum ControlRequest {
     Status,
     ShowId,
-    RequestTime { minutes: i64 },
+    RequestTime {
+        minutes: i64,
+    },
+    /// The last `limit` events the agent recorded.
+    Log {
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Response {
+pub enum ControlResponse {
     Status(StatusView),
     DeviceId(String),
+    Events(Vec<household_core::Event>),
     Error(String),
 }
 
@@ -149,31 +156,40 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await?;
-    let response = match serde_json::from_str::<Request>(&line) {
+    let response = match serde_json::from_str::<ControlRequest>(&line) {
         Ok(request) => answer(&agent, request),
-        Err(e) => Response::Error(format!("bad request: {e}")),
+        Err(e) => ControlResponse::Error(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
     write.write_all(&out).await
 }
 
-fn answer(agent: &Agent, request: Request) -> Response {
+fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
     let device = household_core::DeviceId::from(agent.device_id());
     let result = match request {
-        Request::ShowId => return Response::DeviceId(agent.device_id().to_owned()),
-        Request::Status => agent.status(),
-        Request::RequestTime { minutes } => agent.spend_credit(minutes),
+        ControlRequest::ShowId => return ControlResponse::DeviceId(agent.device_id().to_owned()),
+        ControlRequest::Log { limit } => {
+            return match agent.recent_events(limit) {
+                Ok(events) => ControlResponse::Events(events),
+                Err(e) => ControlResponse::Error(e.to_string()),
+            };
+        }
+        ControlRequest::Status => agent.status(),
+        ControlRequest::RequestTime { minutes } => agent.spend_credit(minutes),
     };
     match result {
-        Ok(status) => Response::Status(StatusView::new(&status, &device)),
-        Err(e) => Response::Error(e.to_string()),
+        Ok(status) => ControlResponse::Status(StatusView::new(&status, &device)),
+        Err(e) => ControlResponse::Error(e.to_string()),
     }
 }
 
 /// Sends one request to a running agent. `Ok(None)` means no agent is
 /// listening there (no socket, or a stale one).
-pub async fn call(data_dir: &Path, request: &Request) -> Result<Option<Response>, ControlError> {
+pub async fn call(
+    data_dir: &Path,
+    request: &ControlRequest,
+) -> Result<Option<ControlResponse>, ControlError> {
     let path = socket_path(data_dir);
     let io = |source| ControlError::Io {
         path: path.clone(),

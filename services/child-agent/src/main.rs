@@ -41,6 +41,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the last events the agent recorded, one JSON object per line.
+    Log {
+        #[command(flatten)]
+        data_dir: DataDir,
+        /// How many events, counting back from the newest.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Spend one of today's self-serve credits: 5 or 10 minutes.
     RequestTime {
         minutes: i64,
@@ -68,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => run::run(args.resolve()?).await,
         Command::ShowId(dir) => client::show_id(&dir.data_dir).await,
         Command::Status { data_dir, json } => client::status(&data_dir.data_dir, json).await,
+        Command::Log { data_dir, limit } => client::log(&data_dir.data_dir, limit).await,
         Command::RequestTime { minutes, data_dir } => {
             client::request_time(&data_dir.data_dir, minutes).await
         }

@@ -145,6 +145,19 @@ impl Store {
         Ok(())
     }
 
+    /// The last `limit` events, in sequence order.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut events = self
+            .events
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|entry| decode("event", &entry?.1))
+            .collect::<Result<Vec<Event>, StoreError>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
     /// Every event, in sequence order.
     pub fn events(&self) -> Result<Vec<Event>, StoreError> {
         self.events
