@@ -1,5 +1,6 @@
 //! Small measuring tools: latency percentiles, disk usage, peak memory, machine load.
 
+use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
@@ -16,16 +17,26 @@ pub fn percentile_ms(samples: &mut [Duration], percent: f64) -> f64 {
 }
 
 /// Disk space allocated to all files under `dir` (as `du`, so preallocated journal space
-/// counts and holes do not).
+/// counts and holes do not). Files that disappear during the walk (an engine deleting
+/// obsolete tables in the background) count as zero.
 pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
     let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
+    for entry in entries {
         let entry = entry?;
-        let file_type = entry.file_type()?;
-        if file_type.is_dir() {
+        let metadata = match entry.metadata() {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        if metadata.is_dir() {
             total += dir_bytes(&entry.path())?;
-        } else if file_type.is_file() {
-            total += entry.metadata()?.blocks() * 512;
+        } else if metadata.is_file() {
+            total += metadata.blocks() * 512;
         }
     }
     Ok(total)
@@ -74,6 +85,17 @@ mod tests {
         assert_eq!(percentile_ms(&mut samples, 99.0), 99.0);
         assert_eq!(percentile_ms(&mut samples, 100.0), 100.0);
         assert_eq!(percentile_ms(&mut [], 99.0), 0.0);
+    }
+
+    #[test]
+    fn dir_bytes_counts_nested_files_and_tolerates_a_missing_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tables")).unwrap();
+        std::fs::write(dir.path().join("tables/1.sst"), vec![7u8; 10_000]).unwrap();
+        std::fs::write(dir.path().join("wal"), vec![7u8; 5_000]).unwrap();
+        let bytes = dir_bytes(dir.path()).unwrap();
+        assert!((15_000..=15_000 + 2 * 4096).contains(&bytes), "{bytes}");
+        assert_eq!(dir_bytes(&dir.path().join("gone")).unwrap(), 0);
     }
 
     #[test]

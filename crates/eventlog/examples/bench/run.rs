@@ -56,7 +56,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
     let engine = engine::open(kind, &data_dir, settings.budget)?;
     progress(kind, "W1 batched append");
     let w1 = phases::batched_append(engine.as_ref(), &workload, settings.events)?;
-    let disk_bytes_after_w1 = dir_bytes(&data_dir)?;
+    let disk_bytes_after_w1 = dir_bytes(&data_dir).context("measuring disk usage after W1")?;
     log_stats(kind, "after W1", engine.as_ref());
     let raw_bytes = settings.events * (KEY_BYTES + VALUE_BYTES) as u64;
 
