@@ -267,6 +267,43 @@ mod tests {
     use super::*;
     use ChildState::*;
 
+    const HOUR_MICROS: i64 = 3_600_000_000;
+
+    #[test]
+    fn wall_clock_jumps_do_not_change_used_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let policy = Policy::default();
+        let t0 = Instant::now();
+        // Noon, so that a jump of a few hours stays within the day.
+        let noon =
+            1_700_000_000 * 1_000_000 / (24 * HOUR_MICROS) * (24 * HOUR_MICROS) + 12 * HOUR_MICROS;
+        let agent = Agent::open(store, policy, 1.0, t0, noon).unwrap();
+        let minute = Duration::from_secs(60);
+        let used = |s: Status| s.used_seconds;
+        assert_eq!(
+            used(agent.tick(true, t0 + minute, noon + 60_000_000).unwrap()),
+            60
+        );
+        // The wall clock is set back five hours: one more measured minute.
+        let back = noon - 5 * HOUR_MICROS;
+        assert_eq!(used(agent.tick(true, t0 + 2 * minute, back).unwrap()), 120);
+        // And forward three hours: still one measured minute each.
+        let forward = noon + 3 * HOUR_MICROS;
+        assert_eq!(
+            used(agent.tick(true, t0 + 3 * minute, forward).unwrap()),
+            180
+        );
+        assert_eq!(
+            used(
+                agent
+                    .tick(true, t0 + 4 * minute, forward + 60_000_000)
+                    .unwrap()
+            ),
+            240
+        );
+    }
+
     #[test]
     fn hooks_follow_the_usable_boundary_and_warn_inside_it() {
         assert_eq!(hook_for(None, Active), Some(HookKind::Unlock));
