@@ -8,8 +8,8 @@
 //!   child's old events, i.e. in the gaps between next-level tables, so most next-level
 //!   tables are left alone.
 //! * **Gap-aligned output.** Output tables are cut wherever an untouched next-level table
-//!   sits between two output keys, and where the merged stream switches from new (upper)
-//!   data back to old (lower) data. Tables then end where a key prefix's data ends, later
+//!   sits between two output keys, and where a long run of new (upper) data gives way to
+//!   old (lower) data. Tables then end where a key prefix's data ends, later
 //!   flushes fit into the gaps, and data moves down without rewrites (trivial moves).
 
 use std::sync::Arc;
@@ -22,6 +22,13 @@ use crate::memtable::MemTable;
 use crate::options::{CompactionFilter, Options};
 use crate::sstable::{TableBuilder, TableInfo, TableIter};
 use crate::version::{NUM_LEVELS, TableMeta, Version};
+
+/// A run of at least this many new (upper) entries followed by an old one marks an
+/// append point (see the module docs). Random keys interleave in much shorter runs.
+const APPEND_RUN_ENTRIES: u64 = 64;
+
+/// Smallest table cut at an append point.
+const APPEND_CUT_MIN_BYTES: u64 = 32 << 10;
 
 /// A source of keys that a lower-level table might be "touched" by.
 pub enum Input<'a> {
@@ -136,7 +143,7 @@ pub fn merge_into_tables(
         let mut current_key: Option<Vec<u8>> = None;
         let mut last_seq_for_key = u64::MAX;
         let mut untouched_idx = 0;
-        let mut last_from_upper = false;
+        let mut upper_run = 0u64;
         let mut rewritten = Vec::new();
         while iter.valid() {
             out.entries_in += 1;
@@ -198,9 +205,11 @@ pub fn merge_into_tables(
                     if b.estimated_size() >= opts.target_file_bytes {
                         cut = true;
                     }
-                    if last_from_upper
+                    // End of a long run of new keys followed by old ones: an append
+                    // point. Cutting here lets later appends land in the gap.
+                    if upper_run >= APPEND_RUN_ENTRIES
                         && !from_upper
-                        && b.estimated_size() >= opts.target_file_bytes / 8
+                        && b.estimated_size() >= APPEND_CUT_MIN_BYTES
                     {
                         cut = true;
                     }
@@ -211,7 +220,7 @@ pub fn merge_into_tables(
                     out.tables.push((n, info));
                 }
             }
-            last_from_upper = from_upper;
+            upper_run = if from_upper { upper_run + 1 } else { 0 };
             if builder.is_none() {
                 builder = Some(new_table()?);
             }
@@ -333,13 +342,31 @@ pub fn pick(
     };
     let tables = &version.levels[level];
     let ptr = &compact_pointer[level];
-    let pick = tables
+    let start = tables
         .iter()
-        .find(|t| t.info.smallest.as_slice() > ptr.as_slice())
-        .or_else(|| tables.first());
-    let Some(t) = pick else { return Ok(None) };
-    compact_pointer[level] = t.info.largest.clone();
-    plan_job(version, level, level + 1, vec![Arc::clone(t)], false, cache).map(Some)
+        .position(|t| t.info.smallest.as_slice() > ptr.as_slice())
+        .unwrap_or(0);
+    let Some(first) = tables.get(start) else {
+        return Ok(None);
+    };
+    // Small tables (flushes cut at append points are small) travel down together with
+    // their neighbours and are merged into one table of about the target size, so the
+    // table count stays proportional to the data, not to the number of flushes.
+    let mut inputs = vec![Arc::clone(first)];
+    let mut total = first.info.file_size;
+    if total < opts.target_file_bytes / 4 {
+        for t in &tables[start + 1..] {
+            if total + t.info.file_size > opts.target_file_bytes {
+                break;
+            }
+            total += t.info.file_size;
+            inputs.push(Arc::clone(t));
+        }
+    }
+    if let Some(last) = inputs.last() {
+        compact_pointer[level] = last.info.largest.clone();
+    }
+    plan_job(version, level, level + 1, inputs, false, cache).map(Some)
 }
 
 /// The merge over a job's inputs (upper first, then the touched lower tables).

@@ -24,7 +24,7 @@ use crate::key::{self, Kind, RangeTombstone};
 use crate::manifest::{self, ManifestWriter, VersionEdit};
 use crate::memtable::{Lookup, MemTable};
 use crate::options::{Durability, Options};
-use crate::record::{MAX_RECORD_LEN, RecordReader, RecordWriter};
+use crate::record::{MAX_RECORD_LEN, RECORD_HEADER_LEN, RecordReader, RecordWriter};
 use crate::sstable::TableBuilder;
 use crate::sstable::filter::hash64;
 use crate::stats::{Counters, RecoveryReport, Stats};
@@ -97,6 +97,9 @@ pub(crate) struct Core {
     writers_cv: Condvar,
     /// The WAL; `None` when read-only. Held by the write leader for the whole write.
     wal: Mutex<Option<RecordWriter>>,
+    /// Earlier WAL segments with writes not yet synced. The next `Sync` write syncs them
+    /// first, so a surviving `Sync` write never follows a lost `Buffered` one.
+    unsynced_wals: Mutex<Vec<RecordWriter>>,
     manifest: Mutex<Option<ManifestWriter>>,
     snapshots: Mutex<BTreeMap<u64, usize>>,
     counters: Counters,
@@ -241,6 +244,7 @@ impl Db {
             }),
             writers_cv: Condvar::new(),
             wal: Mutex::new(wal),
+            unsynced_wals: Mutex::new(Vec::new()),
             manifest: Mutex::new(manifest_writer),
             snapshots: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
@@ -383,7 +387,7 @@ impl Db {
             st.closed = true;
         }
         core.stop_background(&self.handle.bg);
-        if let Some(w) = lock(&core.wal).as_ref() {
+        if let Some(w) = lock(&core.wal).as_mut() {
             w.sync()?;
         }
         flushed
@@ -633,16 +637,19 @@ impl Core {
         };
         let count: usize = group.iter().map(|w| w.batch.count).sum();
         let first_seq = self.visible_seq.load(Ordering::Acquire) + 1;
-        let mut payload = Vec::with_capacity(
-            batch::HEADER_LEN + group.iter().map(|w| w.batch.ops.len()).sum::<usize>(),
-        );
-        batch::encode_header(&mut payload, first_seq, count as u32);
+        let ops_len: usize = group.iter().map(|w| w.batch.ops.len()).sum();
+        let mut framed = Vec::with_capacity(RECORD_HEADER_LEN + batch::HEADER_LEN + ops_len);
+        framed.resize(RECORD_HEADER_LEN, 0);
+        batch::encode_header(&mut framed, first_seq, count as u32);
         for w in group {
-            payload.extend_from_slice(&w.batch.ops);
+            framed.extend_from_slice(&w.batch.ops);
         }
         let sync = group.iter().any(|w| w.sync);
-        let written = wal.add(&payload).and_then(|n| {
+        let written = wal.add_in_place(&mut framed).and_then(|n| {
             if sync {
+                for mut old in lock(&self.unsynced_wals).drain(..) {
+                    old.sync()?;
+                }
                 wal.sync()?;
             }
             Ok(n)
@@ -733,10 +740,12 @@ impl Core {
         let number = st.next_file_number;
         let new_wal = RecordWriter::create(&files::wal_path(&self.dir, number))?;
         st.next_file_number += 1;
-        if let Some(old) = wal.replace(new_wal) {
-            // Frozen data must not be lost to a power cut while it waits for its flush
-            // only because it was written Buffered; the flush will sync it anyway.
-            old.sync()?;
+        if let Some(old) = wal.replace(new_wal)
+            && old.is_dirty()
+        {
+            // Not synced here: that would stall this writer for the whole segment. The
+            // next Sync write syncs it first; the flush makes it redundant.
+            lock(&self.unsynced_wals).push(old);
         }
         let old = std::mem::replace(&mut st.mem, Arc::new(MemTable::new(number)));
         st.imms.push_back(old);
@@ -1106,18 +1115,35 @@ impl Core {
         };
         edit.added_tombstones = tombstones;
         if imm.entry_count() > 0 {
+            // Straight into level 1 when level 0 is empty and the memtable fits in the
+            // gaps between level-1 tables, or touches only a few small ones (merged on
+            // the way; this is how table boundaries come to follow the append points).
             let input = [Input::Mem(imm)];
-            let direct = version.levels[0].is_empty()
-                && compaction::partition_level(&version, 1, &input, &[], &self.table_cache)?
-                    .0
-                    .is_empty();
-            let (output_level, untouched) = if direct {
-                (1, version.levels[1].clone())
-            } else {
-                (0, Vec::new())
-            };
-            let iter =
-                MergingIter::new(vec![Box::new(MemIter::new(Arc::clone(imm), false))], false);
+            let mut output_level = 0;
+            let mut untouched = Vec::new();
+            let mut children: Vec<Box<dyn crate::iter::InternalIter>> =
+                vec![Box::new(MemIter::new(Arc::clone(imm), false))];
+            if version.levels[0].is_empty() {
+                let (touched, rest) =
+                    compaction::partition_level(&version, 1, &input, &[], &self.table_cache)?;
+                let touched_bytes: u64 = touched.iter().map(|t| t.info.file_size).sum();
+                if touched_bytes <= imm.approx_bytes() as u64 / 2 {
+                    output_level = 1;
+                    untouched = rest;
+                    for t in &touched {
+                        edit.deleted.push((1, t.number));
+                    }
+                    if !touched.is_empty() {
+                        children.push(Box::new(crate::iter::LevelIter::new(
+                            touched,
+                            Arc::clone(&self.table_cache),
+                            false,
+                            false,
+                        )));
+                    }
+                }
+            }
+            let iter = MergingIter::new(children, false);
             let rules = MergeRules {
                 smallest_snapshot: self.smallest_snapshot(),
                 is_base_level: None,
@@ -1140,7 +1166,12 @@ impl Core {
             for (n, info) in out.tables {
                 edit.added.push((output_level as u8, n, info));
             }
-            tracing::debug!(output_level, tables = edit.added.len(), "flushed memtable");
+            tracing::debug!(
+                output_level,
+                merged = edit.deleted.len(),
+                tables = edit.added.len(),
+                "flushed memtable"
+            );
         }
         self.install(edit, Some(imm))?;
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);

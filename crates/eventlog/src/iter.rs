@@ -63,7 +63,7 @@ impl InternalIter for MemIter {
     fn next(&mut self) -> Result<()> {
         self.pos += 1;
         if self.pos == self.buf.len() && self.buf.len() == MEM_CHUNK {
-            let last = self.buf[self.pos - 1].clone();
+            let last = self.buf[self.pos - 1];
             let mut buf = std::mem::take(&mut self.buf);
             self.mem.chunk(
                 Bound::Excluded(last.ikey()),

@@ -1,18 +1,18 @@
 //! The memtable: recent writes, sorted, in memory, until they are flushed to a table.
 //!
-//! Entries live in a `BTreeSet` of reference-counted byte strings
-//! (`klen: u32 LE | internal key | value`), one allocation per entry. Iterators copy
-//! short runs of entry handles under the read lock and re-seek after the last one, so a
+//! Entry bytes (`internal key | value`) are bump-allocated in an arena of 1 MiB chunks;
+//! a `BTreeSet` of small fixed-size handles orders them. Iterators copy short runs of
+//! handles under the read lock and re-seek after the last one, so a
 //! long scan never blocks writers and writers never invalidate a scan (later entries carry
 //! higher sequence numbers than the scan's snapshot and are skipped).
 
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::mem::MaybeUninit;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use crate::key::{self, Kind, RangeTombstone};
 
@@ -44,12 +44,24 @@ impl PartialOrd for IKey {
 }
 
 /// One memtable entry: the first 16 user-key bytes as an integer (so most comparisons
-/// are one integer compare) and one allocation holding `klen | internal key | value`.
-#[derive(Clone)]
+/// are one integer compare) and the location of `internal key | value` in the memtable's
+/// arena.
+///
+/// An `Entry` points into memory owned by its [`MemTable`]; holders keep an
+/// `Arc<MemTable>` for as long as they keep the entry.
+#[derive(Clone, Copy)]
 pub struct Entry {
     prefix: u128,
-    data: Arc<[u8]>,
+    ptr: *const u8,
+    klen: u32,
+    vlen: u32,
 }
+
+// SAFETY: an entry is a read-only view of arena bytes that are written once, before the
+// entry is published under the memtable lock, and freed only when the memtable drops.
+unsafe impl Send for Entry {}
+// SAFETY: as above; nothing writes through an `Entry`.
+unsafe impl Sync for Entry {}
 
 /// The first 16 bytes of `user_key`, zero-padded, big-endian. Ordering by it agrees with
 /// byte-wise ordering of the keys whenever the prefixes differ.
@@ -60,47 +72,95 @@ fn key_prefix(user_key: &[u8]) -> u128 {
     u128::from_be_bytes(b)
 }
 
-fn fill(dst: &mut [MaybeUninit<u8>], at: &mut usize, src: &[u8]) {
-    for (d, s) in dst[*at..*at + src.len()].iter_mut().zip(src) {
-        d.write(*s);
-    }
-    *at += src.len();
-}
-
 impl Entry {
-    fn new(user_key: &[u8], seq: u64, kind: Kind, value: &[u8]) -> Entry {
-        let klen = user_key.len() + key::TRAILER_LEN;
-        let total = 4 + klen + value.len();
-        let mut data: Arc<[MaybeUninit<u8>]> = Arc::new_uninit_slice(total);
-        let mut at = 0;
-        if let Some(dst) = Arc::get_mut(&mut data) {
-            fill(dst, &mut at, &(klen as u32).to_le_bytes());
-            fill(dst, &mut at, user_key);
-            fill(dst, &mut at, &key::pack_trailer(seq, kind).to_le_bytes());
-            fill(dst, &mut at, value);
-        }
-        assert_eq!(at, total, "a freshly allocated Arc is unique");
-        // SAFETY: every byte was written above (checked by the assertion).
-        let data = unsafe { data.assume_init() };
-        Entry {
-            prefix: key_prefix(user_key),
-            data,
-        }
-    }
-
-    fn klen(&self) -> usize {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&self.data[..4]);
-        u32::from_le_bytes(b) as usize
-    }
-
     pub fn ikey(&self) -> &[u8] {
-        &self.data[4..4 + self.klen()]
+        // SAFETY: see the type's invariant; `klen` bytes were written at `ptr`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.klen as usize) }
     }
 
     pub fn value(&self) -> &[u8] {
-        &self.data[4 + self.klen()..]
+        // SAFETY: `vlen` bytes were written right after the key.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(self.klen as usize), self.vlen as usize) }
     }
+}
+
+const ARENA_CHUNK: usize = 1 << 20;
+
+/// Bump allocator for entry bytes: a few large chunks instead of one allocation per
+/// entry, so inserting is cheap and dropping a flushed memtable frees a handful of blocks.
+struct Arena {
+    chunks: Vec<(*mut u8, usize)>,
+    cur: *mut u8,
+    used: usize,
+    cap: usize,
+}
+
+// SAFETY: the arena owns its chunks; it is only mutated under the memtable's write lock.
+unsafe impl Send for Arena {}
+// SAFETY: shared access only reads bytes that were published under the lock.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    fn new() -> Arena {
+        Arena {
+            chunks: Vec::new(),
+            cur: std::ptr::null_mut(),
+            used: 0,
+            cap: 0,
+        }
+    }
+
+    fn chunk(&mut self, size: usize) -> *mut u8 {
+        let layout = Layout::array::<u8>(size.max(1)).unwrap_or_else(|_| Layout::new::<u8>());
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { alloc(layout) };
+        if p.is_null() {
+            handle_alloc_error(layout);
+        }
+        self.chunks.push((p, layout.size()));
+        p
+    }
+
+    /// Copies `parts` back to back into fresh arena memory; returns where they start.
+    fn copy(&mut self, parts: &[&[u8]]) -> *const u8 {
+        let n: usize = parts.iter().map(|p| p.len()).sum();
+        let dst = if n > ARENA_CHUNK / 4 {
+            self.chunk(n)
+        } else {
+            if self.cur.is_null() || self.used + n > self.cap {
+                self.cur = self.chunk(ARENA_CHUNK);
+                self.used = 0;
+                self.cap = ARENA_CHUNK;
+            }
+            // SAFETY: `used + n <= cap`, inside the current chunk.
+            let d = unsafe { self.cur.add(self.used) };
+            self.used += n;
+            d
+        };
+        let mut at = 0;
+        for p in parts {
+            // SAFETY: `dst` has room for `n` bytes that no one else references yet.
+            unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), dst.add(at), p.len()) };
+            at += p.len();
+        }
+        dst
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for &(p, size) in &self.chunks {
+            if let Ok(layout) = Layout::array::<u8>(size) {
+                // SAFETY: allocated in `chunk` with this layout.
+                unsafe { dealloc(p, layout) };
+            }
+        }
+    }
+}
+
+struct Inner {
+    set: BTreeSet<Entry>,
+    arena: Arena,
 }
 
 impl Borrow<IKey> for Entry {
@@ -111,7 +171,7 @@ impl Borrow<IKey> for Entry {
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        self.ikey() == other.ikey()
+        self.prefix == other.prefix && self.ikey() == other.ikey()
     }
 }
 impl Eq for Entry {}
@@ -137,7 +197,7 @@ pub enum Lookup {
 
 /// A sorted, in-memory write buffer backed by one WAL file (or, after recovery, several).
 pub struct MemTable {
-    entries: RwLock<BTreeSet<Entry>>,
+    entries: RwLock<Inner>,
     range_tombstones: Mutex<Vec<RangeTombstone>>,
     approx_bytes: AtomicUsize,
     /// Number of the first WAL file whose records live in this memtable. Every WAL with a
@@ -148,7 +208,10 @@ pub struct MemTable {
 impl MemTable {
     pub fn new(first_wal: u64) -> MemTable {
         MemTable {
-            entries: RwLock::new(BTreeSet::new()),
+            entries: RwLock::new(Inner {
+                set: BTreeSet::new(),
+                arena: Arena::new(),
+            }),
             range_tombstones: Mutex::new(Vec::new()),
             approx_bytes: AtomicUsize::new(0),
             first_wal,
@@ -158,12 +221,20 @@ impl MemTable {
     /// Inserts entries; called by the single write leader only.
     pub fn insert_many<'a>(&self, items: impl Iterator<Item = (&'a [u8], u64, Kind, &'a [u8])>) {
         let mut added = 0;
-        let mut set = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *inner;
         for (k, seq, kind, v) in items {
             added += k.len() + v.len() + ENTRY_OVERHEAD;
-            set.insert(Entry::new(k, seq, kind, v));
+            let trailer = key::pack_trailer(seq, kind).to_le_bytes();
+            let ptr = inner.arena.copy(&[k, &trailer, v]);
+            let klen = (k.len() + key::TRAILER_LEN) as u32;
+            inner.set.insert(Entry {
+                prefix: key_prefix(k),
+                ptr,
+                klen,
+                vlen: v.len() as u32,
+            });
         }
-        drop(set);
         self.approx_bytes.fetch_add(added, AtomicOrdering::Relaxed);
     }
 
@@ -196,13 +267,18 @@ impl MemTable {
     }
 
     pub fn entry_count(&self) -> usize {
-        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .set
+            .len()
     }
 
     /// Newest version of `user_key` visible at `snapshot_seq`.
     pub fn get(&self, user_key: &[u8], snapshot_seq: u64) -> Option<Lookup> {
         let probe = key::seek_key(user_key, snapshot_seq);
-        let set = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let set = &inner.set;
         let e = set
             .range::<IKey, _>((Bound::Included(IKey::new(&probe)), Bound::Unbounded))
             .next()?;
@@ -220,7 +296,8 @@ impl MemTable {
     /// bound; reverse: descending from the bound) into `out`.
     pub fn chunk(&self, from: Bound<&[u8]>, reverse: bool, limit: usize, out: &mut Vec<Entry>) {
         out.clear();
-        let set = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let inner = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let set = &inner.set;
         let b = match from {
             Bound::Included(k) => Bound::Included(IKey::new(k)),
             Bound::Excluded(k) => Bound::Excluded(IKey::new(k)),

@@ -122,6 +122,7 @@ pub struct RecordWriter {
     file: File,
     path: PathBuf,
     len: u64,
+    dirty: bool,
     scratch: Vec<u8>,
 }
 
@@ -137,6 +138,7 @@ impl RecordWriter {
             file,
             path: path.to_path_buf(),
             len: 0,
+            dirty: false,
             scratch: Vec::new(),
         })
     }
@@ -156,9 +158,37 @@ impl RecordWriter {
         Ok(n)
     }
 
+    /// Appends one record whose payload is `buf[RECORD_HEADER_LEN..]`; the first
+    /// `RECORD_HEADER_LEN` bytes of `buf` are overwritten with the header. Saves copying
+    /// a large payload. Returns the bytes written.
+    pub fn add_in_place(&mut self, buf: &mut [u8]) -> Result<u64> {
+        let payload_len = buf.len() - RECORD_HEADER_LEN;
+        let len_bytes = (payload_len as u32).to_le_bytes();
+        let crc = record_crc(len_bytes, &buf[RECORD_HEADER_LEN..]);
+        buf[..4].copy_from_slice(&len_bytes);
+        buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        self.file
+            .write_all(buf)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.dirty = true;
+        self.len += buf.len() as u64;
+        Ok(buf.len() as u64)
+    }
+
     /// `fdatasync`: the records written so far survive a power cut.
-    pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+    pub fn sync(&mut self) -> Result<()> {
+        if self.dirty {
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// True when records were written since the last sync.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
     }
 
     pub fn len(&self) -> u64 {
