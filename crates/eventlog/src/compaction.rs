@@ -101,6 +101,8 @@ pub type Partition = (Vec<Arc<TableMeta>>, Vec<Arc<TableMeta>>);
 pub struct MergeRules<'a> {
     /// Oldest sequence any open snapshot may read at.
     pub smallest_snapshot: u64,
+    /// Newest open snapshot, if any.
+    pub largest_snapshot: Option<u64>,
     /// Point tombstones may be dropped where this says no deeper data can hold the key.
     pub is_base_level: Option<BaseLevelFn<'a>>,
     /// Range tombstones whose covered entries may be dropped.
@@ -116,6 +118,8 @@ pub struct OutputPlan<'a> {
     pub upper_children: usize,
     /// Never cut (a level-0 flush writes exactly one table).
     pub single_table: bool,
+    /// Write at most this many bytes per second (0 = as fast as possible).
+    pub bytes_per_second: u64,
 }
 
 /// Counters a merge reports back.
@@ -138,6 +142,8 @@ pub fn merge_into_tables(
 ) -> Result<MergeOutcome> {
     let mut out = MergeOutcome::default();
     let mut builder: Option<(u64, TableBuilder)> = None;
+    let started = std::time::Instant::now();
+    let mut since_check = 0u32;
     let result = (|| -> Result<()> {
         iter.seek(None)?;
         let mut current_key: Option<Vec<u8>> = None;
@@ -165,23 +171,18 @@ pub fn merge_into_tables(
                 key::covered(rules.range_tombstones, uk, seq, rules.smallest_snapshot);
             let old_enough = seq <= rules.smallest_snapshot;
             let base = || rules.is_base_level.is_some_and(|f| f(uk));
+            // The filter may only judge a newest version that no open snapshot can see
+            // (it is newer than all of them); a rejected value becomes a tombstone, so
+            // older versions below stay hidden and the usual tombstone rule applies.
+            let filtered = kind == Kind::Put
+                && first_of_key
+                && rules.largest_snapshot.is_none_or(|s| seq > s)
+                && rules.filter.is_some_and(|f| !f.keep(uk, iter.value()));
+            if filtered {
+                emit_kind = Kind::Delete;
+            }
             let drop =
-                if shadowed || range_deleted || (kind == Kind::Delete && old_enough && base()) {
-                    true
-                } else if kind == Kind::Put
-                    && old_enough
-                    && rules.filter.is_some_and(|f| !f.keep(uk, iter.value()))
-                {
-                    // Dropping a value could uncover an older version deeper down; leave a
-                    // tombstone unless nothing lies below.
-                    let below = !base();
-                    if below {
-                        emit_kind = Kind::Delete;
-                    }
-                    !below
-                } else {
-                    false
-                };
+                shadowed || range_deleted || (emit_kind == Kind::Delete && old_enough && base());
             last_seq_for_key = seq;
             if drop {
                 out.entries_dropped += 1;
@@ -234,6 +235,18 @@ pub fn merge_into_tables(
                 }
             }
             iter.next()?;
+            since_check += 1;
+            if plan.bytes_per_second > 0 && since_check >= 1024 {
+                since_check = 0;
+                let written =
+                    out.bytes_written + builder.as_ref().map_or(0, |(_, b)| b.estimated_size());
+                let due = std::time::Duration::from_secs_f64(
+                    written as f64 / plan.bytes_per_second as f64,
+                );
+                if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(ahead);
+                }
+            }
         }
         if let Some((n, b)) = builder.take() {
             if b.entries() == 0 {

@@ -915,6 +915,10 @@ impl Core {
         snaps.keys().next().copied().unwrap_or(visible).min(visible)
     }
 
+    fn largest_snapshot(&self) -> Option<u64> {
+        lock(&self.snapshots).keys().next_back().copied()
+    }
+
     fn stats(&self) -> Stats {
         let st = lock(&self.state);
         let c = &self.counters;
@@ -1146,6 +1150,7 @@ impl Core {
             let iter = MergingIter::new(children, false);
             let rules = MergeRules {
                 smallest_snapshot: self.smallest_snapshot(),
+                largest_snapshot: self.largest_snapshot(),
                 is_base_level: None,
                 range_tombstones: &[],
                 filter: None,
@@ -1154,6 +1159,7 @@ impl Core {
                 untouched: &untouched,
                 upper_children: 1,
                 single_table: output_level == 0,
+                bytes_per_second: 0,
             };
             let out =
                 compaction::merge_into_tables(&self.dir, iter, &self.opts, &rules, &plan, || {
@@ -1217,6 +1223,7 @@ impl Core {
         let base = |k: &[u8]| compaction::is_base_level(version, job.output_level, k);
         let rules = MergeRules {
             smallest_snapshot: self.smallest_snapshot(),
+            largest_snapshot: self.largest_snapshot(),
             is_base_level: Some(&base),
             range_tombstones: &version.range_tombstones,
             filter: self.opts.compaction_filter.as_ref(),
@@ -1225,6 +1232,14 @@ impl Core {
             untouched: &job.untouched,
             upper_children: upper,
             single_table: false,
+            // Level-0 compactions hold writers back and run at full speed; deeper ones
+            // only keep reads efficient and are paced so their writeback does not inflate
+            // the latency of Sync writes.
+            bytes_per_second: if job.level == 0 {
+                0
+            } else {
+                self.opts.compaction_bytes_per_second
+            },
         };
         let out =
             compaction::merge_into_tables(&self.dir, iter, &self.opts, &rules, &plan, || {

@@ -119,3 +119,59 @@ fn second_writer_is_refused() {
         Err(eventlog::Error::Locked { .. })
     ));
 }
+
+struct DropOld;
+
+impl eventlog::CompactionFilter for DropOld {
+    fn keep(&self, key: &[u8], _value: &[u8]) -> bool {
+        !key.starts_with(b"old/")
+    }
+}
+
+#[test]
+fn compaction_filter_ages_out_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        compaction_filter: Some(std::sync::Arc::new(DropOld)),
+        ..small_options()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    for i in 0..500u32 {
+        db.put(
+            format!("old/{i:04}").as_bytes(),
+            b"detail",
+            Durability::Buffered,
+        )
+        .unwrap();
+        db.put(
+            format!("sum/{i:04}").as_bytes(),
+            b"total",
+            Durability::Buffered,
+        )
+        .unwrap();
+    }
+    // Still there until a compaction looks at them.
+    assert_eq!(db.get(b"old/0007").unwrap(), Some(b"detail".to_vec()));
+    let snap = db.snapshot();
+    db.compact_range(None, None).unwrap();
+    // An open snapshot keeps what it can see.
+    assert_eq!(snap.get(b"old/0007").unwrap(), Some(b"detail".to_vec()));
+    drop(snap);
+    db.compact_range(None, None).unwrap();
+    assert_eq!(db.get(b"old/0007").unwrap(), None);
+    assert_eq!(db.iter(.., Direction::Forward).unwrap().count(), 500);
+    assert_eq!(db.get(b"sum/0007").unwrap(), Some(b"total".to_vec()));
+}
+
+#[test]
+fn invalid_options_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        block_size_bytes: 10,
+        ..Options::default()
+    };
+    match Db::open(dir.path(), opts) {
+        Err(eventlog::Error::InvalidOption { field, .. }) => assert_eq!(field, "block_size_bytes"),
+        other => panic!("expected InvalidOption, got {:?}", other.err()),
+    }
+}
