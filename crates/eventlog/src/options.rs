@@ -36,9 +36,10 @@ pub enum Durability {
 /// The filter sees only the newest version of a key, and only when it is newer than every
 /// open snapshot (an entry a snapshot can see is kept for it). A rejected entry becomes a
 /// tombstone, which later compactions remove like any other. (A snapshot taken while a
-/// compaction runs may or may not see the entries that compaction rejects.) Entries that move down a level without being rewritten (trivial moves) are
-/// not filtered; call [`crate::Db::compact_range`] over a range to force every entry in it
-/// through the filter.
+/// compaction runs may or may not see the entries that compaction rejects.) Entries that
+/// move down a level without being rewritten (trivial moves) are not filtered; call
+/// [`crate::Db::compact_range`] over a range to force every entry in it through the
+/// filter.
 pub trait CompactionFilter: Send + Sync {
     /// Return `false` to drop the entry.
     fn keep(&self, key: &[u8], value: &[u8]) -> bool;
