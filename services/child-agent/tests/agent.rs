@@ -129,6 +129,18 @@ fn bad_settings_are_refused_with_the_field_named() {
         stderr.contains("full") && stderr.contains("read-only"),
         "{stderr}"
     );
+    // The same checks for settings from the environment and a config file.
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", "--data-dir"])
+        .arg(home.path())
+        .env("CHILD_AGENT_SPEED", "0")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("speed must be"));
+    let config = home.file("agent.toml");
+    std::fs::write(&config, "usage_source = \"command\"\n").unwrap();
+    let out = run(&["--config", config.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage_command is required"));
     assert!(
         !home.file("store").exists(),
         "a refused start creates no store"
