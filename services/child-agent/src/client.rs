@@ -5,11 +5,16 @@
 use std::path::Path;
 use std::time::Instant;
 
+use std::io::Write;
+
 use anyhow::{Context, bail};
 
 use crate::agent::Agent;
 use crate::control::{self, ControlRequest, ControlResponse, StatusView};
 use crate::store::Store;
+
+/// How often `status --follow` asks again.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn show_id(data_dir: &Path) -> anyhow::Result<()> {
     let id = match control::call(data_dir, &ControlRequest::ShowId).await? {
@@ -21,17 +26,36 @@ pub async fn show_id(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let view = match control::call(data_dir, &ControlRequest::Status).await? {
-        Some(response) => expect_status(response)?,
-        None => offline_status(data_dir)?,
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
-    } else {
-        println!("{view}");
+pub async fn status(data_dir: &Path, json: bool, follow: bool) -> anyhow::Result<()> {
+    let mut shown: Option<StatusView> = None;
+    loop {
+        let view = match control::call(data_dir, &ControlRequest::Status).await? {
+            Some(response) => expect_status(response)?,
+            None => offline_status(data_dir)?,
+        };
+        if shown.as_ref() != Some(&view) {
+            let text = if json {
+                serde_json::to_string(&view)?
+            } else if follow {
+                format!("--- {}\n{view}", jiff::Zoned::now().strftime("%H:%M:%S"))
+            } else {
+                view.to_string()
+            };
+            // A reader that went away (`| head`) ends the watch quietly.
+            match writeln!(std::io::stdout().lock(), "{text}") {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                written => written?,
+            }
+            shown = Some(view);
+        }
+        if !follow {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 pub async fn log(data_dir: &Path, limit: usize) -> anyhow::Result<()> {

@@ -40,6 +40,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Keep watching: print the status again whenever it changes (Ctrl-C ends).
+        #[arg(long)]
+        follow: bool,
     },
     /// Print the last events the agent recorded, one JSON object per line.
     Log {
@@ -75,7 +78,11 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run::run(args.resolve()?).await,
         Command::ShowId(dir) => client::show_id(&dir.data_dir).await,
-        Command::Status { data_dir, json } => client::status(&data_dir.data_dir, json).await,
+        Command::Status {
+            data_dir,
+            json,
+            follow,
+        } => client::status(&data_dir.data_dir, json, follow).await,
         Command::Log { data_dir, limit } => client::log(&data_dir.data_dir, limit).await,
         Command::RequestTime { minutes, data_dir } => {
             client::request_time(&data_dir.data_dir, minutes).await
