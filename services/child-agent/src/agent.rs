@@ -83,6 +83,7 @@ impl Agent {
             )?;
             ledger.commit(&[event]);
         }
+        ledger.forget_before_today(instant_from_unix_micros(clock.now_unix_micros())?);
         Ok(Self {
             store,
             device_id,
