@@ -132,6 +132,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Report> {
         events: settings.events,
         seed: settings.seed,
         w1_events_per_s: w1.events_per_s,
+        w1_wall_events_per_s: w1.wall_events_per_s,
         w1_flush_s: w1.flush_s,
         disk_bytes_after_w1,
         space_amp: disk_bytes_after_w1 as f64 / raw_bytes as f64,
