@@ -5,7 +5,14 @@
 //! (locking again "until 18:00" shortens or lengthens the lock). Unlocking the child
 //! lifts every lock of the child, its devices' included; unlocking a device lifts only
 //! that device's own lock. A lock whose `until` has passed is simply over — no event is
-//! needed for it to expire.
+//! needed for it to expire (and a child-wide lock that expires leaves device locks be:
+//! expiring is not a guardian's act).
+//!
+//! Why unlocking the child lifts device locks too: a guardian who unlocks a child means
+//! "she may use her screens again". A device lock left behind — perhaps set by another
+//! guardian, perhaps not shown on the screen at hand — would make that tap look broken.
+//! Keeping one device locked is one more lock of that device afterwards. The API's
+//! `UnlockRequest` documents the same rule.
 
 use std::collections::BTreeMap;
 
@@ -65,7 +72,8 @@ impl Locks {
         }
     }
 
-    /// Lift the lock of `device`, or every lock when `None`.
+    /// Lift the lock of `device`, or every lock of the child (device locks included)
+    /// when `None`.
     pub fn unlock(&mut self, device: Option<&DeviceId>) {
         match device {
             None => {
