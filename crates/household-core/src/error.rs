@@ -65,6 +65,17 @@ pub enum InputError {
         value: Timestamp,
         now: Timestamp,
     },
+    /// An instant further ahead than allowed (a lock's end more than 30 days away).
+    #[error(
+        "{field} is {value}; allowed range is after now ({now}) up to {max_days} days ahead ({latest})"
+    )]
+    TooFarAhead {
+        field: String,
+        value: Timestamp,
+        now: Timestamp,
+        latest: Timestamp,
+        max_days: i64,
+    },
     /// An instant outside the range the rules can represent.
     #[error(
         "{field} is {value}; allowed range is {min}..={max} (microseconds since the Unix epoch)"
@@ -100,6 +111,7 @@ impl InputError {
             | InputError::TooMany { field, .. }
             | InputError::TooLong { field, .. }
             | InputError::NotAfterNow { field, .. }
+            | InputError::TooFarAhead { field, .. }
             | InputError::InstantOutOfRange { field, .. } => field,
         }
     }
@@ -117,6 +129,7 @@ impl InputError {
             | InputError::TooMany { field, .. }
             | InputError::TooLong { field, .. }
             | InputError::NotAfterNow { field, .. }
+            | InputError::TooFarAhead { field, .. }
             | InputError::InstantOutOfRange { field, .. } => field,
         };
         *field = format!("{prefix}.{field}");

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CreditRefusal, InputError, PolicyChangeError, RequestRefusal};
 use crate::event::{Answer, ChildId, CreditSize, DeviceId, Event, EventKind, RequestId};
 use crate::grant::{Grant, GrantSource, check_grant_minutes, day_credit, minutes_to_seconds};
-use crate::lock::{LockInfo, Locks};
+use crate::lock::{LockInfo, Locks, MAX_LOCK_DAYS};
 use crate::policy::Policy;
 use crate::request::{Resolution, TimeRequest};
 use crate::state::ChildState;
@@ -377,21 +377,36 @@ impl Projection {
     }
 
     /// Decide a lock of `device` (or the whole child) until `until`: an end, if given,
-    /// must be after `now`. The returned event has no reason; set one on it if given.
+    /// must be after `now` and at most [`MAX_LOCK_DAYS`] (of 24 hours) later. Errors name
+    /// the API's field, `until_unix_micros`. The returned event has no reason; set one on
+    /// it if given.
     pub fn check_lock(
         &self,
         device: Option<DeviceId>,
         until: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<EventKind, InputError> {
-        if let Some(until) = until
-            && until <= now
-        {
-            return Err(InputError::NotAfterNow {
-                field: "until".into(),
-                value: until,
-                now,
-            });
+        if let Some(until) = until {
+            let field = "until_unix_micros";
+            if until <= now {
+                return Err(InputError::NotAfterNow {
+                    field: field.into(),
+                    value: until,
+                    now,
+                });
+            }
+            let latest = now
+                .checked_add(jiff::SignedDuration::from_hours(MAX_LOCK_DAYS * 24))
+                .unwrap_or(Timestamp::MAX);
+            if until > latest {
+                return Err(InputError::TooFarAhead {
+                    field: field.into(),
+                    value: until,
+                    now,
+                    latest,
+                    max_days: MAX_LOCK_DAYS,
+                });
+            }
         }
         Ok(EventKind::Locked {
             device,

@@ -44,7 +44,7 @@ pub use event::{
 };
 pub use fold::{ApplyOutcome, DevicePresence, Ignored, Projection};
 pub use grant::{Grant, GrantSource, MAX_GRANT_MINUTES, MIN_GRANT_MINUTES, extend_credit};
-pub use lock::{DeviceLock, LockInfo};
+pub use lock::{DeviceLock, LockInfo, MAX_LOCK_DAYS};
 pub use policy::{Credits, DailyMinutes, DayException, DowntimeWindow, Policy};
 pub use request::{RequestState, Resolution, TimeRequest};
 pub use state::{ChildState, WARNING_SECONDS};

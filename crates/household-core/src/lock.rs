@@ -21,6 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, DeviceId};
 
+/// Furthest ahead a lock's `until` may lie, in days of 24 hours: far enough for "no
+/// tablet until the end of the month", near enough that a typo in the year does not
+/// lock a child out for good. `Projection::check_lock` enforces it, as does the API's
+/// `LockRequest.until_unix_micros`.
+pub const MAX_LOCK_DAYS: i64 = 30;
+
 /// One lock as set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {

@@ -242,6 +242,37 @@ fn decisions_refuse_bad_input_with_typed_errors() {
 }
 
 #[test]
+fn a_lock_ends_after_now_and_at_most_30_days_ahead() {
+    let p = projection();
+    let now = ts("2025-06-02T08:00:00Z");
+    let latest = ts("2025-07-02T08:00:00Z");
+    assert!(p.check_lock(None, Some(latest), now).is_ok());
+    assert!(p.check_lock(None, None, now).is_ok());
+    let too_far = ts("2025-07-02T08:00:01Z");
+    let err = p
+        .check_lock(Some(DeviceId::from("tab")), Some(too_far), now)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InputError::TooFarAhead {
+            field: "until_unix_micros".into(),
+            value: too_far,
+            now,
+            latest,
+            max_days: MAX_LOCK_DAYS,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "until_unix_micros is 2025-07-02T08:00:01Z; allowed range is after now \
+         (2025-06-02T08:00:00Z) up to 30 days ahead (2025-07-02T08:00:00Z)"
+    );
+    let err = p.check_lock(None, Some(now), now).unwrap_err();
+    assert_eq!(err.field(), "until_unix_micros");
+    assert_eq!(err.clone().within("lock").field(), "lock.until_unix_micros");
+}
+
+#[test]
 fn forgetting_old_days_keeps_todays_status() {
     let mut p = projection();
     let usage = |seq, start: &str, end: &str| {
