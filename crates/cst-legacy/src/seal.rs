@@ -3,7 +3,8 @@
 //! `sealed(text) = base64(IV ‖ AES-128-CBC-PKCS#7(key, IV, text))` with
 //! `key = SHA-256(device ID)[..16]` and a fresh random IV. The base64 is
 //! wrapped as Android's `Base64.DEFAULT` wraps it (76-character lines, each
-//! ended by `\n`, the last one too); opening ignores `\n`, `\r` and spaces.
+//! ended by `\n`, the last one too); opening ignores `\n`, `\r` and spaces
+//! and, like Android's decoder, accepts the `=` padding left off.
 //!
 //! The key derives from the device ID alone, which the child is shown: this
 //! is obfuscation, not security. The responder's replay window and rate limit
@@ -14,7 +15,8 @@ use std::str::FromStr;
 
 use aes::Aes128;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use sha2::{Digest, Sha256};
@@ -24,6 +26,14 @@ type Decryptor = cbc::Decryptor<Aes128>;
 
 const IV_LEN: usize = 16;
 const LINE_LEN: usize = 76;
+
+/// Standard alphabet, `=` padding written; on reading, padding may be there
+/// or not (`android.util.Base64.decode` accepts both), but trailing bits must
+/// be zero, so one byte string has one spelling up to whitespace and padding.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// A CST device ID: 16 hexadecimal digits, kept in upper case as the apps show it.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -103,19 +113,20 @@ impl Key {
         let mut raw = Vec::with_capacity(IV_LEN + ciphertext.len());
         raw.extend_from_slice(&iv);
         raw.extend_from_slice(&ciphertext);
-        wrap_base64(&STANDARD.encode(raw))
+        wrap_base64(&BASE64.encode(raw))
     }
 
     /// Opens a sealed text: whitespace-tolerant base64, IV, AES-CBC, PKCS#7,
     /// UTF-8. Any failure is an [`OpenError`]; callers on the network drop
     /// such datagrams silently, as the Android child does.
     pub fn open(&self, sealed: &str) -> Result<String, OpenError> {
-        let compact: Vec<u8> = sealed
-            .bytes()
-            .filter(|b| !matches!(b, b'\n' | b'\r' | b' '))
-            .collect();
-        let raw = STANDARD.decode(compact).map_err(|_| OpenError::Base64)?;
-        if raw.len() < 2 * IV_LEN || raw.len() % IV_LEN != 0 {
+        self.open_raw(&decode(sealed)?)
+    }
+
+    /// Opens the bytes a sealed text carries (see [`decode`]): IV, AES-CBC,
+    /// PKCS#7, UTF-8.
+    pub fn open_raw(&self, raw: &[u8]) -> Result<String, OpenError> {
+        if raw.len() < 2 * IV_LEN || !raw.len().is_multiple_of(IV_LEN) {
             return Err(OpenError::Length(raw.len()));
         }
         let (iv, ciphertext) = raw.split_at(IV_LEN);
@@ -125,6 +136,18 @@ impl Key {
             .map_err(|_| OpenError::Padding)?;
         String::from_utf8(plaintext).map_err(|_| OpenError::Utf8)
     }
+}
+
+/// The bytes a sealed text carries, `IV ‖ ciphertext`: the base64 decoded,
+/// ignoring `\n`, `\r` and spaces, with or without `=` padding. Texts that
+/// differ only in wrapping or padding give the same bytes, so these (not the
+/// text) are what identifies a sealed message.
+pub fn decode(sealed: &str) -> Result<Vec<u8>, OpenError> {
+    let compact: Vec<u8> = sealed
+        .bytes()
+        .filter(|b| !matches!(b, b'\n' | b'\r' | b' '))
+        .collect();
+    BASE64.decode(compact).map_err(|_| OpenError::Base64)
 }
 
 /// Why a sealed text did not open.

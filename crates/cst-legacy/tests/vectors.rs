@@ -1,7 +1,18 @@
 //! The known-answer vectors made with Java's JCE, as the apps seal.
+//!
+//! `cst-legacy-vectors.json` beside this file is a verbatim copy of
+//! `shared/protocols/cst-legacy-vectors.json`: CI builds a clone of this
+//! repository alone, so the vectors travel with it. [`the_copy_is_verbatim`]
+//! pins its SHA-256 to the one recorded when it was copied; a changed file
+//! must come from the shared protocol folder again, with the new hash here.
 
 use cst_legacy::DeviceId;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of `shared/protocols/cst-legacy-vectors.json` as copied.
+const VECTORS_SHA256: &str = "bf9ce80e6bb8a744e0628ded87885df83388bb25c7ee2de17cd1f34bd97b604b";
+const VECTORS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cst-legacy-vectors.json");
 
 #[derive(Deserialize)]
 struct Vectors {
@@ -18,8 +29,7 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cst-legacy-vectors.json");
-    let text = std::fs::read_to_string(path).expect("vectors file");
+    let text = std::fs::read_to_string(VECTORS_PATH).expect("vectors file");
     serde_json::from_str::<Vectors>(&text)
         .expect("vectors parse")
         .vectors
@@ -35,6 +45,12 @@ fn unhex(text: &str) -> [u8; 16] {
         *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
     }
     out
+}
+
+#[test]
+fn the_copy_is_verbatim() {
+    let bytes = std::fs::read(VECTORS_PATH).expect("vectors file");
+    assert_eq!(hex(&Sha256::digest(&bytes)), VECTORS_SHA256);
 }
 
 #[test]
@@ -73,6 +89,24 @@ fn opening_the_apps_bytes_gives_the_plaintext_wrapped_or_not() {
         let crlf = v.base64_android_default.replace('\n', "\r\n");
         assert_eq!(key.open(&crlf).unwrap(), v.plaintext);
     }
+}
+
+#[test]
+fn a_missing_padding_is_accepted_as_androids_decoder_accepts_it() {
+    let mut padded = 0;
+    for v in vectors() {
+        let key = v.device_id.parse::<DeviceId>().unwrap().key();
+        let compact: String = v.base64_android_default.split_whitespace().collect();
+        let unpadded = compact.trim_end_matches('=');
+        padded += usize::from(unpadded.len() != compact.len());
+        assert_eq!(key.open(unpadded).unwrap(), v.plaintext, "{}", v.plaintext);
+        assert_eq!(
+            cst_legacy::seal::decode(unpadded).unwrap(),
+            cst_legacy::seal::decode(&v.base64_android_default).unwrap(),
+            "the same bytes, padded or not"
+        );
+    }
+    assert!(padded > 0, "some vectors end in padding");
 }
 
 #[test]
