@@ -4,7 +4,8 @@
 //! database grows: tables are opened lazily on first use and closed again when the
 //! cache needs room.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,14 +16,74 @@ use crate::sstable::block::Block;
 
 const SHARDS: usize = 16;
 
-struct Shard {
-    map: HashMap<(u64, u64), (Arc<Block>, u64)>,
-    order: BTreeMap<u64, (u64, u64)>,
-    used: usize,
-    tick: u64,
+/// Hasher for the caches' integer keys (table numbers and offsets). They are not chosen
+/// by anyone who could aim collisions at the map, so a multiply-and-fold beats SipHash,
+/// which was a visible share of every point read.
+#[derive(Default)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
 }
 
-/// Least-recently-used cache of decompressed blocks keyed by (table number, offset).
+type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+/// Bytes charged per cached block beyond its contents (map entry, ring slot, `Arc`).
+const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+struct Entry {
+    block: Arc<Block>,
+    /// Set by every hit; the clock hand clears it once before it may evict the entry.
+    referenced: bool,
+}
+
+/// One shard of the cache: a map for lookups and a ring (the clock) for eviction.
+///
+/// CLOCK rather than an exact LRU: a hit only sets a flag, so the read path does no
+/// reordering, and eviction gives every block that was used since the hand last passed
+/// one more round. Random point reads miss far more often than they hit, so the cost of
+/// a miss (insert plus eviction) is what this is shaped for.
+struct Shard {
+    map: IntMap<(u64, u64), Entry>,
+    ring: VecDeque<(u64, u64)>,
+    used: usize,
+}
+
+impl Shard {
+    fn evict_until_fits(&mut self, capacity: usize) {
+        while self.used > capacity {
+            let Some(key) = self.ring.pop_front() else {
+                break;
+            };
+            let Some(entry) = self.map.get_mut(&key) else {
+                continue;
+            };
+            if entry.referenced {
+                entry.referenced = false;
+                self.ring.push_back(key);
+            } else if let Some(e) = self.map.remove(&key) {
+                self.used -= e.block.size() + ENTRY_OVERHEAD_BYTES;
+                if let Ok(block) = Arc::try_unwrap(e.block) {
+                    crate::sstable::block::recycle(block);
+                }
+            }
+        }
+    }
+}
+
+/// Cache of decompressed blocks keyed by (table number, offset), bounded in bytes.
 pub struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     shard_capacity: usize,
@@ -36,10 +97,9 @@ impl BlockCache {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::new(),
-                        order: BTreeMap::new(),
+                        map: IntMap::default(),
+                        ring: VecDeque::new(),
                         used: 0,
-                        tick: 0,
                     })
                 })
                 .collect(),
@@ -60,24 +120,20 @@ impl BlockCache {
             .shard((table, offset))
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        s.tick += 1;
-        let tick = s.tick;
         let Some(entry) = s.map.get_mut(&(table, offset)) else {
             drop(s);
             self.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        let old = std::mem::replace(&mut entry.1, tick);
-        let block = Arc::clone(&entry.0);
-        s.order.remove(&old);
-        s.order.insert(tick, (table, offset));
+        entry.referenced = true;
+        let block = Arc::clone(&entry.block);
         drop(s);
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(block)
     }
 
     pub fn insert(&self, table: u64, offset: u64, block: Arc<Block>) {
-        let charge = block.size() + 64;
+        let charge = block.size() + ENTRY_OVERHEAD_BYTES;
         if charge > self.shard_capacity {
             return;
         }
@@ -85,22 +141,18 @@ impl BlockCache {
             .shard((table, offset))
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        s.tick += 1;
-        let tick = s.tick;
-        if let Some((old_block, old_tick)) = s.map.insert((table, offset), (block, tick)) {
-            s.order.remove(&old_tick);
-            s.used -= old_block.size() + 64;
+        let entry = Entry {
+            block,
+            referenced: false,
+        };
+        match s.map.insert((table, offset), entry) {
+            // Already in the ring: only the charge changes.
+            Some(old) => s.used -= old.block.size() + ENTRY_OVERHEAD_BYTES,
+            None => s.ring.push_back((table, offset)),
         }
-        s.order.insert(tick, (table, offset));
         s.used += charge;
-        while s.used > self.shard_capacity {
-            let Some((_, victim)) = s.order.pop_first() else {
-                break;
-            };
-            if let Some((b, _)) = s.map.remove(&victim) {
-                s.used -= b.size() + 64;
-            }
-        }
+        let capacity = self.shard_capacity;
+        s.evict_until_fits(capacity);
     }
 
     /// Bytes currently held.
@@ -117,7 +169,7 @@ pub struct TableCache {
     dir: PathBuf,
     capacity: usize,
     block_cache: Option<Arc<BlockCache>>,
-    open: Mutex<HashMap<u64, (Arc<Table>, u64)>>,
+    open: Mutex<IntMap<u64, (Arc<Table>, u64)>>,
     tick: AtomicU64,
 }
 
@@ -127,7 +179,7 @@ impl TableCache {
             dir,
             capacity,
             block_cache,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(IntMap::default()),
             tick: AtomicU64::new(0),
         }
     }
@@ -170,5 +222,50 @@ impl TableCache {
 
     pub fn open_count(&self) -> usize {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sstable::block::BlockBuilder;
+
+    fn block(n: usize) -> Arc<Block> {
+        let mut b = BlockBuilder::new(16);
+        b.add(b"key", &vec![7u8; n]);
+        Arc::new(Block::new(b.finish()).expect("a built block decodes"))
+    }
+
+    #[test]
+    fn stays_within_its_byte_budget() {
+        let cache = BlockCache::new(SHARDS * 4096);
+        for offset in 0..1000 {
+            cache.insert(1, offset << 12, block(1000));
+        }
+        assert!(cache.used_bytes() <= SHARDS * 4096);
+        assert!(cache.used_bytes() > 0);
+    }
+
+    #[test]
+    fn a_block_hit_since_the_hand_passed_outlives_one_that_was_not() {
+        // One shard's worth: find offsets that land in the same shard as offset 0.
+        let cache = BlockCache::new(SHARDS * 3 * 1100);
+        let shard_of = |o: u64| std::ptr::from_ref(cache.shard((1, o)));
+        let same: Vec<u64> = (0..10_000u64)
+            .map(|i| i << 12)
+            .filter(|&o| shard_of(o) == shard_of(0))
+            .take(4)
+            .collect();
+        assert_eq!(same.len(), 4);
+        for &o in &same[..3] {
+            cache.insert(1, o, block(1000));
+        }
+        assert!(cache.get(1, same[0]).is_some());
+        // A fourth block needs room: the hand passes the referenced first block and
+        // evicts the second, which nobody read.
+        cache.insert(1, same[3], block(1000));
+        assert!(cache.get(1, same[0]).is_some());
+        assert!(cache.get(1, same[1]).is_none());
+        assert!(cache.get(1, same[3]).is_some());
     }
 }

@@ -20,6 +20,11 @@ use crate::sstable::block::{
 use crate::sstable::filter;
 use crate::sstable::footer::{FOOTER_LEN, Footer};
 
+thread_local! {
+    /// Per-thread buffer for stored (compressed, checksummed) block bytes.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// An open table file.
 pub struct Table {
     pub number: u64,
@@ -130,11 +135,19 @@ impl Table {
                 "block handle points past the end of the file",
             ));
         }
-        let mut stored = vec![0u8; handle.size as usize + BLOCK_TRAILER_LEN];
-        self.file
-            .read_exact_at(&mut stored, handle.offset)
-            .map_err(|e| Error::io(&self.path, e))?;
-        decode_stored_block(&stored).map_err(|r| Error::corruption(&self.path, handle.offset, r))
+        let len = handle.size as usize + BLOCK_TRAILER_LEN;
+        // The stored bytes only live until they are checked and decompressed, so each
+        // thread reads into one buffer it keeps, instead of allocating per block.
+        READ_BUFFER.with_borrow_mut(|stored| {
+            if stored.len() < len {
+                stored.resize(len, 0);
+            }
+            let stored = &mut stored[..len];
+            self.file
+                .read_exact_at(stored, handle.offset)
+                .map_err(|e| Error::io(&self.path, e))?;
+            decode_stored_block(stored).map_err(|r| Error::corruption(&self.path, handle.offset, r))
+        })
     }
 
     /// Data block `i`, from the cache when possible.
