@@ -12,7 +12,9 @@ use tokio::time::Instant;
 
 /// Remembers sealed commands seen recently, so the same datagram sent again
 /// (a capture replayed) is not executed twice. A real parent app seals every
-/// command with a fresh random IV, so it never repeats a ciphertext.
+/// command with a fresh random IV, so it never repeats a ciphertext. The
+/// responder feeds it the decoded `IV ‖ ciphertext`, never the base64 text,
+/// whose whitespace and padding a replayer may change freely.
 #[derive(Debug)]
 pub struct ReplayWindow {
     window: Duration,

@@ -4,8 +4,9 @@
 //!
 //! Per datagram, cheapest checks first: size, per-source rate limit, mode,
 //! discovery, `CST_CMD:` prefix, opening the seal (failure: dropped
-//! silently, as the Android child does), the replay window, parsing, and only
-//! then the [`Handler`]. Replies go to the request's source address and port.
+//! silently, as the Android child does), the replay window (keyed on the
+//! decoded `IV ‖ ciphertext`, so re-wrapping a capture does not get it past),
+//! parsing, and only then the [`Handler`]. Replies go to the request's source address and port.
 
 use std::future::Future;
 use std::io;
@@ -206,14 +207,21 @@ impl<H: Handler> Responder<H> {
             bump(&counters.dropped_unknown);
             return None;
         };
-        let Some(text) = std::str::from_utf8(sealed)
+        let Some((raw, text)) = std::str::from_utf8(sealed)
             .ok()
-            .and_then(|sealed| self.config.key.open(sealed).ok())
+            .and_then(|sealed| crate::seal::decode(sealed).ok())
+            .and_then(|raw| {
+                let text = self.config.key.open_raw(&raw).ok()?;
+                Some((raw, text))
+            })
         else {
             bump(&counters.dropped_undecryptable);
             return None;
         };
-        let (first, evicted) = replays.first_sight(sealed, now);
+        // Keyed on the decoded bytes, not the text: a capture re-wrapped,
+        // with a newline dropped, a space added or the padding cut, is still
+        // the same sealed command.
+        let (first, evicted) = replays.first_sight(&raw, now);
         if evicted {
             bump(&counters.replay_evicted);
         }

@@ -192,6 +192,45 @@ async fn a_replayed_datagram_is_not_executed_twice() {
 }
 
 #[tokio::test]
+async fn a_replay_with_its_whitespace_or_padding_changed_is_not_executed_again() {
+    let child = child("127.0.0.1:0", |_| {}).await;
+    let sealed = key().seal("EXTEND_TIME:15");
+    // One base64 line: 32 bytes, so 44 characters ending in one `=`, and `\n`.
+    assert!(sealed.ends_with("=\n"), "{sealed:?}");
+    let datagram = format!("{COMMAND_PREFIX}{sealed}");
+    assert_eq!(replies_to(&child, datagram.as_bytes()).await.len(), 1);
+    let middle = COMMAND_PREFIX.len() + 20;
+    let variants = [
+        datagram.trim_end().to_owned(),
+        format!("{datagram} "),
+        datagram.replace('\n', "\r\n"),
+        format!("{} {}", &datagram[..middle], &datagram[middle..]),
+        format!("{}\n{}", &datagram[..middle], &datagram[middle..]),
+        datagram.trim_end().trim_end_matches('=').to_owned(),
+    ];
+    for variant in &variants {
+        assert_ne!(variant, &datagram);
+        assert_eq!(
+            key().open(&variant[COMMAND_PREFIX.len()..]).unwrap(),
+            "EXTEND_TIME:15"
+        );
+        assert!(
+            replies_to(&child, variant.as_bytes()).await.is_empty(),
+            "{variant:?} was answered"
+        );
+    }
+    assert_eq!(
+        child.recorder.commands(),
+        [Command::ExtendTime { minutes: 15 }],
+        "executed once"
+    );
+    assert_eq!(
+        Counters::get(&child.counters.dropped_replayed),
+        variants.len() as u64
+    );
+}
+
+#[tokio::test]
 async fn junk_changes_nothing_and_gets_no_reply() {
     let child = child("127.0.0.1:0", |_| {}).await;
     let wrong_key = "0000000000000000".parse::<DeviceId>().unwrap().key();
