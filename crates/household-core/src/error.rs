@@ -144,13 +144,23 @@ pub enum RequestRefusal {
     #[error("request {id} is unknown")]
     Unknown { id: RequestId },
     /// Someone answered first; the first answer stands and this one changes nothing.
-    #[error(
-        "request {id} was already answered at {answered_at} ({answer:?}); the first answer stands"
-    )]
+    ///
+    /// `same_answer` tells a repeat of that very answer (a retried tap: the same
+    /// approval with the same minutes, or a second denial) from a different one. A
+    /// service reports a repeat as success, "already resolved", and refuses a different
+    /// answer (`FailedPrecondition`); either way nothing is granted twice.
+    #[error("request {id} was already {answer} at {answered_at}; {}", if *same_answer {
+        "answering the same again changes nothing"
+    } else {
+        "the first answer stands"
+    })]
     AlreadyAnswered {
         id: RequestId,
+        /// The first answer, the one that stands.
         answer: Answer,
         answered_at: Timestamp,
+        /// Whether the refused answer equals the first one.
+        same_answer: bool,
     },
     /// The day the request was made has ended; a request does not outlive its day.
     #[error("request {id} expired when its day ended at {expired_at}")]
@@ -161,6 +171,20 @@ pub enum RequestRefusal {
     /// The answer itself is malformed (e.g. approving 0 minutes).
     #[error("answer to request {id}: {error}")]
     Invalid { id: RequestId, error: InputError },
+}
+
+impl RequestRefusal {
+    /// Whether this is the repeat of an answer already given, which a service reports
+    /// as success ("already resolved") rather than as an error.
+    pub fn is_repeat(&self) -> bool {
+        matches!(
+            self,
+            RequestRefusal::AlreadyAnswered {
+                same_answer: true,
+                ..
+            }
+        )
+    }
 }
 
 /// Why a self-serve extension credit cannot be spent.

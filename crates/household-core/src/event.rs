@@ -152,6 +152,17 @@ pub enum Answer {
     Denied,
 }
 
+impl fmt::Display for Answer {
+    /// `approved with 20 minutes` or `denied`, as messages to guardians say it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Answer::Approved { minutes: 1 } => f.write_str("approved with 1 minute"),
+            Answer::Approved { minutes } => write!(f, "approved with {minutes} minutes"),
+            Answer::Denied => f.write_str("denied"),
+        }
+    }
+}
+
 /// The sizes of self-serve extension credits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

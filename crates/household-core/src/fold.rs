@@ -450,6 +450,11 @@ impl Projection {
     /// Decide a guardian's answer to request `id` at `now`: the event to record, or why
     /// not (unknown, already answered — the first answer stands — expired at the end of
     /// its day, or an approval with minutes outside 1..=1440).
+    ///
+    /// A second answer is always refused, so nothing is granted twice. For the API's
+    /// `already_resolved`, [`RequestRefusal::is_repeat`] tells a repeat of the first
+    /// answer (the same approval with the same minutes, or a second denial: report
+    /// success, log nothing) from a different answer (refuse it).
     pub fn resolve_request(
         &self,
         id: &RequestId,

@@ -2,9 +2,12 @@
 //!
 //! A child asks for N minutes; the request is *pending* until a guardian answers or the
 //! local day it was made on ends. The first answer wins: with two guardians on two
-//! phones, the one whose answer reaches the log first decides, and the other is told so
-//! ([`RequestRefusal::AlreadyAnswered`]) instead of silently granting twice. An approval
-//! is a grant like any other (see [`crate::grant`]), for the minutes the guardian chose.
+//! phones, the one whose answer reaches the log first decides, and a second answer is
+//! refused ([`RequestRefusal::AlreadyAnswered`]) instead of silently granting twice. The
+//! refusal says whether the second answer repeats the first (`same_answer`: a retried
+//! tap, which the API reports as "already resolved") or differs from it (which the API
+//! refuses). An approval is a grant like any other (see [`crate::grant`]), for the
+//! minutes the guardian chose.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -75,14 +78,16 @@ impl TimeRequest {
 
     /// Decide whether `answer`, given at `at`, may resolve this request.
     ///
-    /// Refused when the request already has an answer (the first one stands), when its
-    /// day has ended, or when an approval's minutes are outside 1..=1440.
+    /// Refused when the request already has an answer (the first one stands; the
+    /// refusal says whether `answer` repeats it), when its day has ended, or when an
+    /// approval's minutes are outside 1..=1440.
     pub fn check_answer(&self, answer: Answer, at: Timestamp) -> Result<(), RequestRefusal> {
         if let Some(first) = &self.resolution {
             return Err(RequestRefusal::AlreadyAnswered {
                 id: self.id.clone(),
                 answer: first.answer,
                 answered_at: first.at,
+                same_answer: first.answer == answer,
             });
         }
         if at >= self.expires_at {

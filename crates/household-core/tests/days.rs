@@ -476,7 +476,32 @@ fn a_request_answered_twice() {
             id: id.clone(),
             answer: Answer::Approved { minutes: 20 },
             answered_at: t("2025-06-02 16:05"),
+            same_answer: false,
         }
+    );
+    assert!(!refusal.is_repeat());
+    assert_eq!(
+        refusal.to_string(),
+        "request r1 was already approved with 20 minutes at 2025-06-02T14:05:00Z; \
+         the first answer stands"
+    );
+    // Approving with other minutes is a different answer too.
+    let other = s
+        .projection
+        .resolve_request(&id, Answer::Approved { minutes: 30 }, t("2025-06-02 16:06"))
+        .unwrap_err();
+    assert!(!other.is_repeat());
+    // Anna's phone retries her tap: the same answer, refused as a repeat that the API
+    // reports as already resolved.
+    let retry = s
+        .projection
+        .resolve_request(&id, Answer::Approved { minutes: 20 }, t("2025-06-02 16:07"))
+        .unwrap_err();
+    assert!(retry.is_repeat());
+    assert_eq!(
+        retry.to_string(),
+        "request r1 was already approved with 20 minutes at 2025-06-02T14:05:00Z; \
+         answering the same again changes nothing"
     );
     // Had Ben's answer reached the log anyway, the fold would refuse it the same way.
     let ben = EventKind::RequestResolved {
@@ -486,6 +511,15 @@ fn a_request_answered_twice() {
     assert_eq!(
         s.record("2025-06-02 16:06", guardian("ben"), ben),
         ApplyOutcome::Ignored(Ignored::Request(refusal))
+    );
+    // Nor does a repeated approval that reached the log grant twice.
+    let again = EventKind::RequestResolved {
+        request_id: id.clone(),
+        answer: Answer::Approved { minutes: 20 },
+    };
+    assert_eq!(
+        s.record("2025-06-02 16:07", guardian("anna"), again),
+        ApplyOutcome::Ignored(Ignored::Request(retry))
     );
     let st = s.status("2025-06-02 16:10");
     assert_eq!(
