@@ -57,3 +57,36 @@ fn stats_verify_scan() {
     let (code, _) = run(&["scan", d, "--from", "zz"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn help_and_bad_commands() {
+    let (code, out) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("eventlog scan DIR"), "{out}");
+    let (code, out) = run(&["scan", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--limit N"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let err = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_eventlog"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = err(&["compact", d]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("stats, verify and scan"), "{stderr}");
+    // An unknown command must not create a database where there was none.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let missing = dir.path().join("missing");
+    let (code, stderr) = err(&["stats", missing.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("missing"), "{stderr}");
+}

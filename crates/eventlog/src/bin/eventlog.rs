@@ -25,11 +25,21 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let (command, dir) = match args {
         [c, d, ..] => (c.as_str(), d.as_str()),
         _ => return Err(USAGE.to_string()),
     };
-    let db = Db::open_read_only(dir, Options::default()).map_err(|e| e.to_string())?;
+    if !matches!(command, "stats" | "verify" | "scan") {
+        return Err(format!(
+            "unknown command {command:?}; the commands are stats, verify and scan\n{USAGE}"
+        ));
+    }
+    let db = Db::open_read_only(dir, Options::default())
+        .map_err(|e| format!("cannot open the event log in {dir}: {e}"))?;
     match command {
         "stats" => {
             println!("{:#?}", db.stats());
@@ -37,8 +47,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         "verify" => verify(&db),
-        "scan" => scan(&db, &args[2..]),
-        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+        _ => scan(&db, &args[2..]),
     }
 }
 
