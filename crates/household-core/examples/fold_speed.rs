@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 fn main() {
     let child = ChildId::from("mia");
     let policy = Policy {
-        timezone: "Europe/Berlin".into(),
+        time_zone: "Europe/Berlin".into(),
         ..Policy::default()
     };
     let start: Timestamp = "2025-06-01T06:00:00Z".parse().expect("constant instant");

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Answer, CreditSize, RequestId};
 use crate::state::ChildState;
+use crate::time::Weekday;
 
 /// Input that the rules cannot accept: bad numbers, bad clock times, unknown zones.
 ///
@@ -44,6 +45,16 @@ pub enum InputError {
     /// Two exceptions for the same date: which one wins would be a guess.
     #[error("{field}: more than one exception for {date}; allowed is one per date")]
     DuplicateDate { field: String, date: Date },
+    /// A list that must have an exact length (the 7 rules of a week) does not.
+    #[error("{field} has {len} entries; exactly {expected} are required")]
+    WrongCount {
+        field: String,
+        len: usize,
+        expected: usize,
+    },
+    /// Two rules for the same weekday: which one holds would be a guess.
+    #[error("{field}: more than one rule for {weekday}; allowed is one per weekday")]
+    DuplicateWeekday { field: String, weekday: Weekday },
     /// A list longer than the rules accept.
     #[error("{field} has {len} entries; allowed is at most {max}")]
     TooMany {
@@ -108,6 +119,8 @@ impl InputError {
             | InputError::BadClockTime { field, .. }
             | InputError::EmptyList { field, .. }
             | InputError::DuplicateDate { field, .. }
+            | InputError::WrongCount { field, .. }
+            | InputError::DuplicateWeekday { field, .. }
             | InputError::TooMany { field, .. }
             | InputError::TooLong { field, .. }
             | InputError::NotAfterNow { field, .. }
@@ -126,6 +139,8 @@ impl InputError {
             | InputError::BadClockTime { field, .. }
             | InputError::EmptyList { field, .. }
             | InputError::DuplicateDate { field, .. }
+            | InputError::WrongCount { field, .. }
+            | InputError::DuplicateWeekday { field, .. }
             | InputError::TooMany { field, .. }
             | InputError::TooLong { field, .. }
             | InputError::NotAfterNow { field, .. }
@@ -210,6 +225,8 @@ pub enum PolicyChangeError {
     Invalid(#[from] InputError),
     /// The guardian edited an older revision than the current one; someone else changed
     /// the policy in between, and overwriting silently would lose their change.
-    #[error("policy revision is {current}, but the change was made against revision {expected}")]
+    #[error(
+        "expected_revision is {expected}, but the policy is at revision {current}; read it again, reapply the change, retry"
+    )]
     StaleRevision { expected: u64, current: u64 },
 }

@@ -96,7 +96,7 @@ impl Projection {
     /// A projection with no events yet, under `policy` (validated here).
     pub fn new(child: ChildId, policy: Policy) -> Result<Projection, InputError> {
         policy.validate()?;
-        let zone = zone_named(&policy.timezone)?;
+        let zone = zone_named(&policy.time_zone)?;
         Ok(Projection {
             child,
             policy,
@@ -223,7 +223,7 @@ impl Projection {
             EventKind::Unlocked { device } => self.locks.unlock(device.as_ref()),
             EventKind::PolicyChanged { policy } => {
                 policy.validate().map_err(Ignored::InvalidPolicy)?;
-                let zone = zone_named(&policy.timezone).map_err(Ignored::InvalidPolicy)?;
+                let zone = zone_named(&policy.time_zone).map_err(Ignored::InvalidPolicy)?;
                 let day = LocalDay::containing(at_second, &self.zone);
                 if self.credit_of_day(&day, at_second)
                     > self.usage.seconds_between(day.start_second, at_second)
@@ -349,8 +349,8 @@ impl Projection {
     /// Credits of `size` the policy allows per day.
     pub(crate) fn credits_allowed(&self, size: CreditSize) -> i64 {
         match size {
-            CreditSize::FiveMinute => self.policy.credits.five_minute,
-            CreditSize::TenMinute => self.policy.credits.ten_minute,
+            CreditSize::FiveMinute => self.policy.extension_credits_per_day.five_minute_count,
+            CreditSize::TenMinute => self.policy.extension_credits_per_day.ten_minute_count,
         }
     }
 

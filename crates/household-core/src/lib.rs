@@ -45,7 +45,9 @@ pub use event::{
 pub use fold::{ApplyOutcome, DevicePresence, Ignored, Projection};
 pub use grant::{Grant, GrantSource, MAX_GRANT_MINUTES, MIN_GRANT_MINUTES, extend_credit};
 pub use lock::{DeviceLock, LockInfo, MAX_LOCK_DAYS};
-pub use policy::{Credits, DailyMinutes, DayException, DowntimeWindow, Policy};
+pub use policy::{
+    Credits, DailyMinutes, DayException, DowntimeWindow, Policy, WeekdayRule, WeekdayWindow,
+};
 pub use request::{RequestState, Resolution, TimeRequest};
 pub use state::{ChildState, WARNING_SECONDS};
 pub use status::{CreditsLeft, DeviceUsage, Status, status_from_events};

@@ -5,9 +5,20 @@
 //! returns the first problem as a typed [`InputError`] naming the field and the allowed
 //! range; the fold only ever runs on a validated policy.
 //!
+//! Field names are those of the API's `household.v1.Policy` wherever the two shapes
+//! agree — `time_zone`, `grace_minutes`, `extension_credits_per_day.five_minute_count`,
+//! `exceptions[i].daily_minutes`, `exceptions[i].skip_downtime`, `exceptions[i].note` —
+//! so an error's field path is the one a guardian's client sent. Two parts have a shape
+//! made for writing by hand: the weekday minutes (`daily_minutes`, a default plus
+//! overrides) and the downtime windows (`downtime`, each with the days it starts on).
+//! The API sends both as one rule per weekday (`weekdays`); [`Policy::set_weekday_rules`]
+//! takes that shape and names its errors by the API's paths (`weekdays[2].daily_minutes`),
+//! and [`Policy::weekday_rules`] gives it back. Files may also use the earlier spellings
+//! `timezone`, `credits` (`five_minute`, `ten_minute`) and `no_downtime` / `no_bedtime`.
+//!
 //! ```toml
 //! revision = 3
-//! timezone = "Europe/Berlin"
+//! time_zone = "Europe/Berlin"
 //! grace_minutes = 2
 //!
 //! [daily_minutes]      # or simply: daily_minutes = 120
@@ -20,14 +31,14 @@
 //! start = "21:00"
 //! end = "07:00"        # earlier than start: the window crosses midnight
 //!
-//! [credits]
-//! five_minute = 2
-//! ten_minute = 1
+//! [extension_credits_per_day]
+//! five_minute_count = 2
+//! ten_minute_count = 1
 //!
 //! [[exceptions]]
 //! date = "2025-12-24"  # quoted
 //! daily_minutes = 240
-//! no_downtime = true   # also accepted as no_bedtime
+//! skip_downtime = true # also accepted as no_downtime, no_bedtime
 //! ```
 
 use std::collections::BTreeSet;
@@ -66,14 +77,16 @@ pub struct Policy {
     /// notice each other (see [`crate::Projection::check_policy_change`]).
     pub revision: u64,
     /// IANA zone name of the household; days begin at local midnight there.
-    pub timezone: String,
+    #[serde(alias = "timezone")]
+    pub time_zone: String,
     /// Screen minutes per day, per weekday.
     pub daily_minutes: DailyMinutes,
     /// Times of day when the devices are off limits, whatever time is left.
     #[serde(alias = "bedtime")]
     pub downtime: Vec<DowntimeWindow>,
     /// Self-serve extensions the child may take per day.
-    pub credits: Credits,
+    #[serde(alias = "credits")]
+    pub extension_credits_per_day: Credits,
     /// Minutes between running out of time and the lock, to save the game.
     pub grace_minutes: i64,
     /// One-off changes for single dates ("today only").
@@ -84,10 +97,10 @@ impl Default for Policy {
     fn default() -> Policy {
         Policy {
             revision: 0,
-            timezone: "UTC".into(),
+            time_zone: "UTC".into(),
             daily_minutes: DailyMinutes::every_day(120),
             downtime: Vec::new(),
-            credits: Credits::default(),
+            extension_credits_per_day: Credits::default(),
             grace_minutes: 1,
             exceptions: Vec::new(),
         }
@@ -97,7 +110,7 @@ impl Default for Policy {
 impl Policy {
     /// Check every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), InputError> {
-        zone_named(&self.timezone)?;
+        zone_named(&self.time_zone)?;
         self.daily_minutes.validate()?;
         for (i, window) in self.downtime.iter().enumerate() {
             window
@@ -114,7 +127,7 @@ impl Policy {
                 });
             }
         }
-        self.credits.validate()?;
+        self.extension_credits_per_day.validate()?;
         check_range("grace_minutes", self.grace_minutes, 0, MAX_GRACE_MINUTES)?;
         if self.exceptions.len() > MAX_EXCEPTIONS {
             return Err(InputError::TooMany {
@@ -155,13 +168,156 @@ impl Policy {
     /// A window belongs to the day it starts on: Friday's 21:00–07:00 window covers
     /// Friday night and Saturday morning, and "no bedtime on Friday" removes all of it.
     pub fn downtime_starting_on(&self, date: Date) -> impl Iterator<Item = &DowntimeWindow> {
-        let off = self.exception_on(date).is_some_and(|e| e.no_downtime);
+        let off = self.exception_on(date).is_some_and(|e| e.skip_downtime);
         let weekday = Weekday::of(date);
         self.downtime
             .iter()
             .filter(move |w| !off && w.starts_on(weekday))
     }
 }
+
+/// One weekday's rules in the API's shape (`household.v1.WeekdayRule`), for
+/// [`Policy::set_weekday_rules`] and [`Policy::weekday_rules`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeekdayRule {
+    /// The weekday by its ISO number, as the API's `Weekday` enum numbers it: 1 (Monday)
+    /// to 7 (Sunday).
+    pub weekday: i64,
+    /// Screen minutes allowed on that day before grants, 0..=1440.
+    pub daily_minutes: i64,
+    /// Downtime windows that start on that day, at most 4.
+    pub downtime_windows: Vec<WeekdayWindow>,
+}
+
+/// A downtime window in the API's shape (`household.v1.DowntimeWindow`): minutes of the
+/// local day, the end below the start when the window crosses midnight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeekdayWindow {
+    /// Minute of the day the window starts, 0 (00:00) ..= 1439 (23:59).
+    pub start_minute_of_day: i64,
+    /// Minute of the day the window ends, 0..=1439; must differ from the start.
+    pub end_minute_of_day: i64,
+    /// A name shown to people, at most 64 characters.
+    pub label: Option<String>,
+}
+
+/// Days in a week, the number of rules the API's `weekdays` must hold.
+const WEEKDAYS: usize = 7;
+
+impl Policy {
+    /// Take the weekday minutes and downtime windows from the API's shape: one rule per
+    /// weekday, exactly 7, each weekday once. Replaces `daily_minutes` and `downtime`
+    /// only if every rule is valid; otherwise the policy is unchanged and the error names
+    /// the API's field path (`weekdays[2].daily_minutes`,
+    /// `weekdays[0].downtime_windows[1].end_minute_of_day`). A service puts the
+    /// request's own prefix in front with [`InputError::within`] (`policy.weekdays[2]…`).
+    pub fn set_weekday_rules(&mut self, rules: &[WeekdayRule]) -> Result<(), InputError> {
+        if rules.len() != WEEKDAYS {
+            return Err(InputError::WrongCount {
+                field: "weekdays".into(),
+                len: rules.len(),
+                expected: WEEKDAYS,
+            });
+        }
+        let mut seen = BTreeSet::new();
+        let mut minutes = Vec::with_capacity(WEEKDAYS);
+        let mut downtime = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let field = format!("weekdays[{i}]");
+            let weekday = Weekday::from_iso_number(rule.weekday).map_err(|e| e.within(&field))?;
+            if !seen.insert(weekday) {
+                return Err(InputError::DuplicateWeekday {
+                    field: format!("{field}.weekday"),
+                    weekday,
+                });
+            }
+            check_range(
+                &format!("{field}.daily_minutes"),
+                rule.daily_minutes,
+                0,
+                MAX_DAILY_MINUTES,
+            )?;
+            if rule.downtime_windows.len() > MAX_WINDOWS_PER_WEEKDAY {
+                return Err(InputError::TooMany {
+                    field: format!("{field}.downtime_windows"),
+                    len: rule.downtime_windows.len(),
+                    max: MAX_WINDOWS_PER_WEEKDAY,
+                });
+            }
+            for (j, window) in rule.downtime_windows.iter().enumerate() {
+                let window = window
+                    .to_downtime(weekday)
+                    .map_err(|e| e.within(&format!("{field}.downtime_windows[{j}]")))?;
+                downtime.push(window);
+            }
+            minutes.push((weekday, rule.daily_minutes));
+        }
+        minutes.sort_unstable();
+        let mut daily = DailyMinutes::every_day(minutes[0].1);
+        for &(weekday, m) in &minutes[1..] {
+            if m != daily.default {
+                daily.set(weekday, m);
+            }
+        }
+        downtime.sort_by_key(|w| w.days.as_ref().and_then(|d| d.first().copied()));
+        self.daily_minutes = daily;
+        self.downtime = downtime;
+        Ok(())
+    }
+
+    /// The weekday minutes and downtime windows in the API's shape: one rule per weekday,
+    /// Monday first, each with the windows that start on it.
+    pub fn weekday_rules(&self) -> Vec<WeekdayRule> {
+        Weekday::ALL
+            .into_iter()
+            .map(|day| WeekdayRule {
+                weekday: day.iso_number(),
+                daily_minutes: self.daily_minutes.for_weekday(day),
+                downtime_windows: self
+                    .downtime
+                    .iter()
+                    .filter(|w| w.starts_on(day))
+                    .map(|w| WeekdayWindow {
+                        start_minute_of_day: w.start.minute_of_day(),
+                        end_minute_of_day: w.end.minute_of_day(),
+                        label: w.label.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+impl WeekdayWindow {
+    /// The window as the policy keeps it, starting on `weekday`; errors name the
+    /// API's fields.
+    fn to_downtime(&self, weekday: Weekday) -> Result<DowntimeWindow, InputError> {
+        let clock = |field: &str, minute: i64| {
+            check_range(field, minute, 0, MINUTES_PER_DAY - 1)?;
+            ClockTime::new(minute / 60, minute % 60)
+        };
+        let start = clock("start_minute_of_day", self.start_minute_of_day)?;
+        let end = clock("end_minute_of_day", self.end_minute_of_day)?;
+        if start == end {
+            return Err(InputError::EmptyWindow {
+                field: "end_minute_of_day".into(),
+                at: start.to_string(),
+            });
+        }
+        if let Some(label) = &self.label {
+            check_chars("label", label, MAX_LABEL_CHARS)?;
+        }
+        Ok(DowntimeWindow {
+            days: Some(vec![weekday]),
+            start,
+            end,
+            label: self.label.clone(),
+        })
+    }
+}
+
+/// Minutes in a day on the clock face (a DST day has more or fewer real ones).
+const MINUTES_PER_DAY: i64 = 24 * 60;
 
 /// Screen minutes per weekday: a default for every day and optional overrides.
 ///
@@ -369,16 +525,18 @@ impl DowntimeWindow {
 #[serde(default, deny_unknown_fields)]
 pub struct Credits {
     /// 5-minute extensions per day.
-    pub five_minute: i64,
+    #[serde(alias = "five_minute")]
+    pub five_minute_count: i64,
     /// 10-minute extensions per day.
-    pub ten_minute: i64,
+    #[serde(alias = "ten_minute")]
+    pub ten_minute_count: i64,
 }
 
 impl Default for Credits {
     fn default() -> Credits {
         Credits {
-            five_minute: 2,
-            ten_minute: 1,
+            five_minute_count: 2,
+            ten_minute_count: 1,
         }
     }
 }
@@ -386,14 +544,14 @@ impl Default for Credits {
 impl Credits {
     fn validate(&self) -> Result<(), InputError> {
         check_range(
-            "credits.five_minute",
-            self.five_minute,
+            "extension_credits_per_day.five_minute_count",
+            self.five_minute_count,
             0,
             MAX_CREDITS_PER_DAY,
         )?;
         check_range(
-            "credits.ten_minute",
-            self.ten_minute,
+            "extension_credits_per_day.ten_minute_count",
+            self.ten_minute_count,
             0,
             MAX_CREDITS_PER_DAY,
         )
@@ -410,8 +568,8 @@ pub struct DayException {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_minutes: Option<i64>,
     /// No downtime window starts on that date (e.g. no bedtime on New Year's Eve).
-    #[serde(default, alias = "no_bedtime", alias = "skip_downtime")]
-    pub no_downtime: bool,
+    #[serde(default, alias = "no_downtime", alias = "no_bedtime")]
+    pub skip_downtime: bool,
     /// Why the exception exists, for guardians; at most 200 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,

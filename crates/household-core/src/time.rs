@@ -22,10 +22,10 @@ pub const SECONDS_PER_MINUTE: i64 = 60;
 
 /// Look up an IANA zone name (`"Europe/Berlin"`) in the bundled database.
 ///
-/// The error names the field `timezone`, where a policy keeps the name.
+/// The error names the field `time_zone`, where a policy keeps the name.
 pub fn zone_named(name: &str) -> Result<TimeZone, InputError> {
     TimeZone::get(name).map_err(|_| InputError::UnknownTimeZone {
-        field: "timezone".into(),
+        field: "time_zone".into(),
         name: name.into(),
     })
 }

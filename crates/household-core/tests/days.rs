@@ -90,7 +90,7 @@ fn spring_forward_usage_counts_real_minutes_and_splits_at_midnight() {
     policy.exceptions.push(DayException {
         date: date(2025, 3, 29),
         daily_minutes: None,
-        no_downtime: true,
+        skip_downtime: true,
         note: None,
     });
     let mut s = Script::new(policy);
@@ -123,7 +123,7 @@ fn fall_back_day_has_25_hours_and_the_repeated_hour_counts_twice() {
     policy.exceptions.push(DayException {
         date: date(2025, 10, 25),
         daily_minutes: None,
-        no_downtime: true,
+        skip_downtime: true,
         note: None,
     });
     let mut s = Script::new(policy);
@@ -152,7 +152,7 @@ fn window_ends_inside_dst_changes() {
         DowntimeWindow::every_day(start.parse().unwrap(), end.parse().unwrap())
     };
     let policy = Policy {
-        timezone: "Europe/Berlin".into(),
+        time_zone: "Europe/Berlin".into(),
         downtime: vec![window("22:00", "02:30")],
         ..Policy::default()
     };
@@ -405,13 +405,13 @@ fn an_exception_day() {
     policy.exceptions.push(DayException {
         date: date(2025, 12, 24),
         daily_minutes: Some(240),
-        no_downtime: true,
+        skip_downtime: true,
         note: None,
     });
     policy.exceptions.push(DayException {
         date: date(2025, 12, 26),
         daily_minutes: Some(0),
-        no_downtime: false,
+        skip_downtime: false,
         note: None,
     });
     let mut s = Script::new(policy);

@@ -389,14 +389,14 @@ proptest! {
         bad in prop_oneof![-10_000i64..0, 1441i64..100_000],
         bad_day in 1i64..=7,
     ) {
-        let mut policy = Policy { timezone: "Europe/Berlin".into(), grace_minutes: grace, ..Policy::default() };
+        let mut policy = Policy { time_zone: "Europe/Berlin".into(), grace_minutes: grace, ..Policy::default() };
         policy.daily_minutes = DailyMinutes::every_day(default);
         for (i, m) in minutes.iter().enumerate() {
             if let Some(m) = m {
                 policy.daily_minutes.set(Weekday::ALL[i], *m);
             }
         }
-        policy.credits = Credits { five_minute: five, ten_minute: ten };
+        policy.extension_credits_per_day = Credits { five_minute_count: five, ten_minute_count: ten };
         for (h, m, len, days) in windows {
             let start = ClockTime::new(h, m).unwrap();
             let end_minute = (h * 60 + m + len) % 1440;

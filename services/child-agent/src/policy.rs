@@ -21,12 +21,12 @@ pub enum PolicyFileError {
 
 /// The policy from `path`, or the documented default (120 minutes every
 /// day, 2 × 5 and 1 × 10 minute credits, 1 minute of grace, no bedtime).
-/// Where the file names no `timezone`, the device's own zone is used: a
+/// Where the file names no `time_zone`, the device's own zone is used: a
 /// family expects "midnight" to mean its own midnight.
 pub fn load(path: Option<&Path>) -> Result<Policy, PolicyFileError> {
     let Some(path) = path else {
         let policy = Policy {
-            timezone: system_zone(),
+            time_zone: system_zone(),
             ..Policy::default()
         };
         policy.validate().map_err(PolicyFileError::Default)?;
@@ -56,8 +56,9 @@ enum Parsed {
 fn parse(text: &str) -> Result<Policy, Parsed> {
     let mut table: toml::Table =
         toml::from_str(text).map_err(|e| Parsed::Syntax(e.message().to_owned()))?;
-    if !table.contains_key("timezone") {
-        table.insert("timezone".into(), toml::Value::String(system_zone()));
+    // `timezone` is the earlier spelling, still accepted.
+    if !table.contains_key("time_zone") && !table.contains_key("timezone") {
+        table.insert("time_zone".into(), toml::Value::String(system_zone()));
     }
     let policy: Policy = table
         .try_into()
@@ -86,7 +87,7 @@ mod tests {
         let policy =
             parse("timezone = \"Europe/Berlin\"\ngrace_minutes = 2\n[daily_minutes]\nmon = 60\n")
                 .unwrap_or_else(|_| panic!("parses"));
-        assert_eq!(policy.timezone, "Europe/Berlin");
+        assert_eq!(policy.time_zone, "Europe/Berlin");
         assert_eq!(policy.grace_minutes, 2);
     }
 
@@ -113,6 +114,6 @@ mod tests {
     #[test]
     fn without_a_zone_the_device_zone_is_used() {
         let policy = parse("grace_minutes = 1\n").unwrap_or_else(|_| panic!("parses"));
-        assert_eq!(policy.timezone, system_zone());
+        assert_eq!(policy.time_zone, system_zone());
     }
 }

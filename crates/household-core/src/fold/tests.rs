@@ -10,7 +10,7 @@ const CHILD: &str = "mia";
 
 fn policy() -> Policy {
     Policy {
-        timezone: "Europe/Berlin".into(),
+        time_zone: "Europe/Berlin".into(),
         ..Policy::default()
     }
 }
@@ -206,6 +206,13 @@ fn policy_change_needs_the_current_revision_and_bumps_it() {
             expected: 3,
             current: 0
         })
+    );
+    assert_eq!(
+        p.check_policy_change(policy(), Some(3))
+            .unwrap_err()
+            .to_string(),
+        "expected_revision is 3, but the policy is at revision 0; read it again, reapply the \
+         change, retry"
     );
     let bad = Policy {
         grace_minutes: -1,

@@ -125,7 +125,7 @@ fn clock_times_parse_hh_mm_only() {
 #[test]
 fn unknown_zone_names_the_field() {
     let err = zone_named("Europe/Atlantis").unwrap_err();
-    assert_eq!(err.field(), "timezone");
+    assert_eq!(err.field(), "time_zone");
     assert!(err.to_string().contains("Europe/Atlantis"));
 }
 

@@ -13,7 +13,7 @@ pub const CHILD: &str = "mia";
 /// The example household of `docs/rules.md`.
 pub fn household_policy() -> Policy {
     let text = r#"
-        timezone = "Europe/Berlin"
+        time_zone = "Europe/Berlin"
         grace_minutes = 2
 
         [daily_minutes]
@@ -31,9 +31,9 @@ pub fn household_policy() -> Policy {
         start = "22:00"
         end = "08:30"
 
-        [credits]
-        five_minute = 2
-        ten_minute = 1
+        [extension_credits_per_day]
+        five_minute_count = 2
+        ten_minute_count = 1
     "#;
     let policy: Policy = toml::from_str(text).unwrap();
     policy.validate().unwrap();
