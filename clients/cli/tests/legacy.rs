@@ -13,7 +13,7 @@ const ID: &str = "A1B2C3D4E5F60718";
 struct Child;
 
 impl Handler for Child {
-    fn handle(&self, command: Command, _: SocketAddr) -> Reply {
+    async fn handle(&self, command: Command, _: SocketAddr) -> Reply {
         match command {
             Command::GetTimeLeft => Reply::TimeLeft {
                 remaining_minutes: 42,

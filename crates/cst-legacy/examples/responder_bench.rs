@@ -29,7 +29,7 @@ const RUNS: usize = 3;
 struct Child;
 
 impl Handler for Child {
-    fn handle(&self, _: Command, _: SocketAddr) -> Reply {
+    async fn handle(&self, _: Command, _: SocketAddr) -> Reply {
         Reply::TimeLeft {
             remaining_minutes: 42,
             state: LegacyState::Active,

@@ -39,9 +39,35 @@ pub enum Mode {
 }
 
 /// What runs a command. The agent implements it with its live status.
+///
+/// The responder awaits each call before it reads the next datagram, so
+/// calls come one at a time, in arrival order. Both methods return futures:
+/// a handler whose work blocks (disk, a lock shared with other threads) must
+/// move it off the runtime (e.g. `tokio::task::spawn_blocking`) and await it.
 pub trait Handler: Send + Sync + 'static {
     /// Executes `command`, sent from `source`, and returns the reply.
-    fn handle(&self, command: Command, source: SocketAddr) -> Reply;
+    fn handle(&self, command: Command, source: SocketAddr) -> impl Future<Output = Reply> + Send;
+
+    /// Learns of a sealed command from `source` that opened (so it was
+    /// sealed with this device's key) but was not executed; the reply has
+    /// been decided already. Datagrams dropped before that point (oversized,
+    /// rate-limited, undecryptable, replayed) are never reported: they stay
+    /// cheap. The default ignores it.
+    fn refused(&self, refusal: Refusal<'_>, source: SocketAddr) -> impl Future<Output = ()> + Send {
+        let _ = (refusal, source);
+        async {}
+    }
+}
+
+/// Why a sealed command that opened was not executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal<'a> {
+    /// A command the read-only mode does not run; answered with its failure
+    /// reply.
+    ReadOnly(Command),
+    /// A text that is not a command; answered with `error`, as the Android
+    /// child answers it.
+    NotACommand { text: &'a str, error: ErrorReply },
 }
 
 /// Settings of a responder.
@@ -84,6 +110,8 @@ pub struct Counters {
     pub discovery: AtomicU64,
     pub executed: AtomicU64,
     pub refused_read_only: AtomicU64,
+    /// Opened, but not a command (answered with an `ERROR|…` reply).
+    pub rejected: AtomicU64,
     pub dropped_oversized: AtomicU64,
     pub dropped_rate_limited: AtomicU64,
     pub dropped_off: AtomicU64,
@@ -166,7 +194,9 @@ impl<H: Handler> Responder<H> {
                 },
                 _ = &mut shutdown => return Ok(()),
             };
-            let reply = self.answer(&buffer[..len], source, &mut replays, &mut rate);
+            let reply = self
+                .answer(&buffer[..len], source, &mut replays, &mut rate)
+                .await;
             if let Some(reply) = reply {
                 match self.socket.send_to(reply.as_bytes(), source).await {
                     Ok(_) => bump(&self.counters.replied),
@@ -177,7 +207,7 @@ impl<H: Handler> Responder<H> {
     }
 
     /// Decides what (if anything) to send back for one datagram.
-    fn answer(
+    async fn answer(
         &self,
         datagram: &[u8],
         source: SocketAddr,
@@ -231,14 +261,22 @@ impl<H: Handler> Responder<H> {
             return None;
         }
         let reply = match Command::parse(&text) {
-            Err(error) => Reply::Error(error),
+            Err(error) => {
+                bump(&counters.rejected);
+                let refusal = Refusal::NotACommand { text: &text, error };
+                self.handler.refused(refusal, source).await;
+                Reply::Error(error)
+            }
             Ok(command) if self.config.mode == Mode::ReadOnly && !command.is_read_only() => {
                 bump(&counters.refused_read_only);
+                self.handler
+                    .refused(Refusal::ReadOnly(command), source)
+                    .await;
                 read_only_refusal(command)
             }
             Ok(command) => {
                 bump(&counters.executed);
-                self.handler.handle(command, source)
+                self.handler.handle(command, source).await
             }
         };
         Some(format!(

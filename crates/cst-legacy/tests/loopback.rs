@@ -7,8 +7,8 @@ use std::time::Duration;
 use cst_legacy::client::{self, ClientError};
 use cst_legacy::message::{COMMAND_PREFIX, DISCOVERY, DISCOVERY_REPLY};
 use cst_legacy::{
-    Command, Counters, DeviceId, ErrorReply, Handler, Key, LegacyState, Mode, Reply, Responder,
-    ResponderConfig,
+    Command, Counters, DeviceId, ErrorReply, Handler, Key, LegacyState, Mode, Refusal, Reply,
+    Responder, ResponderConfig,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
@@ -20,10 +20,19 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct Recorder {
     calls: Mutex<Vec<(Command, SocketAddr)>>,
+    refusals: Mutex<Vec<(String, SocketAddr)>>,
 }
 
 impl Handler for Recorder {
-    fn handle(&self, command: Command, source: SocketAddr) -> Reply {
+    async fn refused(&self, refusal: Refusal<'_>, source: SocketAddr) {
+        let what = match refusal {
+            Refusal::ReadOnly(command) => format!("read-only {command}"),
+            Refusal::NotACommand { text, error } => format!("{text:?} {error}"),
+        };
+        self.refusals.lock().unwrap().push((what, source));
+    }
+
+    async fn handle(&self, command: Command, source: SocketAddr) -> Reply {
         self.calls.lock().unwrap().push((command, source));
         match command {
             Command::GetTimeLeft => Reply::TimeLeft {
@@ -40,6 +49,11 @@ impl Handler for Recorder {
 impl Recorder {
     fn commands(&self) -> Vec<Command> {
         self.calls.lock().unwrap().iter().map(|(c, _)| *c).collect()
+    }
+
+    fn refusals(&self) -> Vec<String> {
+        let refusals = self.refusals.lock().unwrap();
+        refusals.iter().map(|(what, _)| what.clone()).collect()
     }
 }
 
@@ -151,6 +165,19 @@ async fn error_replies_come_back_sealed_and_run_nothing() {
         );
     }
     assert!(child.recorder.commands().is_empty());
+    assert_eq!(
+        child.recorder.refusals(),
+        [
+            "\"EXTEND_TIME\" Invalid EXTEND_TIME format. Use EXTEND_TIME:minutes",
+            "\"EXTEND_TIME:0\" Invalid minutes. Must be 1-1440",
+            "\"EXTEND_TIME:lots\" Invalid minutes value",
+            "\"FORMAT_DISK\" Unknown command",
+        ],
+        "the handler learns of each, to record it"
+    );
+    let (_, source) = child.recorder.refusals.lock().unwrap()[0];
+    assert_eq!(source.ip(), child.address.ip());
+    assert_eq!(Counters::get(&child.counters.rejected), 4);
 }
 
 #[tokio::test]
@@ -184,6 +211,10 @@ async fn a_replayed_datagram_is_not_executed_twice() {
         [Command::ExtendTime { minutes: 15 }]
     );
     assert_eq!(Counters::get(&child.counters.dropped_replayed), 1);
+    assert!(
+        child.recorder.refusals().is_empty(),
+        "a replay is not reported"
+    );
     // The same command sealed afresh, as a parent app sends it, runs again.
     assert!(matches!(
         send(&child, "EXTEND_TIME:15").await,
@@ -259,8 +290,8 @@ async fn junk_changes_nothing_and_gets_no_reply() {
         assert!(replies_to(&child, datagram).await.is_empty());
     }
     assert!(
-        child.recorder.commands().is_empty(),
-        "the handler never ran"
+        child.recorder.commands().is_empty() && child.recorder.refusals().is_empty(),
+        "the handler never learnt of any"
     );
     let c = &child.counters;
     assert_eq!(Counters::get(&c.dropped_oversized), 1);
@@ -302,6 +333,38 @@ async fn a_flood_from_one_source_is_cut_to_its_burst() {
 }
 
 #[tokio::test]
+async fn rate_limited_commands_are_not_reported() {
+    let child = child("127.0.0.1:0", |c| {
+        // The command and the discovery behind it.
+        c.rate_burst = 2;
+        c.rate_per_second = 0.001;
+    })
+    .await;
+    let first = format!("{COMMAND_PREFIX}{}", key().seal("FORMAT_DISK"));
+    assert_eq!(replies_to(&child, first.as_bytes()).await.len(), 1);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let second = format!("{COMMAND_PREFIX}{}", key().seal("FORMAT_DISK"));
+    // Same address, no tokens left: dropped. A discovery from another
+    // address being answered shows the responder has handled it.
+    socket
+        .send_to(second.as_bytes(), child.address)
+        .await
+        .unwrap();
+    let probe = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    probe
+        .send_to(DISCOVERY.as_bytes(), child.address)
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    tokio::time::timeout(TIMEOUT, probe.recv_from(&mut buffer))
+        .await
+        .expect("probe answered")
+        .unwrap();
+    assert_eq!(child.recorder.refusals().len(), 1);
+    assert_eq!(Counters::get(&child.counters.dropped_rate_limited), 1);
+}
+
+#[tokio::test]
 async fn read_only_answers_time_left_and_refuses_the_rest() {
     let child = child("127.0.0.1:0", |c| c.mode = Mode::ReadOnly).await;
     assert!(matches!(
@@ -317,6 +380,10 @@ async fn read_only_answers_time_left_and_refuses_the_rest() {
         Reply::Error(ErrorReply::ProcessingFailed)
     );
     assert_eq!(child.recorder.commands(), [Command::GetTimeLeft]);
+    assert_eq!(
+        child.recorder.refusals(),
+        ["read-only LOCK_DEVICE", "read-only EXTEND_TIME:30"]
+    );
     assert_eq!(
         client::discover(child.address, Duration::from_millis(200))
             .await

@@ -53,8 +53,8 @@ struct Inner {
     clock: AgentClock,
     last_state: Option<ChildState>,
     last_checkpoint: Instant,
-    /// Usage events already counted but not yet stored (the disk refused
-    /// them); they go out with the next write.
+    /// Events already applied but not yet stored — usage the disk refused,
+    /// legacy commands noted for audit; they go out with the next write.
     unsaved: Vec<Event>,
 }
 
@@ -178,12 +178,18 @@ impl Agent {
         self.record(&mut inner, &[event])
     }
 
-    /// Records a legacy command for the audit trail, before it is executed.
-    pub fn record_legacy_command(&self, command: &str, address: String) -> Result<(), AgentError> {
+    /// Notes a legacy command for the audit trail, before it is executed.
+    /// The event takes its place in the sequence now and is stored with the
+    /// next write: in the same durable batch as the grant or lock the command
+    /// causes, or else at the meter's next tick (within a quarter of a
+    /// second) — so `GET_TIME_LEFT` and refusals cost no flush of their own.
+    pub fn note_legacy_command(&self, command: &str, address: String) -> Result<(), AgentError> {
         let mut inner = self.lock()?;
         let now = now_of(&inner)?;
         let event = inner.ledger.legacy_command(command, address, now);
-        self.record(&mut inner, &[event]).map(drop)
+        inner.ledger.commit(std::slice::from_ref(&event));
+        inner.unsaved.push(event);
+        Ok(())
     }
 
     /// The last `limit` stored events, oldest first.
@@ -240,6 +246,13 @@ impl Agent {
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, AgentError> {
         self.inner.lock().map_err(|_| AgentError::Poisoned)
+    }
+
+    /// Runs `f` while holding the agent's state, as a slow store write does.
+    #[cfg(test)]
+    pub fn with_state_held<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _held = self.lock();
+        f()
     }
 }
 

@@ -51,28 +51,26 @@ async fn time_left_extend_and_lock_act_on_the_live_status() {
     let reply = send(&home, agent.port, "EXTEND_TIME:0").await.unwrap();
     assert_eq!(reply.to_string(), "ERROR|Invalid minutes. Must be 1-1440");
 
-    // Every executed command is in the store with the sender as actor.
-    drop(agent);
-    let log = home.command(&["log", "--limit", "100"]);
-    let events: Vec<serde_json::Value> = String::from_utf8(log.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let legacy: Vec<&str> = events
-        .iter()
-        .filter(|e| e["kind"]["kind"] == "legacy_command")
-        .map(|e| e["kind"]["command"].as_str().unwrap())
-        .collect();
+    // Every command is in the store with the sender as actor, the one that
+    // was not a command too.
+    assert!(agent.terminate());
+    let events = log(&home);
     assert_eq!(
-        legacy,
+        legacy_commands(&events),
         [
             "GET_TIME_LEFT",
             "EXTEND_TIME:30",
             "LOCK_DEVICE",
             "GET_TIME_LEFT",
-            "EXTEND_TIME:5"
+            "EXTEND_TIME:5",
+            "rejected (Invalid minutes. Must be 1-1440): EXTEND_TIME:0",
         ]
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["kind"]["kind"] == "legacy_command")
+            .all(|e| e["actor"]["type"] == "legacy_address")
     );
     let grant = events
         .iter()
@@ -85,6 +83,50 @@ async fn time_left_extend_and_lock_act_on_the_live_status() {
             .unwrap()
             .starts_with("127.0.0.1:")
     );
+}
+
+/// `child-agent log`: the stored events, oldest first.
+fn log(home: &Home) -> Vec<serde_json::Value> {
+    let out = home.command(&["log", "--limit", "100"]);
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn legacy_commands(events: &[serde_json::Value]) -> Vec<&str> {
+    events
+        .iter()
+        .filter(|e| e["kind"]["kind"] == "legacy_command")
+        .map(|e| e["kind"]["command"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledged_extension_or_lock_survives_a_kill_9_at_once() {
+    let home = Home::new("timezone = \"UTC\"\ndaily_minutes = 60\n");
+    let agent = home.start(1.0, &[]);
+    let reply = send(&home, agent.port, "EXTEND_TIME:30").await.unwrap();
+    assert_eq!(reply, Reply::TimeExtended { minutes: 30 });
+    let reply = send(&home, agent.port, "LOCK_DEVICE").await.unwrap();
+    assert_eq!(reply, Reply::DeviceLocked);
+    agent.kill9();
+    let events = log(&home);
+    assert_eq!(legacy_commands(&events), ["EXTEND_TIME:30", "LOCK_DEVICE"]);
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["kind"]["kind"].as_str())
+        .filter(|kind| *kind != "usage_reported")
+        .collect();
+    assert_eq!(
+        kinds,
+        ["legacy_command", "time_granted", "legacy_command", "locked"]
+    );
+    let status = home.status().unwrap();
+    assert_eq!(status["credit_minutes"], 90);
+    assert_eq!(status["state"], "LOCKED");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -121,6 +163,11 @@ async fn read_only_and_off_modes() {
         "nothing was locked"
     );
     assert!(agent.terminate());
+    assert_eq!(
+        legacy_commands(&log(&home)),
+        ["GET_TIME_LEFT", "refused (read-only): LOCK_DEVICE"],
+        "the refusal is recorded too"
+    );
 
     let agent = home.start(1.0, &["--legacy-mode", "off"]);
     let to = SocketAddr::from(([127, 0, 0, 1], agent.port));
