@@ -1,9 +1,16 @@
-//! Events: everything that happened to a child, as the log holds it.
+//! Events: everything that happened in the household, as the log holds it.
 //!
 //! Status is never stored, only derived by folding events (see [`crate::Projection`]).
 //! An event has a `seq` (strictly increasing in the log that assigned it), the time it
 //! was recorded, who did it and which child it concerns. The same types serve the hub's
 //! log and the agent's own offline record.
+//!
+//! [`EventKind`] has the same kinds as the API's `household.v1.EventKind`, under the
+//! same names (`UsageReported` is `EVENT_KIND_USAGE_REPORTED`, and so on). Most of the
+//! registry's kinds — a child or device added or renamed, a guardian enrolled, an
+//! identity revoked — change no status; they are here so that every logged event has
+//! one type and one fold. Those that must change a status do: removing a device lifts
+//! its own lock and forgets its presence; removing the child closes the projection.
 
 use std::fmt;
 
@@ -79,7 +86,8 @@ pub struct Event {
     pub at: Timestamp,
     /// Who caused it.
     pub actor: Actor,
-    /// The child it concerns.
+    /// The child it concerns; empty for household-wide events
+    /// ([`EventKind::is_household_wide`]), as in the log.
     pub child: ChildId,
     /// The device it concerns, if one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +148,73 @@ pub enum EventKind {
     /// A command arrived over the legacy CST protocol (kept for audit; the grant or lock
     /// it caused is its own event).
     LegacyCommand { command: String },
+    /// A guardian added the child. Changes no status: the hub starts the child's
+    /// projection with the policy the child was added with.
+    ChildAdded { display_name: String },
+    /// A guardian renamed the child. Changes no status.
+    ChildRenamed {
+        display_name: String,
+        previous_display_name: String,
+    },
+    /// A guardian removed the child. This closes the projection: every later event for
+    /// the child is ignored ([`crate::Ignored::ChildRemoved`]). Whether the child's earlier
+    /// events were deleted is the log's business, recorded here for history.
+    ChildRemoved {
+        #[serde(default)]
+        history_forgotten: bool,
+    },
+    /// A guardian added a device for the child. Changes no status: a device shows up
+    /// in presence once it enrolls or comes online.
+    DeviceAdded {
+        device: DeviceId,
+        display_name: String,
+        /// For a legacy CST device, the address the hub sends commands to; `None` for a
+        /// device that runs the child agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        legacy_address: Option<String>,
+    },
+    /// A guardian renamed a device. Changes no status.
+    DeviceRenamed {
+        device: DeviceId,
+        display_name: String,
+        previous_display_name: String,
+    },
+    /// A guardian removed a device: its own lock is lifted and its presence forgotten.
+    /// Use it reported stays charged to the child's day (a minute used is used), and in
+    /// its per-device figures for reports.
+    DeviceRemoved { device: DeviceId },
+    /// A guardian redeemed a pairing code; the event's actor is the new guardian.
+    /// Household-wide: no child's status changes.
+    GuardianEnrolled { display_name: String },
+    /// An identity, or one credential of it (`credential_id`), was revoked.
+    /// Household-wide: no child's status changes (a revoked device's session ends, which
+    /// is its own `DeviceOffline`).
+    IdentityRevoked {
+        identity: Identity,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential_id: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// Whether the kind concerns the household rather than one child, so its event has
+    /// an empty `child` (see [`Event::household_wide`]).
+    pub fn is_household_wide(&self) -> bool {
+        matches!(
+            self,
+            EventKind::GuardianEnrolled { .. } | EventKind::IdentityRevoked { .. }
+        )
+    }
+}
+
+/// A guardian or a device, as an identity with credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Identity {
+    /// A guardian.
+    Guardian { id: GuardianId },
+    /// A child's device.
+    Device { id: DeviceId },
 }
 
 /// A guardian's answer to a request for more time.
@@ -194,5 +269,11 @@ impl Event {
             device: None,
             kind,
         }
+    }
+
+    /// A household-wide event (a guardian enrolled, an identity revoked): no child, so no
+    /// child's projection applies it.
+    pub fn household_wide(seq: u64, at: Timestamp, actor: Actor, kind: EventKind) -> Event {
+        Event::new(seq, at, actor, ChildId(String::new()), kind)
     }
 }

@@ -57,6 +57,8 @@ pub enum Ignored {
     Request(RequestRefusal),
     /// A credit spent beyond the day's count.
     Credit(CreditRefusal),
+    /// The child was removed at `at`; nothing applies after that.
+    ChildRemoved { at: Timestamp },
 }
 
 /// What is known about one device's presence.
@@ -90,6 +92,8 @@ pub struct Projection {
     /// If that change used the time up, the grace period starts there, not at the
     /// (earlier) moment usage passed the new, lower allowance.
     pub(crate) exhaustion_floor_second: Option<i64>,
+    /// When the child was removed; no event applies after that.
+    pub(crate) removed_at: Option<Timestamp>,
 }
 
 impl Projection {
@@ -109,6 +113,7 @@ impl Projection {
             requests: BTreeMap::new(),
             devices: BTreeMap::new(),
             exhaustion_floor_second: None,
+            removed_at: None,
         })
     }
 
@@ -138,6 +143,11 @@ impl Projection {
     /// The household zone of the policy in force.
     pub fn zone(&self) -> &TimeZone {
         &self.zone
+    }
+
+    /// When the child was removed, if a `ChildRemoved` event was applied.
+    pub fn removed_at(&self) -> Option<Timestamp> {
+        self.removed_at
     }
 
     /// The seq of the last event applied or ignored, `None` before the first.
@@ -180,6 +190,9 @@ impl Projection {
             return ApplyOutcome::Stale { last_seq };
         }
         self.last_seq = Some(event.seq);
+        if let Some(at) = self.removed_at {
+            return ApplyOutcome::Ignored(Ignored::ChildRemoved { at });
+        }
         match self.apply_kind(event) {
             Ok(()) => ApplyOutcome::Applied,
             Err(why) => ApplyOutcome::Ignored(why),
@@ -292,6 +305,18 @@ impl Projection {
             EventKind::DeviceOffline { device } => self.set_presence(device, false, event.at),
             // Kept in the log for audit; its effect is a separate grant or lock event.
             EventKind::LegacyCommand { .. } => {}
+            EventKind::ChildRemoved { .. } => self.removed_at = Some(event.at),
+            EventKind::DeviceRemoved { device } => {
+                self.locks.forget_device(device);
+                self.devices.remove(device);
+            }
+            // The registry's business; no status depends on them.
+            EventKind::ChildAdded { .. }
+            | EventKind::ChildRenamed { .. }
+            | EventKind::DeviceAdded { .. }
+            | EventKind::DeviceRenamed { .. }
+            | EventKind::GuardianEnrolled { .. }
+            | EventKind::IdentityRevoked { .. } => {}
         }
         Ok(())
     }

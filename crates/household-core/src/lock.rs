@@ -92,6 +92,11 @@ impl Locks {
         }
     }
 
+    /// Forget `device`'s own lock, as when the device is removed.
+    pub fn forget_device(&mut self, device: &DeviceId) {
+        self.devices.remove(device);
+    }
+
     /// The child-wide lock in force at `now`.
     pub fn child_lock_at(&self, now: Timestamp) -> Option<&LockInfo> {
         self.child.as_ref().filter(|l| l.holds_at(now))

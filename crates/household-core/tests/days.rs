@@ -639,3 +639,132 @@ fn the_agent_asks_in_one_call_with_events_from_json() {
         st
     );
 }
+
+#[test]
+fn registry_events_change_a_status_only_where_they_must() {
+    let mut s = Script::household();
+    let tablet = DeviceId::from("tablet");
+    s.record(
+        "2025-06-02 08:00",
+        guardian("anna"),
+        EventKind::ChildAdded {
+            display_name: "Mia".into(),
+        },
+    );
+    s.record(
+        "2025-06-02 08:01",
+        guardian("anna"),
+        EventKind::DeviceAdded {
+            device: tablet.clone(),
+            display_name: "Old tablet".into(),
+            legacy_address: Some("192.168.1.23:8888".into()),
+        },
+    );
+    s.record(
+        "2025-06-02 08:02",
+        device("tablet"),
+        EventKind::DeviceOnline {
+            device: tablet.clone(),
+        },
+    );
+    s.used("tablet", "2025-06-02 15:00", "2025-06-02 15:30");
+    s.record(
+        "2025-06-02 15:30",
+        guardian("ben"),
+        EventKind::Locked {
+            device: Some(tablet.clone()),
+            until: None,
+            reason: None,
+        },
+    );
+    let before = s.status("2025-06-02 16:00");
+    assert_eq!(before.state_on_device(&tablet), ChildState::Locked);
+    assert_eq!(before.devices.len(), 1);
+
+    // Renaming changes nothing a status shows but the seq it is as of.
+    for kind in [
+        EventKind::ChildRenamed {
+            display_name: "Mia K.".into(),
+            previous_display_name: "Mia".into(),
+        },
+        EventKind::DeviceRenamed {
+            device: tablet.clone(),
+            display_name: "Mia's tablet".into(),
+            previous_display_name: "Old tablet".into(),
+        },
+    ] {
+        assert_eq!(
+            s.record("2025-06-02 15:40", guardian("anna"), kind),
+            ApplyOutcome::Applied
+        );
+    }
+    let renamed = s.status("2025-06-02 16:00");
+    assert_eq!(
+        Status {
+            last_seq: before.last_seq,
+            ..renamed
+        },
+        before
+    );
+
+    // Household-wide events concern no child: a child's projection passes them by.
+    let enrolled = Event::household_wide(
+        100,
+        t("2025-06-02 15:45"),
+        guardian("grandma"),
+        EventKind::GuardianEnrolled {
+            display_name: "Grandma".into(),
+        },
+    );
+    assert!(enrolled.kind.is_household_wide());
+    assert!(matches!(
+        s.projection.apply(&enrolled),
+        ApplyOutcome::Ignored(Ignored::OtherChild { .. })
+    ));
+    let revoked = Event::household_wide(
+        101,
+        t("2025-06-02 15:46"),
+        guardian("anna"),
+        EventKind::IdentityRevoked {
+            identity: Identity::Guardian {
+                id: GuardianId::from("grandma"),
+            },
+            credential_id: Some("tok-7".into()),
+        },
+    );
+    assert!(matches!(
+        s.projection.apply(&revoked),
+        ApplyOutcome::Ignored(Ignored::OtherChild { .. })
+    ));
+
+    // Removing the tablet lifts its own lock and forgets its presence; the 30 minutes
+    // it was used stay charged to Mia's day.
+    s.record(
+        "2025-06-02 15:50",
+        guardian("anna"),
+        EventKind::DeviceRemoved {
+            device: tablet.clone(),
+        },
+    );
+    let st = s.status("2025-06-02 16:00");
+    assert_eq!(st.state_on_device(&tablet), ChildState::Active);
+    assert!(st.device_locks.is_empty() && st.devices.is_empty());
+    assert_eq!((st.used_minutes(), st.remaining_minutes()), (30, 90));
+
+    // Removing the child closes the projection: nothing applies afterwards.
+    s.record(
+        "2025-06-02 17:00",
+        guardian("anna"),
+        EventKind::ChildRemoved {
+            history_forgotten: false,
+        },
+    );
+    assert_eq!(s.projection.removed_at(), at("2025-06-02 17:00"));
+    assert_eq!(
+        s.used("phone", "2025-06-02 17:00", "2025-06-02 17:30"),
+        ApplyOutcome::Ignored(Ignored::ChildRemoved {
+            at: t("2025-06-02 17:00")
+        })
+    );
+    assert_eq!(s.status("2025-06-02 18:00").used_minutes(), 30);
+}
