@@ -15,7 +15,7 @@ use household_core::{
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use crate::clock::AgentClock;
+use crate::clock::{AgentClock, Reading};
 use crate::enforcer::{HookKind, Transition};
 use crate::ledger::Ledger;
 use crate::meter::Meter;
@@ -65,13 +65,12 @@ impl Agent {
         store: Store,
         policy: Policy,
         speed: f64,
-        mono: Instant,
-        wall_unix_micros: i64,
+        clocks: Reading,
     ) -> Result<Self, AgentError> {
         let device_id = store.device_id()?;
         let checkpoint = store.checkpoint()?;
         let mut ledger = Ledger::new(policy, DeviceId::from(device_id.as_str()), &store.events()?)?;
-        let clock = AgentClock::start(speed, mono, wall_unix_micros, checkpoint.clock_unix_micros);
+        let clock = AgentClock::start(speed, clocks, checkpoint.clock_unix_micros);
         if let Some(interval) = checkpoint.open_interval {
             let event = ledger.usage(interval)?;
             store.append(
@@ -92,7 +91,7 @@ impl Agent {
                 meter: Meter::default(),
                 clock,
                 last_state: None,
-                last_checkpoint: mono,
+                last_checkpoint: clocks.mono,
                 unsaved: Vec::new(),
             }),
             transitions: watch::channel(None).0,
@@ -111,14 +110,9 @@ impl Agent {
 
     /// One meter sample: moves the clock, charges use, saves what must be
     /// saved, and tells the enforcer about a change of state.
-    pub fn tick(
-        &self,
-        active: bool,
-        mono: Instant,
-        wall_unix_micros: i64,
-    ) -> Result<Status, AgentError> {
+    pub fn tick(&self, active: bool, clocks: Reading) -> Result<Status, AgentError> {
         let mut inner = self.lock()?;
-        let tick = inner.clock.tick(mono, wall_unix_micros);
+        let tick = inner.clock.tick(clocks);
         if let Some(interval) = inner.meter.record(tick, active) {
             let event = inner.ledger.usage(interval)?;
             inner.ledger.commit(std::slice::from_ref(&event));
@@ -127,7 +121,7 @@ impl Agent {
             inner.ledger.forget_before_today(now);
         }
         if !inner.unsaved.is_empty()
-            || mono.duration_since(inner.last_checkpoint) >= CHECKPOINT_EVERY
+            || clocks.mono.duration_since(inner.last_checkpoint) >= CHECKPOINT_EVERY
         {
             let checkpoint = Checkpoint {
                 clock_unix_micros: tick.now_unix_micros,
@@ -135,7 +129,7 @@ impl Agent {
             };
             self.store.append(&inner.unsaved, Some(&checkpoint))?;
             inner.unsaved.clear();
-            inner.last_checkpoint = mono;
+            inner.last_checkpoint = clocks.mono;
         }
         self.observe(&mut inner)
     }
@@ -283,39 +277,77 @@ mod tests {
 
     const HOUR_MICROS: i64 = 3_600_000_000;
 
+    /// Midnight UTC of a day in November 2023.
+    const MIDNIGHT: i64 = 1_700_000_000 * 1_000_000 / (24 * HOUR_MICROS) * (24 * HOUR_MICROS);
+
+    fn start_at(dir: &std::path::Path, wall_unix_micros: i64) -> (Agent, Reading) {
+        let store = Store::open(dir).unwrap();
+        let r0 = Reading {
+            mono: Instant::now(),
+            boot: Duration::from_secs(1000),
+            wall_unix_micros,
+        };
+        (Agent::open(store, Policy::default(), 1.0, r0).unwrap(), r0)
+    }
+
     #[test]
     fn wall_clock_jumps_do_not_change_used_time() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let policy = Policy::default();
-        let t0 = Instant::now();
         // Noon, so that a jump of a few hours stays within the day.
-        let noon =
-            1_700_000_000 * 1_000_000 / (24 * HOUR_MICROS) * (24 * HOUR_MICROS) + 12 * HOUR_MICROS;
-        let agent = Agent::open(store, policy, 1.0, t0, noon).unwrap();
+        let noon = MIDNIGHT + 12 * HOUR_MICROS;
+        let (agent, r0) = start_at(dir.path(), noon);
         let minute = Duration::from_secs(60);
         let used = |s: Status| s.used_seconds;
-        assert_eq!(
-            used(agent.tick(true, t0 + minute, noon + 60_000_000).unwrap()),
-            60
-        );
+        let tick = |n: u32, wall: i64| agent.tick(true, r0.after(n * minute, wall)).unwrap();
+        assert_eq!(used(tick(1, noon + 60_000_000)), 60);
         // The wall clock is set back five hours: one more measured minute.
         let back = noon - 5 * HOUR_MICROS;
-        assert_eq!(used(agent.tick(true, t0 + 2 * minute, back).unwrap()), 120);
+        assert_eq!(used(tick(2, back)), 120);
         // And forward three hours: still one measured minute each.
         let forward = noon + 3 * HOUR_MICROS;
-        assert_eq!(
-            used(agent.tick(true, t0 + 3 * minute, forward).unwrap()),
-            180
-        );
-        assert_eq!(
-            used(
-                agent
-                    .tick(true, t0 + 4 * minute, forward + 60_000_000)
-                    .unwrap()
-            ),
-            240
-        );
+        assert_eq!(used(tick(3, forward)), 180);
+        assert_eq!(used(tick(4, forward + 60_000_000)), 240);
+    }
+
+    #[test]
+    fn a_forward_jump_across_midnight_brings_no_new_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = MIDNIGHT + 23 * HOUR_MICROS;
+        let (agent, r0) = start_at(dir.path(), late);
+        let minute = Duration::from_secs(60);
+        let first = agent
+            .tick(true, r0.after(minute, late + 60_000_000))
+            .unwrap();
+        assert_eq!(first.used_seconds, 60);
+        // The child sets the date a day ahead, to tomorrow 01:00.
+        let tomorrow = late + 26 * HOUR_MICROS;
+        let after = agent.tick(true, r0.after(2 * minute, tomorrow)).unwrap();
+        assert_eq!(after.day, first.day, "still today");
+        assert_eq!(after.used_seconds, 120, "today's use stands");
+        assert_eq!(after.remaining_minutes(), first.remaining_minutes() - 1);
+        // The real midnight, an hour on by the boot clock, does begin a new day.
+        let next = agent
+            .tick(true, r0.after(62 * minute, tomorrow + HOUR_MICROS))
+            .unwrap();
+        assert_ne!(next.day, first.day);
+        assert_eq!(next.used_seconds, 120, "00:00 to 00:02 of the new day");
+    }
+
+    #[test]
+    fn a_restart_with_the_clock_set_back_goes_on_from_the_saved_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = MIDNIGHT + 23 * HOUR_MICROS;
+        let (agent, r0) = start_at(dir.path(), late);
+        let used = agent
+            .tick(true, r0.after(Duration::from_secs(120), late + 120_000_000))
+            .unwrap();
+        agent.close().unwrap();
+        drop(agent);
+        // Rebooted with the clock a day back: the day is not played again.
+        let (agent, _) = start_at(dir.path(), late - 24 * HOUR_MICROS);
+        let status = agent.status().unwrap();
+        assert_eq!(status.day, used.day);
+        assert_eq!(status.used_seconds, 120);
     }
 
     #[test]

@@ -3,13 +3,13 @@
 //! read-only ones open the store directly.
 
 use std::path::Path;
-use std::time::Instant;
 
 use std::io::Write;
 
 use anyhow::{Context, bail};
 
 use crate::agent::Agent;
+use crate::clock::Reading;
 use crate::control::{self, ControlRequest, ControlResponse, StatusView};
 use crate::store::Store;
 
@@ -110,13 +110,7 @@ fn offline_status(data_dir: &Path) -> anyhow::Result<StatusView> {
     let policy = store
         .policy()?
         .context("the agent has not run yet: no policy stored")?;
-    let agent = Agent::open(
-        store,
-        policy,
-        1.0,
-        Instant::now(),
-        jiff::Timestamp::now().as_microsecond(),
-    )?;
+    let agent = Agent::open(store, policy, 1.0, Reading::now())?;
     let status = agent.status()?;
     Ok(StatusView::new(
         &status,

@@ -152,17 +152,17 @@ fn failure(command: Command) -> Reply {
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use household_core::{EventKind, Policy};
 
     use super::*;
+    use crate::clock::Reading;
     use crate::store::Store;
 
     fn agent(dir: &std::path::Path) -> Arc<Agent> {
         let store = Store::open(dir).unwrap();
-        let wall = jiff::Timestamp::now().as_microsecond();
-        Arc::new(Agent::open(store, Policy::default(), 1.0, Instant::now(), wall).unwrap())
+        Arc::new(Agent::open(store, Policy::default(), 1.0, Reading::now()).unwrap())
     }
 
     fn source() -> SocketAddr {

@@ -3,12 +3,13 @@
 //! all on SIGTERM.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::task::JoinSet;
 
 use crate::agent::Agent;
+use crate::clock::Reading;
 use crate::config::AgentConfig;
 use crate::shutdown::{self, Shutdown};
 use crate::source::UsageSource;
@@ -25,13 +26,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let policy = policy::load(config.policy.as_deref())?;
     let store = Store::open(&config.data_dir)?;
     store.save_policy(&policy)?;
-    let agent = Arc::new(Agent::open(
-        store,
-        policy,
-        config.speed,
-        Instant::now(),
-        wall_now_unix_micros(),
-    )?);
+    let agent = Arc::new(Agent::open(store, policy, config.speed, Reading::now())?);
     tracing::info!(device_id = agent.device_id(), "child agent started");
 
     let shutdown = Shutdown::new();
@@ -103,12 +98,8 @@ async fn meter_loop(
         };
         // A failed write is logged and retried on the next tick; measuring
         // and enforcing go on meanwhile.
-        if let Err(e) = agent.tick(active, Instant::now(), wall_now_unix_micros()) {
+        if let Err(e) = agent.tick(active, Reading::now()) {
             tracing::error!(error = %e, "cannot record usage");
         }
     }
-}
-
-fn wall_now_unix_micros() -> i64 {
-    jiff::Timestamp::now().as_microsecond()
 }
