@@ -211,7 +211,9 @@ mod tests {
                 jiff::Timestamp::UNIX_EPOCH,
                 Actor::System,
                 ChildId::from("c"),
-                EventKind::TimeGranted { minutes: 5 },
+                EventKind::LegacyCommand {
+                    command: format!("EXTEND_TIME:{seq}"),
+                },
             )
         };
         let events = [event(1), event(2), event(3)];
