@@ -83,7 +83,7 @@ impl Agent {
             ledger.commit(&[event]);
         }
         ledger.forget_before_today(instant_from_unix_micros(clock.now_unix_micros())?);
-        Ok(Self {
+        let agent = Self {
             store,
             device_id,
             inner: Mutex::new(Inner {
@@ -95,7 +95,14 @@ impl Agent {
                 unsaved: Vec::new(),
             }),
             transitions: watch::channel(None).0,
-        })
+        };
+        // The state it starts in is the first transition: whoever subscribes
+        // later finds it waiting (a device already out of time must lock).
+        {
+            let mut inner = agent.lock()?;
+            agent.observe(&mut inner)?;
+        }
+        Ok(agent)
     }
 
     /// The CST device ID, which is also the legacy protocol's key.
@@ -103,7 +110,9 @@ impl Agent {
         &self.device_id
     }
 
-    /// Transitions for the enforcer to act on.
+    /// Transitions for the enforcer to act on. The current value is the
+    /// latest one — from the start, the state the agent started in — and
+    /// the enforcer acts on it at once (see [`crate::enforcer::run`]).
     pub fn transitions(&self) -> watch::Receiver<Option<Transition>> {
         self.transitions.subscribe()
     }
@@ -227,7 +236,9 @@ impl Agent {
         let status = inner.ledger.status_at(now_of(inner)?, inner.meter.open());
         let state = status.state_on_device(inner.ledger.device());
         if let Some(kind) = hook_for(inner.last_state, state) {
-            tracing::info!(from = ?inner.last_state, to = %state, "state changed");
+            if let Some(from) = inner.last_state {
+                tracing::info!(?from, to = %state, "state changed");
+            }
             self.transitions.send_replace(Some(Transition {
                 kind,
                 state: state.name(),
@@ -348,6 +359,30 @@ mod tests {
         let status = agent.status().unwrap();
         assert_eq!(status.day, used.day);
         assert_eq!(status.used_seconds, 120);
+    }
+
+    #[test]
+    fn the_state_it_starts_in_is_announced_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let policy = Policy {
+            daily_minutes: household_core::DailyMinutes::every_day(0),
+            grace_minutes: 0,
+            ..Policy::default()
+        };
+        let reading = Reading::now();
+        let agent = Agent::open(store, policy, 1.0, reading).unwrap();
+        // Subscribed after opening, before any tick: the lock is waiting.
+        let transitions = agent.transitions();
+        let pending = transitions.borrow().clone();
+        assert_eq!(
+            pending,
+            Some(Transition {
+                kind: HookKind::Lock,
+                state: "BLOCKED",
+                remaining_minutes: 0,
+            })
+        );
     }
 
     #[test]

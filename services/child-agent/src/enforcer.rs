@@ -46,13 +46,17 @@ pub struct Transition {
 }
 
 /// Runs hooks for the transitions sent on `transitions` until `shutdown` fires.
+/// The transition already in the channel when it starts (the state the agent
+/// started in) is acted on at once: a new receiver counts the current value
+/// as seen, and waiting for a change would skip it.
 pub async fn run(
     hooks: Hooks,
     mut transitions: watch::Receiver<Option<Transition>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // Set when a newer transition arrived while a hook was being retried.
-    let mut superseded = false;
+    // Set when a newer transition arrived while a hook was being retried —
+    // and at start, for the one already there.
+    let mut superseded = true;
     loop {
         if !superseded {
             tokio::select! {
@@ -159,6 +163,24 @@ mod tests {
         let task = tokio::spawn(run(hooks, rx, stop_rx));
         tx.send_replace(Some(transition(HookKind::Lock)));
         assert_eq!(wait_for_lines(&out, 1).await, ["lock BLOCKED 0"]);
+        stop_tx.send_replace(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_transition_waiting_at_start_is_acted_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let hooks = Hooks {
+            on_lock: Some(format!("echo \"$CHILD_AGENT_HOOK\" >> {}", out.display())),
+            ..Hooks::default()
+        };
+        let (tx, _) = watch::channel(None);
+        // The agent opened already out of time, before the enforcer subscribed.
+        tx.send_replace(Some(transition(HookKind::Lock)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(hooks, tx.subscribe(), stop_rx));
+        assert_eq!(wait_for_lines(&out, 1).await, ["lock"]);
         stop_tx.send_replace(true);
         task.await.unwrap();
     }

@@ -31,8 +31,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let shutdown = Shutdown::new();
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let source = UsageSource::new(config.usage_source, config.usage_command.clone());
-    tasks.spawn(meter_loop(agent.clone(), source, shutdown.subscribe()));
+    // The enforcer subscribes before the meter can change the state; it
+    // acts on the state the agent opened in (already waiting) at once.
     let (hooks, transitions, stop) = (
         config.hooks.clone(),
         agent.transitions(),
@@ -42,6 +42,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         enforcer::run(hooks, transitions, stop).await;
         Ok(())
     });
+    let source = UsageSource::new(config.usage_source, config.usage_command.clone());
+    tasks.spawn(meter_loop(agent.clone(), source, shutdown.subscribe()));
     let (control_agent, data_dir, stop) =
         (agent.clone(), config.data_dir.clone(), shutdown.subscribe());
     tasks.spawn(async move { Ok(control::serve(control_agent, &data_dir, stop).await?) });

@@ -61,6 +61,15 @@ fn the_lock_hook_runs_at_zero_and_the_unlock_hook_after_an_extension() {
 }
 
 #[test]
+fn a_device_that_starts_out_of_time_runs_the_lock_hook_at_start() {
+    let home = Home::new("timezone = \"UTC\"\ndaily_minutes = 0\ngrace_minutes = 0\n");
+    let log = home.file("hooks.log");
+    let on_lock = format!("echo \"lock $CHILD_AGENT_STATE\" >> {}", log.display());
+    let _agent = home.start(1.0, &["--on-lock", &on_lock]);
+    home.wait_for_line("hooks.log", "lock BLOCKED");
+}
+
+#[test]
 fn credits_are_counted_and_refused_when_spent() {
     let home = Home::new(
         "timezone = \"UTC\"\ndaily_minutes = 60\n[credits]\nfive_minute = 1\nten_minute = 0\n",
