@@ -234,7 +234,6 @@ fn event_round_trips_and_knows_its_kind() {
             outcome: v1::LegacyOutcome::Applied as i32,
             reply: "TIME_EXTENDED|15 minutes added".into(),
             outbox_id: 9,
-            used_seconds_at_command: 3_600,
         })),
     };
     let decoded = Event::decode(event.encode_to_vec().as_slice()).unwrap();

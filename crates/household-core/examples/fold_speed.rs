@@ -52,7 +52,10 @@ fn main() {
             evening,
             guardian.clone(),
             None,
-            EventKind::TimeGranted { minutes: 15 },
+            EventKind::TimeGranted {
+                minutes: 15,
+                granted_at: None,
+            },
         );
         push(
             evening,
@@ -79,6 +82,7 @@ fn main() {
             None,
             EventKind::ExtensionCreditSpent {
                 size: CreditSize::FiveMinute,
+                spent_at: None,
             },
         );
     }

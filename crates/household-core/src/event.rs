@@ -105,8 +105,21 @@ pub enum EventKind {
     /// Reports may overlap, repeat, grow (an open interval re-reported as it lengthens)
     /// or arrive late: usage is the union of all intervals, so none of that double-counts.
     UsageReported { start: Timestamp, end: Timestamp },
-    /// A guardian (or a legacy parent app) extended today by `minutes`.
-    TimeGranted { minutes: i64 },
+    /// A guardian (or a legacy parent app) extended the day by `minutes`, by the rule of
+    /// [`crate::grant`].
+    ///
+    /// A legacy `EXTEND_TIME:n` is logged as a `LegacyCommand` (for audit) and, when
+    /// carried out, this event with the legacy address as actor: the command itself
+    /// changes nothing.
+    TimeGranted {
+        minutes: i64,
+        /// When the grant took effect, if that was before the event was logged: the
+        /// device's time of an `EXTEND_TIME` a child agent carried out on its own and
+        /// reported later. `None`: the event's own time (a guardian's grant takes effect
+        /// when it is logged).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        granted_at: Option<Timestamp>,
+    },
     /// A guardian locked one device (`device`) or the whole child (`None`), until a time
     /// or until unlocked.
     Locked {
@@ -138,7 +151,14 @@ pub enum EventKind {
         answer: Answer,
     },
     /// The child spent one self-serve extension credit.
-    ExtensionCreditSpent { size: CreditSize },
+    ExtensionCreditSpent {
+        size: CreditSize,
+        /// When the child spent it, if that was before the event was logged: the device
+        /// applies a credit at once, even offline, and reports it later. `None`: the
+        /// event's own time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spent_at: Option<Timestamp>,
+    },
     /// A device joined the household.
     DeviceEnrolled { device: DeviceId },
     /// A device connected.

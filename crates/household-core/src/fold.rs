@@ -215,9 +215,13 @@ impl Projection {
                         .insert(start, end);
                 }
             }
-            EventKind::TimeGranted { minutes } => {
+            EventKind::TimeGranted {
+                minutes,
+                granted_at,
+            } => {
                 let minutes = check_grant_minutes(*minutes).map_err(Ignored::InvalidMinutes)?;
-                self.add_grant(event, minutes, GrantSource::Guardian);
+                let at = granted_at.unwrap_or(event.at);
+                self.add_grant(event, at, minutes, GrantSource::Guardian);
             }
             EventKind::Locked {
                 device,
@@ -291,13 +295,19 @@ impl Projection {
                     let source = GrantSource::Request {
                         request_id: request_id.clone(),
                     };
-                    self.add_grant(event, minutes, source);
+                    self.add_grant(event, event.at, minutes, source);
                 }
             }
-            EventKind::ExtensionCreditSpent { size } => {
-                let day = LocalDay::containing(at_second, &self.zone);
+            EventKind::ExtensionCreditSpent { size, spent_at } => {
+                let at = spent_at.unwrap_or(event.at);
+                let day = LocalDay::containing(unix_seconds(at), &self.zone);
                 self.credit_left(&day, *size).map_err(Ignored::Credit)?;
-                self.add_grant(event, size.minutes(), GrantSource::Credit { size: *size });
+                self.add_grant(
+                    event,
+                    at,
+                    size.minutes(),
+                    GrantSource::Credit { size: *size },
+                );
             }
             EventKind::DeviceEnrolled { device } | EventKind::DeviceOnline { device } => {
                 self.set_presence(device, true, event.at);
@@ -321,8 +331,10 @@ impl Projection {
         Ok(())
     }
 
-    fn add_grant(&mut self, event: &Event, minutes: i64, source: GrantSource) {
-        let at_second = unix_seconds(event.at);
+    /// Record a grant of `minutes` that took effect at `at` (the event's time, or the
+    /// earlier instant a device applied it).
+    fn add_grant(&mut self, event: &Event, at: Timestamp, minutes: i64, source: GrantSource) {
+        let at_second = unix_seconds(at);
         self.grants.insert(
             (at_second, event.seq),
             Grant {
@@ -395,9 +407,12 @@ impl Projection {
     }
 
     /// Decide a guardian's "extend by `minutes`": the event to record, or the typed error.
+    /// The grant takes effect when the event is logged (`granted_at` is `None`); a
+    /// service logging an extension a device applied earlier sets `granted_at`.
     pub fn check_grant(&self, minutes: i64) -> Result<EventKind, InputError> {
         Ok(EventKind::TimeGranted {
             minutes: check_grant_minutes(minutes)?,
+            granted_at: None,
         })
     }
 
@@ -456,7 +471,8 @@ impl Projection {
 
     /// Decide whether the child may spend a credit of `size` at `now`: refused when
     /// today's credits of that size are spent, or while LOCKED or in DOWNTIME (a credit
-    /// extends time; it does not lift a lock or a bedtime).
+    /// extends time; it does not lift a lock or a bedtime). The event carries
+    /// `spent_at: Some(now)`, so it counts from `now` however late it is logged.
     pub fn check_credit_spend(
         &self,
         size: CreditSize,
@@ -469,7 +485,10 @@ impl Projection {
             });
         }
         self.credit_left(&status.day, size)?;
-        Ok(EventKind::ExtensionCreditSpent { size })
+        Ok(EventKind::ExtensionCreditSpent {
+            size,
+            spent_at: Some(now),
+        })
     }
 
     /// Decide a guardian's answer to request `id` at `now`: the event to record, or why

@@ -13,7 +13,26 @@
 //! (time used during grace, past the credit) is not deducted from a grant.
 //!
 //! Grants count for the local day they were made on and are applied in the order of
-//! their instants (ties broken by `seq`).
+//! their instants (ties broken by `seq`). A grant's instant is when it took effect: the
+//! event's time, or for an extension a device applied on its own and reported later,
+//! the device's time of it (`TimeGranted::granted_at`, `ExtensionCreditSpent::spent_at`).
+//!
+//! # Late usage reports
+//!
+//! `used` is not recorded with a grant: it is the usage counted up to the grant's
+//! instant from everything reported *so far*, so a report that arrives after the grant
+//! (an agent's offline outbox) but covers time before it changes what the grant left.
+//! This is on purpose. The rule promises `max(remaining, 0) + N` from the moment of the
+//! grant, and only the late report tells what "remaining" really was then: a phone that
+//! was offline in its grace period had overshot the credit, and the rule forgives an
+//! overshoot, so Anna's "+15" still leaves 15 minutes; fixed at the usage the hub had
+//! seen, the phone's grace minutes would come out of her grant. (A late report of use
+//! the child had left within the allowance lowers what is left by just that use, as
+//! it should.) The fold stays deterministic — the status is a function of the events
+//! applied and `now`, and usage is a union, so the order reports arrive in does not
+//! matter — but a status computed before a late report is not the one after it; that
+//! is a new event changing a status, like any other. `docs/rules.md` works the example
+//! (`a_late_usage_report_counts_for_a_grant_made_before_it_arrived`).
 
 use serde::{Deserialize, Serialize};
 

@@ -621,7 +621,10 @@ fn the_agent_asks_in_one_call_with_events_from_json() {
         s.event(
             "2025-06-02 16:00",
             legacy,
-            EventKind::TimeGranted { minutes: 30 },
+            EventKind::TimeGranted {
+                minutes: 30,
+                granted_at: None,
+            },
         ),
     ];
     let json = serde_json::to_string(&events).unwrap();
@@ -767,4 +770,99 @@ fn registry_events_change_a_status_only_where_they_must() {
         })
     );
     assert_eq!(s.status("2025-06-02 18:00").used_minutes(), 30);
+}
+
+#[test]
+fn a_late_usage_report_counts_for_a_grant_made_before_it_arrived() {
+    // The tablet reports as it goes; the phone is offline from 15:30, enforcing on its
+    // own: it ran out of time at 16:00 and blocked after grace at 16:02.
+    let mut s = Script::household();
+    s.used("tablet", "2025-06-02 14:00", "2025-06-02 15:30");
+    // 16:05: the hub knows of 90 minutes. Anna grants 15.
+    s.grant("2025-06-02 16:05", "anna", 15);
+    let st = s.status("2025-06-02 16:05");
+    assert_eq!(
+        (
+            st.credit_seconds / 60,
+            st.used_minutes(),
+            st.remaining_minutes()
+        ),
+        (135, 90, 45)
+    );
+    // 16:10: the phone is back; its report of 15:30-16:02 arrives, with a later seq
+    // than the grant but an interval before it. The grant is worked out again with the
+    // usage up to its instant, now 122: max(120, 122) + 15 = 137, so Mia has Anna's 15
+    // minutes, not 45, and not 13 (what fixing the grant at the 90 minutes the hub had
+    // counted would leave: the phone's grace taken out of Anna's grant).
+    s.reported(
+        "2025-06-02 16:10",
+        "phone",
+        "2025-06-02 15:30",
+        "2025-06-02 16:02",
+    );
+    let st = s.status("2025-06-02 16:10");
+    assert_eq!(
+        (
+            st.credit_seconds / 60,
+            st.used_minutes(),
+            st.remaining_minutes()
+        ),
+        (137, 122, 15)
+    );
+    assert_eq!(st.state, ChildState::Active);
+    // Use after the grant counts against it as always.
+    s.used("phone", "2025-06-02 16:10", "2025-06-02 16:20");
+    let st = s.status("2025-06-02 16:20");
+    assert_eq!((st.state, st.remaining_minutes()), (ChildState::Warning, 5));
+}
+
+#[test]
+fn a_credit_spent_offline_counts_from_when_it_was_spent() {
+    // The phone, offline since 15:30, ran out at 16:00, blocked at 16:02, took its
+    // 10-minute credit at 16:03, used it up at 16:13 and blocked after grace at 16:15.
+    // At 16:30 it reconnects and its outbox arrives: usage, the credit, usage.
+    let offline_day = |spent_at: Option<jiff::Timestamp>| {
+        let mut s = Script::household();
+        s.used("tablet", "2025-06-02 14:00", "2025-06-02 15:30");
+        s.reported(
+            "2025-06-02 16:30",
+            "phone",
+            "2025-06-02 15:30",
+            "2025-06-02 16:02",
+        );
+        let credit = EventKind::ExtensionCreditSpent {
+            size: CreditSize::TenMinute,
+            spent_at,
+        };
+        assert_eq!(
+            s.record("2025-06-02 16:30", device("phone"), credit),
+            ApplyOutcome::Applied
+        );
+        s.reported(
+            "2025-06-02 16:30",
+            "phone",
+            "2025-06-02 16:03",
+            "2025-06-02 16:15",
+        );
+        s.status("2025-06-02 16:30")
+    };
+    // At 16:03, 122 minutes were used: max(120, 122) + 10 = 132, reached at 16:13.
+    // The hub agrees with what the phone did.
+    let st = offline_day(at("2025-06-02 16:03"));
+    assert_eq!(
+        (st.credit_seconds / 60, st.used_minutes(), st.state),
+        (132, 134, ChildState::Blocked)
+    );
+    assert_eq!(
+        (st.exhausted_at, st.grace_ends_at),
+        (at("2025-06-02 16:13"), at("2025-06-02 16:15"))
+    );
+    assert_eq!(st.credits_left.ten_minute, 0);
+    // Counted at the time it reached the log instead, the credit would come after all
+    // 134 minutes and hand out 10 the phone never showed.
+    let st = offline_day(None);
+    assert_eq!(
+        (st.credit_seconds / 60, st.remaining_minutes(), st.state),
+        (144, 10, ChildState::Active)
+    );
 }

@@ -25,7 +25,10 @@ fn one_of_each() -> Vec<EventKind> {
     let device = DeviceId::from("tablet");
     let kinds = vec![
         EventKind::UsageReported { start: t, end: t },
-        EventKind::TimeGranted { minutes: 5 },
+        EventKind::TimeGranted {
+            minutes: 5,
+            granted_at: None,
+        },
         EventKind::Locked {
             device: None,
             until: None,
@@ -46,6 +49,7 @@ fn one_of_each() -> Vec<EventKind> {
         },
         EventKind::ExtensionCreditSpent {
             size: CreditSize::FiveMinute,
+            spent_at: None,
         },
         EventKind::DeviceEnrolled {
             device: device.clone(),

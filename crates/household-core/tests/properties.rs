@@ -103,7 +103,10 @@ fn to_event(base: usize, seq: u64, op: &Op) -> Event {
         Op::Grant { at, minutes } => (
             at,
             guardian("anna"),
-            EventKind::TimeGranted { minutes },
+            EventKind::TimeGranted {
+                minutes,
+                granted_at: None,
+            },
             None,
         ),
         Op::Spend { at, ten } => {
@@ -115,7 +118,10 @@ fn to_event(base: usize, seq: u64, op: &Op) -> Event {
             (
                 at,
                 device("tablet"),
-                EventKind::ExtensionCreditSpent { size },
+                EventKind::ExtensionCreditSpent {
+                    size,
+                    spent_at: None,
+                },
                 None,
             )
         }
@@ -298,6 +304,26 @@ proptest! {
     }
 
     #[test]
+    fn usage_reported_late_counts_as_if_it_had_come_in_time(
+        base in 0usize..3,
+        ops in proptest::collection::vec(op(), 0..40),
+        now in offset(),
+    ) {
+        // Every usage report held back in an outbox until after the grants, locks and
+        // requests: the grants are worked out with the usage up to their instants either
+        // way. (A policy change is left out: whether it found the child with time left,
+        // which decides where grace starts, is judged on the usage known when it is made.)
+        let ops: Vec<Op> = ops.into_iter().filter(|op| !matches!(op, Op::Policy { .. })).collect();
+        let (usage, rest): (Vec<Op>, Vec<Op>) =
+            ops.iter().cloned().partition(|op| matches!(op, Op::Use { .. }));
+        let late: Vec<Op> = rest.into_iter().chain(usage).collect();
+        let now = ts(base, now);
+        let in_time = fold(&events(base, &ops)).status_at(now);
+        let reported_late = fold(&events(base, &late)).status_at(now);
+        prop_assert_eq!(time_view(&in_time), time_view(&reported_late));
+    }
+
+    #[test]
     fn a_grant_leaves_max_remaining_zero_plus_n(
         base in 0usize..3,
         ops in proptest::collection::vec(op(), 0..30),
@@ -307,7 +333,7 @@ proptest! {
         let mut evs = events(base, &ops);
         let now_ts = ts(base, now);
         let before = fold(&evs).status_at(now_ts);
-        evs.push(Event::new(evs.len() as u64 + 1, now_ts, guardian("anna"), ChildId::from(CHILD), EventKind::TimeGranted { minutes }));
+        evs.push(Event::new(evs.len() as u64 + 1, now_ts, guardian("anna"), ChildId::from(CHILD), EventKind::TimeGranted { minutes, granted_at: None }));
         let after = fold(&evs).status_at(now_ts);
         let later_grants = before.grants.iter().any(|g| g.at_second > now_ts.as_second());
         if later_grants {

@@ -39,14 +39,20 @@ fn repeated_or_older_seq_is_stale_and_changes_nothing() {
     let grant = event(
         5,
         "2025-06-02T08:00:00Z",
-        EventKind::TimeGranted { minutes: 10 },
+        EventKind::TimeGranted {
+            minutes: 10,
+            granted_at: None,
+        },
     );
     assert_eq!(p.apply(&grant), ApplyOutcome::Applied);
     assert_eq!(p.apply(&grant), ApplyOutcome::Stale { last_seq: 5 });
     let older = event(
         4,
         "2025-06-02T08:00:00Z",
-        EventKind::TimeGranted { minutes: 10 },
+        EventKind::TimeGranted {
+            minutes: 10,
+            granted_at: None,
+        },
     );
     assert_eq!(p.apply(&older), ApplyOutcome::Stale { last_seq: 5 });
     let status = p.status_at(ts("2025-06-02T09:00:00Z"));
@@ -59,7 +65,10 @@ fn another_childs_event_is_ignored_without_consuming_its_seq() {
     let mut other = event(
         1,
         "2025-06-02T08:00:00Z",
-        EventKind::TimeGranted { minutes: 10 },
+        EventKind::TimeGranted {
+            minutes: 10,
+            granted_at: None,
+        },
     );
     other.child = ChildId::from("leo");
     assert!(matches!(
@@ -96,7 +105,10 @@ fn grants_with_absurd_minutes_are_ignored() {
         let outcome = p.apply(&event(
             seq,
             "2025-06-02T08:00:00Z",
-            EventKind::TimeGranted { minutes },
+            EventKind::TimeGranted {
+                minutes,
+                granted_at: None,
+            },
         ));
         assert!(
             matches!(outcome, ApplyOutcome::Ignored(Ignored::InvalidMinutes(_))),
@@ -118,6 +130,7 @@ fn credits_beyond_the_days_count_grant_nothing() {
             at,
             EventKind::ExtensionCreditSpent {
                 size: CreditSize::TenMinute,
+                spent_at: None,
             },
         )
     };
@@ -298,14 +311,20 @@ fn forgetting_old_days_keeps_todays_status() {
     p.apply(&event(
         2,
         "2025-06-01T12:00:00Z",
-        EventKind::TimeGranted { minutes: 20 },
+        EventKind::TimeGranted {
+            minutes: 20,
+            granted_at: None,
+        },
     ));
     // Straddles local midnight (22:00 UTC): 30 minutes each side.
     p.apply(&usage(3, "2025-06-01T21:30:00Z", "2025-06-01T22:30:00Z"));
     p.apply(&event(
         4,
         "2025-06-02T07:00:00Z",
-        EventKind::TimeGranted { minutes: 5 },
+        EventKind::TimeGranted {
+            minutes: 5,
+            granted_at: None,
+        },
     ));
     let now = ts("2025-06-02T08:00:00Z");
     let before = p.status_at(now);

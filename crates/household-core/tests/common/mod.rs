@@ -108,8 +108,30 @@ impl Script {
         self.projection.apply(&event)
     }
 
+    /// `device`'s use from `from` to `to`, reaching the log only at `at` (it waited in
+    /// an offline outbox).
+    pub fn reported(&mut self, at: &str, device_name: &str, from: &str, to: &str) -> ApplyOutcome {
+        let mut event = self.event(
+            at,
+            device(device_name),
+            EventKind::UsageReported {
+                start: t(from),
+                end: t(to),
+            },
+        );
+        event.device = Some(DeviceId::from(device_name));
+        self.projection.apply(&event)
+    }
+
     pub fn grant(&mut self, at: &str, who: &str, minutes: i64) -> ApplyOutcome {
-        self.record(at, guardian(who), EventKind::TimeGranted { minutes })
+        self.record(
+            at,
+            guardian(who),
+            EventKind::TimeGranted {
+                minutes,
+                granted_at: None,
+            },
+        )
     }
 
     pub fn status(&self, at: &str) -> Status {
