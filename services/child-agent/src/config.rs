@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
@@ -16,6 +17,10 @@ use serde::Deserialize;
 pub const DEFAULT_LEGACY_PORT: u16 = 8888;
 /// Fastest simulated clock accepted: one real second counts as at most an hour.
 pub const MAX_SPEED: f64 = 3600.0;
+/// How long a hook may run before it is killed and counts as failed.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest hook timeout accepted, in seconds.
+pub const MAX_HOOK_TIMEOUT_SECS: f64 = 3600.0;
 
 /// Where "is someone using this device right now?" comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -81,6 +86,9 @@ pub struct RunArgs {
     /// Run when little time is left (warning) and when the grace period starts.
     #[arg(long, env = "CHILD_AGENT_ON_WARNING")]
     pub on_warning: Option<String>,
+    /// Seconds a hook may run before it is killed and counts as failed (default 30).
+    #[arg(long, env = "CHILD_AGENT_HOOK_TIMEOUT")]
+    pub hook_timeout: Option<f64>,
 }
 
 /// The same settings as [`RunArgs`], as a config file spells them.
@@ -98,6 +106,7 @@ struct FileConfig {
     on_lock: Option<String>,
     on_unlock: Option<String>,
     on_warning: Option<String>,
+    hook_timeout: Option<f64>,
 }
 
 /// A complete, checked configuration for `child-agent run`.
@@ -115,11 +124,24 @@ pub struct AgentConfig {
 }
 
 /// Shell commands run on state changes; see [`crate::enforcer`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hooks {
     pub on_lock: Option<String>,
     pub on_unlock: Option<String>,
     pub on_warning: Option<String>,
+    /// A hook still running after this is killed and counts as failed.
+    pub timeout: Duration,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            on_lock: None,
+            on_unlock: None,
+            on_warning: None,
+            timeout: DEFAULT_HOOK_TIMEOUT,
+        }
+    }
 }
 
 /// A setting that cannot be used, named so the user can fix it.
@@ -146,6 +168,10 @@ pub enum ConfigError {
     MissingUsageCommand,
     #[error("legacy_port must be 1-65535, got 0")]
     LegacyPort,
+    #[error(
+        "hook_timeout must be a number of seconds greater than 0 and at most {MAX_HOOK_TIMEOUT_SECS}, got {0}"
+    )]
+    HookTimeout(f64),
 }
 
 impl RunArgs {
@@ -180,6 +206,13 @@ impl RunArgs {
         if legacy_port == 0 {
             return Err(ConfigError::LegacyPort);
         }
+        let hook_timeout = match self.hook_timeout.or(file.hook_timeout) {
+            None => DEFAULT_HOOK_TIMEOUT,
+            Some(secs) if secs > 0.0 && secs <= MAX_HOOK_TIMEOUT_SECS => {
+                Duration::from_secs_f64(secs)
+            }
+            Some(secs) => return Err(ConfigError::HookTimeout(secs)),
+        };
         Ok(AgentConfig {
             data_dir: self
                 .data_dir
@@ -202,6 +235,7 @@ impl RunArgs {
                 on_lock: self.on_lock.or(file.on_lock),
                 on_unlock: self.on_unlock.or(file.on_unlock),
                 on_warning: self.on_warning.or(file.on_warning),
+                timeout: hook_timeout,
             },
         })
     }
@@ -244,6 +278,7 @@ impl fmt::Display for AgentConfig {
         ] {
             writeln!(f, "{name} = {}", hook.as_deref().unwrap_or("(none)"))?;
         }
+        writeln!(f, "hook_timeout = {:?}", self.hooks.timeout)?;
         Ok(())
     }
 }
@@ -273,6 +308,29 @@ mod tests {
         assert_eq!(config.legacy_mode, LegacyModeArg::ReadOnly);
         assert_eq!(config.usage_source, UsageSourceKind::Simulated);
         assert_eq!(config.speed, 1.0);
+        assert_eq!(config.hooks.timeout, DEFAULT_HOOK_TIMEOUT);
+    }
+
+    #[test]
+    fn the_hook_timeout_comes_from_the_file_or_a_flag() {
+        let f = file("data_dir = \"/x\"\nhook_timeout = 5\n");
+        let from_file = RunArgs {
+            config: Some(f.path().to_owned()),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            from_file.resolve().unwrap().hooks.timeout,
+            Duration::from_secs(5)
+        );
+        let from_flag = RunArgs {
+            config: Some(f.path().to_owned()),
+            hook_timeout: Some(0.5),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            from_flag.resolve().unwrap().hooks.timeout,
+            Duration::from_millis(500)
+        );
     }
 
     #[test]
@@ -314,6 +372,15 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(matches!(err, ConfigError::LegacyPort));
+        for bad in [0.0, -1.0, 7200.0, f64::NAN] {
+            let err = RunArgs {
+                hook_timeout: Some(bad),
+                ..base()
+            }
+            .resolve()
+            .unwrap_err();
+            assert!(err.to_string().contains("hook_timeout must be"), "{err}");
+        }
         assert!(matches!(
             RunArgs::default().resolve().unwrap_err(),
             ConfigError::MissingDataDir

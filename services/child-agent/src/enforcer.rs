@@ -5,7 +5,10 @@
 //! again before the lock hook could run, running the unlock hook alone is
 //! right — so transitions arrive on a `watch` channel. A hook that fails is
 //! logged and retried with backoff until it succeeds or a newer transition
-//! replaces it; it never stops the agent.
+//! replaces it; it never stops the agent. A hook still running after the
+//! hook timeout (`--hook-timeout`, default 30 s) is killed — its whole process
+//! group, so a `sleep` it started goes too — and counts as failed, so a hung
+//! hook holds up later ones, and shutdown, for at most that long.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -65,6 +68,10 @@ pub async fn run(
             }
         }
         superseded = false;
+        // Stopping wins over a transition that came at the same time.
+        if *shutdown.borrow() {
+            return;
+        }
         let Some(transition) = transitions.borrow_and_update().clone() else {
             continue;
         };
@@ -72,7 +79,7 @@ pub async fn run(
             continue;
         };
         let mut delay = FIRST_RETRY;
-        while let Err(reason) = run_hook(command, &transition).await {
+        while let Err(reason) = run_hook(command, &transition, hooks.timeout).await {
             tracing::warn!(
                 hook = transition.kind.name(),
                 %reason,
@@ -101,9 +108,11 @@ fn hook_command(hooks: &Hooks, kind: HookKind) -> Option<&str> {
     }
 }
 
-async fn run_hook(command: &str, transition: &Transition) -> Result<(), String> {
+/// Runs one hook to its end, or for `timeout` at most: then its process
+/// group is killed and the run counts as failed.
+async fn run_hook(command: &str, transition: &Transition, timeout: Duration) -> Result<(), String> {
     tracing::info!(hook = transition.kind.name(), command, "running hook");
-    let status = Command::new("sh")
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
         .env("CHILD_AGENT_HOOK", transition.kind.name())
@@ -113,13 +122,36 @@ async fn run_hook(command: &str, transition: &Transition) -> Result<(), String> 
             transition.remaining_minutes.to_string(),
         )
         .stdin(Stdio::null())
-        .status()
-        .await
+        // Its own process group, so a timeout can end everything it started.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
         .map_err(|e| format!("cannot start sh: {e}"))?;
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => status.map_err(|e| format!("cannot wait for sh: {e}"))?,
+        Err(_) => {
+            kill_group(&child);
+            // SIGKILL cannot be caught: this returns at once, and reaps it.
+            let _ = child.wait().await;
+            return Err(format!("still running after {timeout:?}; killed"));
+        }
+    };
     if status.success() {
         Ok(())
     } else {
         Err(format!("exited with {status}"))
+    }
+}
+
+/// SIGKILL to the process group that `child` leads.
+fn kill_group(child: &tokio::process::Child) {
+    let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(-pid, libc::SIGKILL) } != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(pid, error = %e, "cannot kill the hook's process group");
     }
 }
 
@@ -183,6 +215,75 @@ mod tests {
         assert_eq!(wait_for_lines(&out, 1).await, ["lock"]);
         stop_tx.send_replace(true);
         task.await.unwrap();
+    }
+
+    /// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+    fn ended(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // "pid (comm) state …": the state follows the last ')'.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_hook_is_killed_at_its_timeout_retried_and_does_not_hold_up_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pids, out) = (dir.path().join("pids"), dir.path().join("out"));
+        let hooks = Hooks {
+            // Hangs in a child process of the shell, which must be killed too.
+            on_lock: Some(format!("sleep 600 & echo $! >> {}; wait", pids.display())),
+            on_unlock: Some(format!("echo unlock >> {}", out.display())),
+            timeout: Duration::from_millis(300),
+            ..Hooks::default()
+        };
+        let (tx, rx) = watch::channel(None);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(hooks, rx, stop_rx));
+        tx.send_replace(Some(transition(HookKind::Lock)));
+        // Killed at the timeout and, as a failure, tried again.
+        let started = wait_for_lines(&pids, 2).await;
+        assert_eq!(started.len(), 2, "{started:?}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !ended(&started[0]) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the hook's sleep {} still runs",
+                started[0]
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tx.send_replace(Some(Transition {
+            kind: HookKind::Unlock,
+            state: "ACTIVE",
+            remaining_minutes: 10,
+        }));
+        assert_eq!(wait_for_lines(&out, 1).await, ["unlock"]);
+        stop_tx.send_replace(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_a_hung_hook_no_longer_than_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = dir.path().join("started");
+        let hooks = Hooks {
+            on_lock: Some(format!("echo x >> {}; sleep 600", started.display())),
+            timeout: Duration::from_millis(500),
+            ..Hooks::default()
+        };
+        let (tx, rx) = watch::channel(None);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(hooks, rx, stop_rx));
+        tx.send_replace(Some(transition(HookKind::Lock)));
+        assert_eq!(wait_for_lines(&started, 1).await.len(), 1);
+        stop_tx.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("the enforcer stopped within the hook timeout")
+            .unwrap();
     }
 
     #[tokio::test]
