@@ -5,6 +5,7 @@
 //! stored and flushed, and only then applied and answered — so whatever the
 //! agent acknowledges survives a crash.
 
+use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use household_core::{
     Actor, ChildState, CreditRefusal, CreditSize, DeviceId, Event, InputError, Policy, Status,
     time::instant_from_unix_micros,
 };
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
 use crate::clock::{AgentClock, Reading};
@@ -69,7 +70,9 @@ impl Agent {
     ) -> Result<Self, AgentError> {
         let device_id = store.device_id()?;
         let checkpoint = store.checkpoint()?;
-        let mut ledger = Ledger::new(policy, DeviceId::from(device_id.as_str()), &store.events()?)?;
+        let mut ledger = Ledger::new(policy, DeviceId::from(device_id.as_str()))?;
+        // One event at a time from disk; only what today needs stays.
+        store.for_each_event(|event| ledger.commit(std::slice::from_ref(&event)))?;
         let clock = AgentClock::start(speed, clocks, checkpoint.clock_unix_micros);
         if let Some(interval) = checkpoint.open_interval {
             let event = ledger.usage(interval)?;
@@ -193,6 +196,25 @@ impl Agent {
         inner.ledger.commit(std::slice::from_ref(&event));
         inner.unsaved.push(event);
         Ok(())
+    }
+
+    /// Removes stored events older than `keep_days` days of agent time,
+    /// except the locks still in force (so an old `LOCK_DEVICE` that nobody
+    /// lifted still holds after a restart). Run at start; returns how many.
+    pub fn prune_events(&self, keep_days: i64) -> Result<usize, AgentError> {
+        let inner = self.lock()?;
+        let now = now_of(&inner)?;
+        let status = inner.ledger.status_at(now, inner.meter.open());
+        let in_force: BTreeSet<u64> = status
+            .lock
+            .iter()
+            .chain(status.device_locks.iter().map(|l| &l.lock))
+            .map(|lock| lock.seq)
+            .collect();
+        let before = now
+            .checked_sub(SignedDuration::from_hours(24 * keep_days))
+            .unwrap_or(Timestamp::MIN);
+        Ok(self.store.prune(before, &in_force)?)
     }
 
     /// The last `limit` stored events, oldest first.
@@ -359,6 +381,57 @@ mod tests {
         let status = agent.status().unwrap();
         assert_eq!(status.day, used.day);
         assert_eq!(status.used_seconds, 120);
+    }
+
+    #[test]
+    fn old_events_are_pruned_but_a_lock_still_in_force_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 24 * HOUR_MICROS;
+        let then = MIDNIGHT - 40 * day + 12 * HOUR_MICROS;
+        let actor = || Actor::LegacyAddress {
+            address: "192.168.1.20:40123".into(),
+        };
+        {
+            let (agent, r0) = start_at(dir.path(), then);
+            agent
+                .tick(true, r0.after(Duration::from_secs(60), then))
+                .unwrap();
+            agent
+                .note_legacy_command("LOCK_DEVICE", "192.168.1.20:40123".into())
+                .unwrap();
+            agent.lock_device(actor()).unwrap();
+            agent.close().unwrap();
+        }
+        let now = MIDNIGHT + 12 * HOUR_MICROS;
+        let (agent, _) = start_at(dir.path(), now);
+        agent
+            .note_legacy_command("GET_TIME_LEFT", "192.168.1.20:40123".into())
+            .unwrap();
+        agent.close().unwrap();
+        let before = agent.recent_events(100).unwrap();
+        assert!(before.len() >= 4, "{before:?}");
+        let pruned = agent.prune_events(30).unwrap();
+        assert_eq!(pruned, before.len() - 2);
+        let kinds: Vec<&'static str> = agent
+            .recent_events(100)
+            .unwrap()
+            .iter()
+            .map(|e| match e.kind {
+                household_core::EventKind::Locked { .. } => "locked",
+                household_core::EventKind::LegacyCommand { .. } => "legacy",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["locked", "legacy"], "the lock and today's event");
+        drop(agent);
+        // After a restart the forty-day-old lock still holds.
+        let (agent, _) = start_at(dir.path(), now);
+        let status = agent.status().unwrap();
+        assert_eq!(
+            status.state_on_device(&DeviceId::from(agent.device_id())),
+            Locked
+        );
+        assert_eq!(status.used_seconds, 0);
     }
 
     #[test]

@@ -157,7 +157,11 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await?;
     let response = match serde_json::from_str::<ControlRequest>(&line) {
-        Ok(request) => answer(&agent, request),
+        // Off the runtime: a credit is flushed to disk before it is answered,
+        // and the agent's state may be held by a write in progress.
+        Ok(request) => tokio::task::spawn_blocking(move || answer(&agent, request))
+            .await
+            .unwrap_or_else(|e| ControlResponse::Error(format!("request failed: {e}"))),
         Err(e) => ControlResponse::Error(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();

@@ -26,14 +26,14 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Replays the stored events (in sequence order) under `policy`.
-    pub fn new(policy: Policy, device: DeviceId, events: &[Event]) -> Result<Self, InputError> {
-        let projection = Projection::from_events(ChildId::from(LOCAL_CHILD), policy, events)?;
-        let next_seq = projection.last_seq().map_or(1, |seq| seq + 1);
+    /// An empty ledger under `policy`; stored events are replayed into it
+    /// with [`Ledger::commit`], in sequence order.
+    pub fn new(policy: Policy, device: DeviceId) -> Result<Self, InputError> {
+        let projection = Projection::new(ChildId::from(LOCAL_CHILD), policy)?;
         Ok(Self {
             projection,
             device,
-            next_seq,
+            next_seq: 1,
         })
     }
 
@@ -128,7 +128,8 @@ impl Ledger {
         )
     }
 
-    /// Takes events that were built from this ledger and are now stored.
+    /// Takes events that were built from this ledger and are now stored, or
+    /// that are replayed from the store.
     pub fn commit(&mut self, events: &[Event]) {
         for event in events {
             self.projection.apply(event);

@@ -2,10 +2,12 @@
 //! enforcer, the control socket and the legacy responder, and stops them
 //! all on SIGTERM.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use household_core::Policy;
 use tokio::task::JoinSet;
 
 use crate::agent::Agent;
@@ -13,7 +15,7 @@ use crate::clock::Reading;
 use crate::config::AgentConfig;
 use crate::shutdown::{self, Shutdown};
 use crate::source::UsageSource;
-use crate::store::Store;
+use crate::store::{KEEP_EVENTS_DAYS, Store};
 use crate::{control, enforcer, legacy, policy};
 
 /// How often the usage source is sampled and the state re-evaluated.
@@ -24,9 +26,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let policy = policy::load(config.policy.as_deref())?;
-    let store = Store::open(&config.data_dir)?;
-    store.save_policy(&policy)?;
-    let agent = Arc::new(Agent::open(store, policy, config.speed, Reading::now())?);
+    let (data_dir, speed) = (config.data_dir.clone(), config.speed);
+    let agent =
+        Arc::new(tokio::task::spawn_blocking(move || open(&data_dir, policy, speed)).await??);
     tracing::info!(device_id = agent.device_id(), "child agent started");
 
     let shutdown = Shutdown::new();
@@ -66,9 +68,28 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "task ended with an error while stopping");
         }
     }
-    agent.close().context("cannot save the last usage")?;
+    let closing = agent.clone();
+    tokio::task::spawn_blocking(move || closing.close())
+        .await?
+        .context("cannot save the last usage")?;
     tracing::info!("child agent stopped");
     outcome
+}
+
+/// Opens the store and the agent, and prunes events past
+/// [`KEEP_EVENTS_DAYS`]. Blocking: disk.
+fn open(data_dir: &Path, policy: Policy, speed: f64) -> anyhow::Result<Agent> {
+    let store = Store::open(data_dir)?;
+    store.save_policy(&policy)?;
+    let agent = Agent::open(store, policy, speed, Reading::now())?;
+    let pruned = agent.prune_events(KEEP_EVENTS_DAYS)?;
+    if pruned > 0 {
+        tracing::info!(
+            pruned,
+            "events older than {KEEP_EVENTS_DAYS} days removed from the store"
+        );
+    }
+    Ok(agent)
 }
 
 /// Samples the usage source every [`TICK`] and feeds the agent.
@@ -98,10 +119,14 @@ async fn meter_loop(
                 false
             }
         };
-        // A failed write is logged and retried on the next tick; measuring
-        // and enforcing go on meanwhile.
-        if let Err(e) = agent.tick(active, Reading::now()) {
-            tracing::error!(error = %e, "cannot record usage");
+        // Off the runtime: the tick may flush to disk, or wait for a legacy
+        // command that does. A failed write is logged and retried on the
+        // next tick; measuring and enforcing go on meanwhile.
+        let ticking = agent.clone();
+        match tokio::task::spawn_blocking(move || ticking.tick(active, Reading::now())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot record usage"),
+            Err(e) => tracing::error!(error = %e, "meter tick failed"),
         }
     }
 }

@@ -5,7 +5,12 @@
 //! acknowledged to anyone, so nothing acknowledged is lost to a crash. The
 //! events double as the outbox for the hub: everything after the hub's last
 //! acknowledged sequence number is still to be sent.
+//!
+//! The record is bounded: at start, events older than [`KEEP_EVENTS_DAYS`]
+//! are pruned (see [`Store::prune`]), and start-up replays the rest one at a
+//! time from disk ([`Store::for_each_event`]) instead of loading them all.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,6 +23,10 @@ use crate::meter::Interval;
 
 /// How long opening waits for another process to let go of the store.
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// Events older than this many days are pruned at start. The rules only look
+/// at today (and at locks still in force, which are kept), so this is
+/// history for `child-agent log`, not state.
+pub const KEEP_EVENTS_DAYS: i64 = 30;
 
 const DEVICE_ID: &[u8] = b"device_id";
 const CHECKPOINT: &[u8] = b"checkpoint";
@@ -158,12 +167,44 @@ impl Store {
         Ok(events)
     }
 
-    /// Every event, in sequence order.
-    pub fn events(&self) -> Result<Vec<Event>, StoreError> {
-        self.events
-            .iter()
-            .map(|entry| decode("event", &entry?.1))
-            .collect()
+    /// Calls `f` with every event, in sequence order, one at a time.
+    pub fn for_each_event(&self, mut f: impl FnMut(Event)) -> Result<(), StoreError> {
+        for entry in self.events.iter() {
+            f(decode("event", &entry?.1)?);
+        }
+        Ok(())
+    }
+
+    /// Removes the events recorded before `before`, except those in `keep`
+    /// (the locks still in force) and the newest event, whose sequence number
+    /// the next one continues from. Reads from the oldest and stops at the
+    /// first event not to prune; returns how many were removed.
+    pub fn prune(
+        &self,
+        before: jiff::Timestamp,
+        keep: &BTreeSet<u64>,
+    ) -> Result<usize, StoreError> {
+        let Some((newest, _)) = self.events.last()? else {
+            return Ok(0);
+        };
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for entry in self.events.iter() {
+            let (key, value) = entry?;
+            let event: Event = decode("event", &value)?;
+            if key == newest || event.at >= before {
+                break;
+            }
+            if !keep.contains(&event.seq) {
+                batch.remove(key);
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.events.apply_batch(batch)?;
+            self.db.flush()?;
+        }
+        Ok(removed)
     }
 }
 
@@ -223,7 +264,49 @@ mod tests {
             store.append(&events[2..], Some(&checkpoint)).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.events().unwrap(), events);
+        assert_eq!(all_events(&store), events);
         assert_eq!(store.checkpoint().unwrap(), checkpoint);
+    }
+
+    fn all_events(store: &Store) -> Vec<Event> {
+        let mut events = Vec::new();
+        store.for_each_event(|e| events.push(e)).unwrap();
+        events
+    }
+
+    #[test]
+    fn pruning_removes_old_events_but_the_kept_and_the_newest() {
+        use household_core::{Actor, ChildId, EventKind};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let day = |n: i64| jiff::Timestamp::from_second(n * 86_400).unwrap();
+        let event = |seq, at| {
+            Event::new(
+                seq,
+                at,
+                Actor::System,
+                ChildId::from("c"),
+                EventKind::LegacyCommand {
+                    command: "GET_TIME_LEFT".into(),
+                },
+            )
+        };
+        let events = [
+            event(1, day(1)),
+            event(2, day(2)),
+            event(3, day(3)),
+            event(4, day(40)),
+        ];
+        store.append(&events, None).unwrap();
+        let removed = store.prune(day(10), &BTreeSet::from([2])).unwrap();
+        assert_eq!(removed, 2);
+        assert_eq!(all_events(&store), [events[1].clone(), events[3].clone()]);
+        // With only old events left, the newest stays for its number.
+        let store = {
+            drop(store);
+            Store::open(dir.path()).unwrap()
+        };
+        assert_eq!(store.prune(day(100), &BTreeSet::new()).unwrap(), 1);
+        assert_eq!(all_events(&store), [events[3].clone()]);
     }
 }
