@@ -62,7 +62,8 @@ pub struct RunArgs {
     /// Where usage is measured from.
     #[arg(long, env = "CHILD_AGENT_USAGE_SOURCE", value_enum)]
     pub usage_source: Option<UsageSourceKind>,
-    /// With the simulated source: one real second counts as this many seconds.
+    /// With the simulated source: one real second counts as this many seconds
+    /// (other sources take only 1, the default).
     #[arg(long, env = "CHILD_AGENT_SPEED")]
     pub speed: Option<f64>,
     /// With the command source: the probe, run with `sh -c`; exit 0 means "in use".
@@ -160,8 +161,10 @@ pub enum ConfigError {
     MissingDataDir,
     #[error("speed must be a number greater than 0 and at most {MAX_SPEED}, got {0}")]
     Speed(f64),
-    #[error("speed applies only to usage_source = simulated")]
-    SpeedWithoutSimulation,
+    #[error(
+        "speed other than 1 applies only to usage_source = simulated (real use passes in real time), got {0}"
+    )]
+    SpeedWithoutSimulation(f64),
     #[error(
         "usage_command is required with usage_source = command (--usage-command, CHILD_AGENT_USAGE_COMMAND)"
     )]
@@ -191,8 +194,10 @@ impl RunArgs {
             if !(speed > 0.0 && speed <= MAX_SPEED) {
                 return Err(ConfigError::Speed(speed));
             }
+            // Speed 1 is the real clock: harmless with any source, so a
+            // config file may spell it out.
             if usage_source != UsageSourceKind::Simulated && speed != 1.0 {
-                return Err(ConfigError::SpeedWithoutSimulation);
+                return Err(ConfigError::SpeedWithoutSimulation(speed));
             }
         }
         let usage_command = self.usage_command.or(file.usage_command);
@@ -365,6 +370,27 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(matches!(err, ConfigError::MissingUsageCommand));
+        let err = RunArgs {
+            usage_source: Some(UsageSourceKind::Logind),
+            speed: Some(60.0),
+            ..base()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::SpeedWithoutSimulation(60.0)),
+            "{err}"
+        );
+        let real_time = RunArgs {
+            usage_source: Some(UsageSourceKind::Logind),
+            speed: Some(1.0),
+            ..base()
+        };
+        assert_eq!(
+            real_time.resolve().unwrap().speed,
+            1.0,
+            "speed 1 is accepted with any source"
+        );
         let err = RunArgs {
             legacy_port: Some(0),
             ..base()
