@@ -3,7 +3,10 @@
 //!
 //! Every action is decided by the ledger (that is, by `household-core`),
 //! stored and flushed, and only then applied and answered — so whatever the
-//! agent acknowledges survives a crash.
+//! agent acknowledges survives a crash. Audit-only events (a legacy command
+//! as received) change nothing in the rules; they are numbered at once and
+//! stored with the next write. The methods block (mutex, disk): async callers
+//! run them on tokio's blocking pool.
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
