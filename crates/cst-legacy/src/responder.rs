@@ -70,6 +70,18 @@ pub enum Refusal<'a> {
     NotACommand { text: &'a str, error: ErrorReply },
 }
 
+impl Refusal<'_> {
+    /// The reply the responder sends for it: for a command the read-only mode may not
+    /// run, the failure reply the parent app already knows for that command.
+    pub fn reply(&self) -> Reply {
+        match self {
+            Refusal::ReadOnly(Command::LockDevice) => Reply::LockFailed,
+            Refusal::ReadOnly(_) => Reply::Error(ErrorReply::ProcessingFailed),
+            Refusal::NotACommand { error, .. } => Reply::Error(*error),
+        }
+    }
+}
+
 /// Settings of a responder.
 #[derive(Debug, Clone)]
 pub struct ResponderConfig {
@@ -264,15 +276,16 @@ impl<H: Handler> Responder<H> {
             Err(error) => {
                 bump(&counters.rejected);
                 let refusal = Refusal::NotACommand { text: &text, error };
+                let reply = refusal.reply();
                 self.handler.refused(refusal, source).await;
-                Reply::Error(error)
+                reply
             }
             Ok(command) if self.config.mode == Mode::ReadOnly && !command.is_read_only() => {
                 bump(&counters.refused_read_only);
-                self.handler
-                    .refused(Refusal::ReadOnly(command), source)
-                    .await;
-                read_only_refusal(command)
+                let refusal = Refusal::ReadOnly(command);
+                let reply = refusal.reply();
+                self.handler.refused(refusal, source).await;
+                reply
             }
             Ok(command) => {
                 bump(&counters.executed);
@@ -283,14 +296,5 @@ impl<H: Handler> Responder<H> {
             "{REPLY_PREFIX}{}",
             self.config.key.seal(&reply.to_string())
         ))
-    }
-}
-
-/// The failure reply the parent app already knows for a command it may not
-/// run here.
-fn read_only_refusal(command: Command) -> Reply {
-    match command {
-        Command::LockDevice => Reply::LockFailed,
-        _ => Reply::Error(ErrorReply::ProcessingFailed),
     }
 }

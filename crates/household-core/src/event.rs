@@ -166,8 +166,17 @@ pub enum EventKind {
     /// A device went away.
     DeviceOffline { device: DeviceId },
     /// A command arrived over the legacy CST protocol (kept for audit; the grant or lock
-    /// it caused is its own event).
-    LegacyCommand { command: String },
+    /// it caused is its own event, so this changes no status).
+    LegacyCommand {
+        /// The command as received: `EXTEND_TIME:15`, or the text that was not one.
+        command: String,
+        /// What became of it.
+        outcome: LegacyOutcome,
+        /// The plaintext reply sent back (`TIME_EXTENDED|15 minutes added`); empty
+        /// when none was sent.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reply: String,
+    },
     /// A guardian added the child. Changes no status: the hub starts the child's
     /// projection with the policy the child was added with.
     ChildAdded { display_name: String },
@@ -256,6 +265,25 @@ impl fmt::Display for Answer {
             Answer::Denied => f.write_str("denied"),
         }
     }
+}
+
+/// What became of a legacy CST command (`LegacyOutcome` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegacyOutcome {
+    /// Carried out and answered with success.
+    Applied,
+    /// Dropped: the same sealed datagram was seen within the replay window.
+    RejectedReplay,
+    /// Dropped: the sender exceeded the legacy rate limit.
+    RejectedRateLimit,
+    /// Refused: the legacy path is read-only, so only `GET_TIME_LEFT` is served.
+    RejectedReadOnly,
+    /// Answered with a CST error: an unknown command or bad minutes.
+    RejectedInvalid,
+    /// Accepted but not carried out (the device could not store it, or, on the hub's
+    /// bridge, the Android child did not answer).
+    Failed,
 }
 
 /// The sizes of self-serve extension credits.

@@ -40,7 +40,8 @@ pub mod usage;
 pub use cst::{CstState, CstTimeLeft};
 pub use error::{CreditRefusal, InputError, PolicyChangeError, RequestRefusal};
 pub use event::{
-    Actor, Answer, ChildId, CreditSize, DeviceId, Event, EventKind, GuardianId, Identity, RequestId,
+    Actor, Answer, ChildId, CreditSize, DeviceId, Event, EventKind, GuardianId, Identity,
+    LegacyOutcome, RequestId,
 };
 pub use fold::{ApplyOutcome, DevicePresence, Ignored, Projection};
 pub use grant::{Grant, GrantSource, MAX_GRANT_MINUTES, MIN_GRANT_MINUTES, extend_credit};

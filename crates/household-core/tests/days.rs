@@ -616,6 +616,8 @@ fn the_agent_asks_in_one_call_with_events_from_json() {
             legacy.clone(),
             EventKind::LegacyCommand {
                 command: "EXTEND_TIME:30".into(),
+                outcome: household_core::LegacyOutcome::Applied,
+                reply: String::new(),
             },
         ),
         s.event(

@@ -62,6 +62,8 @@ fn one_of_each() -> Vec<EventKind> {
         },
         EventKind::LegacyCommand {
             command: "GET_TIME_LEFT".into(),
+            outcome: household_core::LegacyOutcome::Applied,
+            reply: String::new(),
         },
         EventKind::ChildAdded {
             display_name: "Mia".into(),

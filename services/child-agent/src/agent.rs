@@ -13,15 +13,15 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use household_core::{
-    Actor, ChildState, CreditRefusal, CreditSize, DeviceId, Event, InputError, Policy, Status,
-    time::instant_from_unix_micros,
+    Actor, ChildState, CreditRefusal, CreditSize, DeviceId, Event, EventKind, InputError,
+    LegacyOutcome, Policy, Status, time::instant_from_unix_micros,
 };
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
 use crate::clock::{AgentClock, Reading};
 use crate::enforcer::{HookKind, Transition};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LegacyNote};
 use crate::meter::Meter;
 use crate::store::{Checkpoint, Store, StoreError};
 
@@ -155,25 +155,6 @@ impl Agent {
         Ok(inner.ledger.status_at(now_of(&inner)?, inner.meter.open()))
     }
 
-    /// "Extend by `minutes`" (CST's `EXTEND_TIME`), which also lifts a lock
-    /// of this device.
-    pub fn extend(&self, minutes: i64, actor: Actor) -> Result<Status, AgentError> {
-        let mut inner = self.lock()?;
-        let now = now_of(&inner)?;
-        let events = inner
-            .ledger
-            .extend(minutes, actor, now, inner.meter.open())?;
-        self.record(&mut inner, &events)
-    }
-
-    /// Locks this device until a guardian extends or unlocks it.
-    pub fn lock_device(&self, actor: Actor) -> Result<Status, AgentError> {
-        let mut inner = self.lock()?;
-        let now = now_of(&inner)?;
-        let event = inner.ledger.lock(actor, now)?;
-        self.record(&mut inner, &[event])
-    }
-
     /// The child spends a self-serve credit of 5 or 10 minutes.
     pub fn spend_credit(&self, minutes: i64) -> Result<Status, AgentError> {
         let size = match minutes {
@@ -187,18 +168,93 @@ impl Agent {
         self.record(&mut inner, &[event])
     }
 
-    /// Notes a legacy command for the audit trail, before it is executed.
-    /// The event takes its place in the sequence now and is stored with the
-    /// next write: in the same durable batch as the grant or lock the command
-    /// causes, or else at the meter's next tick (within a quarter of a
-    /// second) — so `GET_TIME_LEFT` and refusals cost no flush of their own.
-    pub fn note_legacy_command(&self, command: &str, address: String) -> Result<(), AgentError> {
+    /// Notes a legacy command that changes nothing (`GET_TIME_LEFT`, a
+    /// refusal) for the audit trail. The event takes its place in the
+    /// sequence now and is stored with the next write, at the latest the
+    /// meter's next tick (within a quarter of a second), so it costs no flush
+    /// of its own.
+    pub fn note_legacy_command(&self, note: &LegacyNote) -> Result<(), AgentError> {
         let mut inner = self.lock()?;
         let now = now_of(&inner)?;
-        let event = inner.ledger.legacy_command(command, address, now);
+        let event = inner.ledger.legacy_command(note, now);
         inner.ledger.commit(std::slice::from_ref(&event));
         inner.unsaved.push(event);
         Ok(())
+    }
+
+    /// A legacy `EXTEND_TIME:n`: "extend by `minutes`", which also lifts a
+    /// lock of this device; see [`Agent::legacy_action`].
+    pub fn legacy_extend(
+        &self,
+        minutes: i64,
+        note: &LegacyNote,
+        failure_reply: &str,
+    ) -> Result<Status, AgentError> {
+        self.legacy_action(note, failure_reply, |ledger, actor, now, open| {
+            Ok(ledger.extend(minutes, actor, now, open)?)
+        })
+    }
+
+    /// A legacy `LOCK_DEVICE`: locks this device until it is extended or
+    /// unlocked; see [`Agent::legacy_action`].
+    pub fn legacy_lock(
+        &self,
+        note: &LegacyNote,
+        failure_reply: &str,
+    ) -> Result<Status, AgentError> {
+        self.legacy_action(note, failure_reply, |ledger, actor, now, _| {
+            Ok(vec![ledger.lock(actor, now)?])
+        })
+    }
+
+    /// Carries out a legacy command that changes the status. Its audit event
+    /// (`note`, saying `Applied`) is numbered just before the grant or lock
+    /// and stored in the same durable batch, before the reply is sent. If the
+    /// rules refuse the action or the batch cannot be stored, the audit event
+    /// says so instead (`RejectedInvalid` or `Failed`, with `failure_reply`)
+    /// and waits for the next write.
+    fn legacy_action(
+        &self,
+        note: &LegacyNote,
+        failure_reply: &str,
+        action: impl FnOnce(
+            &Ledger,
+            Actor,
+            Timestamp,
+            Option<crate::meter::Interval>,
+        ) -> Result<Vec<Event>, AgentError>,
+    ) -> Result<Status, AgentError> {
+        let mut inner = self.lock()?;
+        let now = now_of(&inner)?;
+        let audit = inner.ledger.legacy_command(note, now);
+        let audit_seq = audit.seq;
+        inner.ledger.commit(std::slice::from_ref(&audit));
+        inner.unsaved.push(audit);
+        let actor = Actor::LegacyAddress {
+            address: note.address.clone(),
+        };
+        let open = inner.meter.open();
+        let result = action(&inner.ledger, actor, now, open)
+            .and_then(|events| self.record(&mut inner, &events));
+        if let Err(error) = &result {
+            let outcome = match error {
+                AgentError::Input(_) => LegacyOutcome::RejectedInvalid,
+                _ => LegacyOutcome::Failed,
+            };
+            let pending = inner.unsaved.iter_mut().find(|e| e.seq == audit_seq);
+            if let Some(Event {
+                kind:
+                    EventKind::LegacyCommand {
+                        outcome: o, reply, ..
+                    },
+                ..
+            }) = pending
+            {
+                *o = outcome;
+                failure_reply.clone_into(reply);
+            }
+        }
+        result
     }
 
     /// Removes stored events older than `keep_days` days of agent time,
@@ -391,8 +447,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let day = 24 * HOUR_MICROS;
         let then = MIDNIGHT - 40 * day + 12 * HOUR_MICROS;
-        let actor = || Actor::LegacyAddress {
+        let note = |command: &str| LegacyNote {
+            command: command.into(),
             address: "192.168.1.20:40123".into(),
+            outcome: LegacyOutcome::Applied,
+            reply: String::new(),
         };
         {
             let (agent, r0) = start_at(dir.path(), then);
@@ -400,16 +459,16 @@ mod tests {
                 .tick(true, r0.after(Duration::from_secs(60), then))
                 .unwrap();
             agent
-                .note_legacy_command("LOCK_DEVICE", "192.168.1.20:40123".into())
+                .legacy_lock(
+                    &note("LOCK_DEVICE"),
+                    "DEVICE_LOCKED|ERROR|Failed to lock device",
+                )
                 .unwrap();
-            agent.lock_device(actor()).unwrap();
             agent.close().unwrap();
         }
         let now = MIDNIGHT + 12 * HOUR_MICROS;
         let (agent, _) = start_at(dir.path(), now);
-        agent
-            .note_legacy_command("GET_TIME_LEFT", "192.168.1.20:40123".into())
-            .unwrap();
+        agent.note_legacy_command(&note("GET_TIME_LEFT")).unwrap();
         agent.close().unwrap();
         let before = agent.recent_events(100).unwrap();
         assert!(before.len() >= 4, "{before:?}");

@@ -5,8 +5,8 @@
 //! next sequence number and asks the projection what they mean.
 
 use household_core::{
-    Actor, ChildId, CreditSize, DeviceId, Event, EventKind, InputError, Policy, Projection, Status,
-    time::instant_from_unix_micros,
+    Actor, ChildId, CreditSize, DeviceId, Event, EventKind, InputError, LegacyOutcome, Policy,
+    Projection, Status, time::instant_from_unix_micros,
 };
 use std::borrow::Cow;
 
@@ -17,6 +17,19 @@ use crate::meter::Interval;
 /// In standalone mode the agent's device belongs to one child, known locally
 /// by this id; the hub assigns real ids when the device enrolls.
 pub const LOCAL_CHILD: &str = "local";
+
+/// A legacy command for the audit trail: as received, from whom, and what
+/// became of it.
+#[derive(Debug, Clone)]
+pub struct LegacyNote {
+    /// `EXTEND_TIME:15`, or the text that was not a command.
+    pub command: String,
+    /// The sender's `ip:port`, the event's actor.
+    pub address: String,
+    pub outcome: LegacyOutcome,
+    /// The plaintext reply sent back.
+    pub reply: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -116,14 +129,18 @@ impl Ledger {
         Ok(self.event(self.next_seq, now, self.device_actor(), kind))
     }
 
-    /// A legacy command as received, for the audit trail.
-    pub fn legacy_command(&self, command: &str, address: String, now: Timestamp) -> Event {
+    /// A legacy command and what became of it, for the audit trail.
+    pub fn legacy_command(&self, note: &LegacyNote, now: Timestamp) -> Event {
         self.event(
             self.next_seq,
             now,
-            Actor::LegacyAddress { address },
+            Actor::LegacyAddress {
+                address: note.address.clone(),
+            },
             EventKind::LegacyCommand {
-                command: command.to_owned(),
+                command: note.command.clone(),
+                outcome: note.outcome,
+                reply: note.reply.clone(),
             },
         )
     }

@@ -16,11 +16,12 @@ use cst_legacy::{
     Command, DeviceId, ErrorReply, Handler, LegacyState, Mode, Refusal, Reply, Responder,
     ResponderConfig,
 };
-use household_core::{Actor, CstState};
+use household_core::{CstState, LegacyOutcome};
 use tokio::sync::watch;
 
 use crate::agent::Agent;
 use crate::config::{AgentConfig, LegacyModeArg};
+use crate::ledger::LegacyNote;
 
 /// The bound responder, ready to serve.
 pub struct LegacyResponder(Responder<AgentHandler>);
@@ -81,13 +82,10 @@ impl Handler for AgentHandler {
 
     /// Sealed with this device's key but not executed: kept for audit too.
     async fn refused(&self, refusal: Refusal<'_>, source: SocketAddr) {
-        let text = audit_text(refusal);
-        tracing::info!(%source, command = ?text, "legacy command not executed");
+        let note = refusal_note(&refusal, source);
+        tracing::info!(%source, command = ?note.command, outcome = ?note.outcome, "legacy command not executed");
         let agent = self.agent.clone();
-        let noted = tokio::task::spawn_blocking(move || {
-            agent.note_legacy_command(&text, source.to_string())
-        })
-        .await;
+        let noted = tokio::task::spawn_blocking(move || agent.note_legacy_command(&note)).await;
         match noted {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(%source, error = %e, "cannot record legacy command"),
@@ -96,48 +94,81 @@ impl Handler for AgentHandler {
     }
 }
 
-/// How a command that was not executed reads in the audit trail. Executed
-/// commands are recorded as their canonical text (`EXTEND_TIME:15`); these
-/// start with why they were not run, then the text as received.
-fn audit_text(refusal: Refusal<'_>) -> String {
-    match refusal {
-        Refusal::ReadOnly(command) => format!("refused (read-only): {command}"),
-        Refusal::NotACommand { text, error } => format!("rejected ({error}): {text}"),
+/// The audit note of a command that was not executed: the command as
+/// received (its canonical text, or the text that was not one) and why.
+fn refusal_note(refusal: &Refusal<'_>, source: SocketAddr) -> LegacyNote {
+    let (command, outcome) = match refusal {
+        Refusal::ReadOnly(command) => (command.to_string(), LegacyOutcome::RejectedReadOnly),
+        Refusal::NotACommand { text, .. } => ((*text).to_owned(), LegacyOutcome::RejectedInvalid),
+    };
+    LegacyNote {
+        command,
+        address: source.to_string(),
+        outcome,
+        reply: refusal.reply().to_string(),
     }
 }
 
-/// Notes the command for audit, then runs it. A grant or lock is stored in
-/// one batch with its audit event, and flushed, before the reply is sent.
+/// Runs the command and records it for audit with what became of it. A
+/// grant or lock is stored in one batch with its audit event, and flushed,
+/// before the reply is sent.
 fn execute(agent: &Agent, command: Command, source: SocketAddr) -> Reply {
-    let actor = Actor::LegacyAddress {
-        address: source.to_string(),
-    };
-    if let Err(e) = agent.note_legacy_command(&command.to_string(), source.to_string()) {
-        tracing::error!(%source, %command, error = %e, "cannot record legacy command");
-        return failure(command);
-    }
     tracing::info!(%source, %command, "legacy command");
+    let failed = failure(command);
+    let note = |outcome, reply: &Reply| LegacyNote {
+        command: command.to_string(),
+        address: source.to_string(),
+        outcome,
+        reply: reply.to_string(),
+    };
     let done = match command {
-        Command::GetTimeLeft => agent.status().map(|status| {
-            let view = status.cst_on_device(&household_core::DeviceId::from(agent.device_id()));
-            Reply::TimeLeft {
-                remaining_minutes: view.remaining_minutes.into(),
-                state: match view.state {
-                    CstState::Active => LegacyState::Active,
-                    CstState::Blocked => LegacyState::Blocked,
-                },
-                credit_minutes: view.credit_minutes.into(),
+        Command::GetTimeLeft => {
+            let (outcome, reply) = match agent.status() {
+                Ok(status) => (LegacyOutcome::Applied, time_left(agent, &status)),
+                Err(e) => {
+                    tracing::error!(%source, %command, error = %e, "legacy command failed");
+                    (LegacyOutcome::Failed, failed.clone())
+                }
+            };
+            if let Err(e) = agent.note_legacy_command(&note(outcome, &reply)) {
+                tracing::error!(%source, %command, error = %e, "cannot record legacy command");
             }
-        }),
-        Command::LockDevice => agent.lock_device(actor).map(|_| Reply::DeviceLocked),
-        Command::ExtendTime { minutes } => agent
-            .extend(minutes.into(), actor)
-            .map(|_| Reply::TimeExtended { minutes }),
+            return reply;
+        }
+        Command::LockDevice => {
+            let reply = Reply::DeviceLocked;
+            agent
+                .legacy_lock(&note(LegacyOutcome::Applied, &reply), &failed.to_string())
+                .map(|_| reply)
+        }
+        Command::ExtendTime { minutes } => {
+            let reply = Reply::TimeExtended { minutes };
+            agent
+                .legacy_extend(
+                    minutes.into(),
+                    &note(LegacyOutcome::Applied, &reply),
+                    &failed.to_string(),
+                )
+                .map(|_| reply)
+        }
     };
     done.unwrap_or_else(|e| {
         tracing::error!(%source, %command, error = %e, "legacy command failed");
-        failure(command)
+        failed
     })
+}
+
+/// `TIME_LEFT` as the CST parent app reads it, from this device's view.
+fn time_left(agent: &Agent, status: &household_core::Status) -> Reply {
+    let view = status.cst_on_device(&household_core::DeviceId::from(agent.device_id()));
+    Reply::TimeLeft {
+        remaining_minutes: view.remaining_minutes.into(),
+        state: match view.state {
+            CstState::Active => LegacyState::Active,
+            CstState::Blocked => LegacyState::Blocked,
+        },
+        credit_minutes: view.credit_minutes.into(),
+    }
 }
 
 /// The failure reply the parent app knows for each command.
@@ -154,7 +185,7 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    use household_core::{EventKind, Policy};
+    use household_core::{Actor, EventKind, Policy};
 
     use super::*;
     use crate::clock::Reading;
@@ -225,24 +256,76 @@ mod tests {
             )
             .await;
         agent.close().unwrap();
-        let recorded: Vec<(String, Actor)> = agent
-            .recent_events(10)
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.kind {
-                EventKind::LegacyCommand { command } => Some((command, e.actor)),
-                _ => None,
-            })
-            .collect();
         let actor = Actor::LegacyAddress {
             address: "192.168.1.20:40123".into(),
         };
         assert_eq!(
-            recorded,
+            audit_trail(&agent),
             [
-                ("refused (read-only): LOCK_DEVICE".to_owned(), actor.clone()),
-                ("rejected (Unknown command): FORMAT_DISK".to_owned(), actor),
+                (
+                    "LOCK_DEVICE".to_owned(),
+                    LegacyOutcome::RejectedReadOnly,
+                    "DEVICE_LOCKED|ERROR|Failed to lock device".to_owned(),
+                    actor.clone()
+                ),
+                (
+                    "FORMAT_DISK".to_owned(),
+                    LegacyOutcome::RejectedInvalid,
+                    "ERROR|Unknown command".to_owned(),
+                    actor
+                ),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn executed_commands_are_recorded_with_their_reply() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = agent(dir.path());
+        let handler = AgentHandler {
+            agent: agent.clone(),
+        };
+        let extended = handler
+            .handle(Command::ExtendTime { minutes: 15 }, source())
+            .await;
+        let time_left = handler.handle(Command::GetTimeLeft, source()).await;
+        agent.close().unwrap();
+        let trail: Vec<(String, LegacyOutcome, String)> = audit_trail(&agent)
+            .into_iter()
+            .map(|(command, outcome, reply, _)| (command, outcome, reply))
+            .collect();
+        assert_eq!(
+            trail,
+            [
+                (
+                    "EXTEND_TIME:15".to_owned(),
+                    LegacyOutcome::Applied,
+                    extended.to_string()
+                ),
+                (
+                    "GET_TIME_LEFT".to_owned(),
+                    LegacyOutcome::Applied,
+                    time_left.to_string()
+                ),
+            ]
+        );
+        assert!(extended.to_string().starts_with("TIME_EXTENDED|15"));
+        assert!(time_left.to_string().starts_with("TIME_LEFT|"));
+    }
+
+    fn audit_trail(agent: &Agent) -> Vec<(String, LegacyOutcome, String, Actor)> {
+        agent
+            .recent_events(10)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::LegacyCommand {
+                    command,
+                    outcome,
+                    reply,
+                } => Some((command, outcome, reply, e.actor)),
+                _ => None,
+            })
+            .collect()
     }
 }

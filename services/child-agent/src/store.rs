@@ -254,6 +254,8 @@ mod tests {
                 ChildId::from("c"),
                 EventKind::LegacyCommand {
                     command: format!("EXTEND_TIME:{seq}"),
+                    outcome: household_core::LegacyOutcome::Applied,
+                    reply: format!("TIME_EXTENDED|{seq} minutes added"),
                 },
             )
         };
@@ -288,6 +290,8 @@ mod tests {
                 ChildId::from("c"),
                 EventKind::LegacyCommand {
                     command: "GET_TIME_LEFT".into(),
+                    outcome: household_core::LegacyOutcome::Applied,
+                    reply: String::new(),
                 },
             )
         };

@@ -58,12 +58,12 @@ async fn time_left_extend_and_lock_act_on_the_live_status() {
     assert_eq!(
         legacy_commands(&events),
         [
-            "GET_TIME_LEFT",
-            "EXTEND_TIME:30",
-            "LOCK_DEVICE",
-            "GET_TIME_LEFT",
-            "EXTEND_TIME:5",
-            "rejected (Invalid minutes. Must be 1-1440): EXTEND_TIME:0",
+            "GET_TIME_LEFT applied",
+            "EXTEND_TIME:30 applied",
+            "LOCK_DEVICE applied",
+            "GET_TIME_LEFT applied",
+            "EXTEND_TIME:5 applied",
+            "EXTEND_TIME:0 rejected_invalid",
         ]
     );
     assert!(
@@ -96,11 +96,19 @@ fn log(home: &Home) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn legacy_commands(events: &[serde_json::Value]) -> Vec<&str> {
+/// Each recorded legacy command as "COMMAND outcome".
+fn legacy_commands(events: &[serde_json::Value]) -> Vec<String> {
     events
         .iter()
         .filter(|e| e["kind"]["kind"] == "legacy_command")
-        .map(|e| e["kind"]["command"].as_str().unwrap())
+        .map(|e| {
+            let kind = &e["kind"];
+            format!(
+                "{} {}",
+                kind["command"].as_str().unwrap(),
+                kind["outcome"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -114,7 +122,10 @@ async fn an_acknowledged_extension_or_lock_survives_a_kill_9_at_once() {
     assert_eq!(reply, Reply::DeviceLocked);
     agent.kill9();
     let events = log(&home);
-    assert_eq!(legacy_commands(&events), ["EXTEND_TIME:30", "LOCK_DEVICE"]);
+    assert_eq!(
+        legacy_commands(&events),
+        ["EXTEND_TIME:30 applied", "LOCK_DEVICE applied"]
+    );
     let kinds: Vec<&str> = events
         .iter()
         .filter_map(|e| e["kind"]["kind"].as_str())
@@ -165,7 +176,7 @@ async fn read_only_and_off_modes() {
     assert!(agent.terminate());
     assert_eq!(
         legacy_commands(&log(&home)),
-        ["GET_TIME_LEFT", "refused (read-only): LOCK_DEVICE"],
+        ["GET_TIME_LEFT applied", "LOCK_DEVICE rejected_read_only"],
         "the refusal is recorded too"
     );
 

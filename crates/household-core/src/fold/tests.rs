@@ -184,6 +184,8 @@ fn legacy_commands_and_presence_do_not_touch_time() {
         "2025-06-02T08:00:00Z",
         EventKind::LegacyCommand {
             command: "GET_TIME_LEFT".into(),
+            outcome: crate::LegacyOutcome::Applied,
+            reply: String::new(),
         },
     ));
     p.apply(&event(
