@@ -75,9 +75,6 @@ impl Shard {
                 self.ring.push_back(key);
             } else if let Some(e) = self.map.remove(&key) {
                 self.used -= e.block.size() + ENTRY_OVERHEAD_BYTES;
-                if let Ok(block) = Arc::try_unwrap(e.block) {
-                    crate::sstable::block::recycle(block);
-                }
             }
         }
     }

@@ -158,18 +158,13 @@ pub fn decode_stored_block(stored: &[u8]) -> Result<Vec<u8>, String> {
     }
     let payload = &stored[..n];
     match stored[n] {
-        KIND_RAW => {
-            let mut out = spare_buffer();
-            out.extend_from_slice(payload);
-            Ok(out)
-        }
+        KIND_RAW => Ok(payload.to_vec()),
         KIND_LZ4 => {
             let raw_len = read_u32(payload, 0).ok_or("LZ4 block without length")? as usize;
             if raw_len > MAX_BLOCK_LEN || raw_len > payload.len().saturating_mul(256) {
                 return Err(format!("LZ4 block claims an impossible length {raw_len}"));
             }
-            let mut out = spare_buffer();
-            out.resize(raw_len, 0);
+            let mut out = vec![0u8; raw_len];
             match lz4_flex::block::decompress_into(&payload[4..], &mut out) {
                 Ok(got) if got == raw_len => Ok(out),
                 Ok(got) => Err(format!(
@@ -180,36 +175,6 @@ pub fn decode_stored_block(stored: &[u8]) -> Result<Vec<u8>, String> {
         }
         other => Err(format!("unknown block kind {other}")),
     }
-}
-
-/// Buffers of blocks the cache evicted, kept per thread for the next blocks it reads.
-const SPARE_BUFFERS: usize = 4;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// An empty buffer, reusing one that [`recycle`] handed back when there is one. Random
-/// point reads evict one block for every block they read; reusing its memory keeps the
-/// allocator out of that loop.
-fn spare_buffer() -> Vec<u8> {
-    SPARE
-        .with_borrow_mut(|spare| spare.pop())
-        .unwrap_or_default()
-}
-
-/// Hands the memory of a block nobody holds any more back for reuse on this thread.
-pub fn recycle(block: Block) {
-    let mut data = block.data;
-    if data.capacity() > MAX_BLOCK_LEN + BLOCK_TRAILER_LEN {
-        return;
-    }
-    data.clear();
-    SPARE.with_borrow_mut(|spare| {
-        if spare.len() < SPARE_BUFFERS {
-            spare.push(data);
-        }
-    });
 }
 
 /// A found entry: owned key, value borrowed from the block.
