@@ -54,6 +54,8 @@ pub struct StatusView {
     pub state: String,
     pub remaining_minutes: i64,
     pub used_minutes: i64,
+    /// The same to the second, for scripts that watch use as it happens.
+    pub used_seconds: i64,
     pub allowance_minutes: i64,
     pub credit_minutes: i64,
     pub five_minute_credits_left: i64,
@@ -69,6 +71,7 @@ impl StatusView {
             state: status.state_on_device(device).name().to_owned(),
             remaining_minutes: status.remaining_minutes(),
             used_minutes: status.used_minutes(),
+            used_seconds: status.used_seconds,
             allowance_minutes: status.allowance_minutes,
             credit_minutes: status.credit_minutes(),
             five_minute_credits_left: status.credits_left.five_minute,

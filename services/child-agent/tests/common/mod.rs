@@ -32,6 +32,11 @@ impl Home {
 
     /// Starts `child-agent run` on this directory with a free legacy port.
     pub fn start(&self, speed: f64, extra: &[&str]) -> Agent {
+        self.start_with_env(speed, extra, &[])
+    }
+
+    /// [`Home::start`] with extra environment variables for the agent.
+    pub fn start_with_env(&self, speed: f64, extra: &[&str], env: &[(&str, String)]) -> Agent {
         let port = free_udp_port();
         let child = Command::new(BIN)
             .arg("run")
@@ -49,6 +54,7 @@ impl Home {
             ])
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
