@@ -299,6 +299,18 @@ async fn junk_changes_nothing_and_gets_no_reply() {
     assert_eq!(Counters::get(&c.dropped_undecryptable), 4);
 }
 
+/// Sends a discovery from another loopback address and waits for its answer:
+/// the responder handles datagrams in order, so everything sent before is done.
+async fn probe_answered(address: std::net::SocketAddr) {
+    let probe = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    probe.send_to(DISCOVERY.as_bytes(), address).await.unwrap();
+    let mut buffer = [0u8; 64];
+    tokio::time::timeout(TIMEOUT, probe.recv_from(&mut buffer))
+        .await
+        .expect("probe answered")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_flood_from_one_source_is_cut_to_its_burst() {
     let child = child("127.0.0.1:0", |c| {
@@ -314,16 +326,8 @@ async fn a_flood_from_one_source_is_cut_to_its_burst() {
             .unwrap();
     }
     // Once a probe from another address is answered, the flood was handled.
-    let probe = UdpSocket::bind("127.0.0.2:0").await.unwrap();
-    probe
-        .send_to(DISCOVERY.as_bytes(), child.address)
-        .await
-        .unwrap();
+    probe_answered(child.address).await;
     let mut buffer = [0u8; 64];
-    tokio::time::timeout(TIMEOUT, probe.recv_from(&mut buffer))
-        .await
-        .expect("probe answered")
-        .unwrap();
     let mut answered = 0;
     while socket.try_recv_from(&mut buffer).is_ok() {
         answered += 1;
@@ -350,16 +354,7 @@ async fn rate_limited_commands_are_not_reported() {
         .send_to(second.as_bytes(), child.address)
         .await
         .unwrap();
-    let probe = UdpSocket::bind("127.0.0.2:0").await.unwrap();
-    probe
-        .send_to(DISCOVERY.as_bytes(), child.address)
-        .await
-        .unwrap();
-    let mut buffer = [0u8; 64];
-    tokio::time::timeout(TIMEOUT, probe.recv_from(&mut buffer))
-        .await
-        .expect("probe answered")
-        .unwrap();
+    probe_answered(child.address).await;
     assert_eq!(child.recorder.refusals().len(), 1);
     assert_eq!(Counters::get(&child.counters.dropped_rate_limited), 1);
 }

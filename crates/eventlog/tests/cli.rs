@@ -4,7 +4,14 @@ use std::process::Command;
 
 use eventlog::{Db, Durability, Options};
 
+/// Exit code and standard output.
 fn run(args: &[&str]) -> (i32, String) {
+    let (code, stdout, _) = run_full(args);
+    (code, stdout)
+}
+
+/// Exit code, standard output and standard error.
+fn run_full(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_eventlog"))
         .args(args)
         .output()
@@ -12,6 +19,7 @@ fn run(args: &[&str]) -> (i32, String) {
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
@@ -69,24 +77,14 @@ fn help_and_bad_commands() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let err = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_eventlog"))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (code, stderr) = err(&["compact", d]);
+    let (code, _, stderr) = run_full(&["compact", d]);
     assert_eq!(code, 2);
     assert!(stderr.contains("stats, verify and scan"), "{stderr}");
     // An unknown command must not create a database where there was none.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
     let missing = dir.path().join("missing");
-    let (code, stderr) = err(&["stats", missing.to_str().unwrap()]);
+    let (code, _, stderr) = run_full(&["stats", missing.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(stderr.contains("missing"), "{stderr}");
 }

@@ -96,16 +96,7 @@ impl Script {
 
     /// `device` reports use from `from` to `to` (reported at `to`).
     pub fn used(&mut self, device_name: &str, from: &str, to: &str) -> ApplyOutcome {
-        let mut event = self.event(
-            to,
-            device(device_name),
-            EventKind::UsageReported {
-                start: t(from),
-                end: t(to),
-            },
-        );
-        event.device = Some(DeviceId::from(device_name));
-        self.projection.apply(&event)
+        self.reported(to, device_name, from, to)
     }
 
     /// `device`'s use from `from` to `to`, reaching the log only at `at` (it waited in
