@@ -170,7 +170,9 @@ pub enum EventKind {
     LegacyCommand {
         /// The command as received: `EXTEND_TIME:15`, or the text that was not one.
         command: String,
-        /// What became of it.
+        /// What became of it. An event stored without one (by an agent that did not
+        /// record outcomes yet) reads as `Applied`.
+        #[serde(default = "LegacyOutcome::recorded_without_outcome")]
         outcome: LegacyOutcome,
         /// The plaintext reply sent back (`TIME_EXTENDED|15 minutes added`); empty
         /// when none was sent.
@@ -284,6 +286,12 @@ pub enum LegacyOutcome {
     /// Accepted but not carried out (the device could not store it, or, on the hub's
     /// bridge, the Android child did not answer).
     Failed,
+}
+
+impl LegacyOutcome {
+    fn recorded_without_outcome() -> LegacyOutcome {
+        LegacyOutcome::Applied
+    }
 }
 
 /// The sizes of self-serve extension credits.

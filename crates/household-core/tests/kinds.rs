@@ -171,3 +171,17 @@ fn every_kind_survives_json_and_only_registry_wide_ones_are_household_wide() {
         .collect();
     assert_eq!(wide, ["guardian_enrolled", "identity_revoked"]);
 }
+
+#[test]
+fn a_legacy_command_stored_without_an_outcome_reads_as_applied() {
+    let kind: EventKind =
+        serde_json::from_str(r#"{"kind":"legacy_command","command":"GET_TIME_LEFT"}"#).unwrap();
+    assert_eq!(
+        kind,
+        EventKind::LegacyCommand {
+            command: "GET_TIME_LEFT".into(),
+            outcome: LegacyOutcome::Applied,
+            reply: String::new(),
+        }
+    );
+}
