@@ -25,6 +25,22 @@ thread_local! {
     static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Opens a table file for positional reads, without access-time updates where the
+/// kernel allows it (`O_NOATIME` needs the file's owner): a table is read on every
+/// block-cache miss, and the kernel would otherwise check the inode's access time on each
+/// read.
+fn open_for_reads(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        opened => opened,
+    }
+}
+
 /// An open table file.
 pub struct Table {
     pub number: u64,
@@ -44,7 +60,7 @@ impl Table {
         file_size: u64,
         cache: Option<Arc<BlockCache>>,
     ) -> Result<Table> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = open_for_reads(path).map_err(|e| Error::io(path, e))?;
         let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if actual != file_size {
             return Err(Error::corruption(
