@@ -262,3 +262,96 @@ fn session_request_round_trips() {
     // A truncated message must not decode into something else.
     assert!(v1::SessionRequest::decode(&bytes[..bytes.len() - 1]).is_err());
 }
+
+/// Paths (as in `SourceCodeInfo`) of every message, field, oneof, enum, enum value,
+/// service and method of `file`, each with a readable name.
+fn documentable(file: &prost_types::FileDescriptorProto) -> Vec<(Vec<i32>, String)> {
+    use prost_types::{DescriptorProto, EnumDescriptorProto};
+
+    fn enum_paths(e: &EnumDescriptorProto, path: Vec<i32>, out: &mut Vec<(Vec<i32>, String)>) {
+        out.push((path.clone(), format!("enum {}", e.name())));
+        for (i, v) in e.value.iter().enumerate() {
+            let mut p = path.clone();
+            p.extend([2, i as i32]);
+            out.push((p, format!("value {}", v.name())));
+        }
+    }
+
+    fn message_paths(m: &DescriptorProto, path: Vec<i32>, out: &mut Vec<(Vec<i32>, String)>) {
+        out.push((path.clone(), format!("message {}", m.name())));
+        for (i, f) in m.field.iter().enumerate() {
+            let mut p = path.clone();
+            p.extend([2, i as i32]);
+            out.push((p, format!("field {}.{}", m.name(), f.name())));
+        }
+        for (i, nested) in m.nested_type.iter().enumerate() {
+            let mut p = path.clone();
+            p.extend([3, i as i32]);
+            message_paths(nested, p, out);
+        }
+        for (i, e) in m.enum_type.iter().enumerate() {
+            let mut p = path.clone();
+            p.extend([4, i as i32]);
+            enum_paths(e, p, out);
+        }
+        for (i, o) in m.oneof_decl.iter().enumerate() {
+            // `optional` fields come with a synthetic oneof of their own; the field's
+            // comment is the documentation.
+            let synthetic = m
+                .field
+                .iter()
+                .any(|f| f.oneof_index == Some(i as i32) && f.proto3_optional());
+            if synthetic {
+                continue;
+            }
+            let mut p = path.clone();
+            p.extend([8, i as i32]);
+            out.push((p, format!("oneof {}.{}", m.name(), o.name())));
+        }
+    }
+
+    let mut out = Vec::new();
+    for (i, m) in file.message_type.iter().enumerate() {
+        message_paths(m, vec![4, i as i32], &mut out);
+    }
+    for (i, e) in file.enum_type.iter().enumerate() {
+        enum_paths(e, vec![5, i as i32], &mut out);
+    }
+    for (i, s) in file.service.iter().enumerate() {
+        out.push((vec![6, i as i32], format!("service {}", s.name())));
+        for (j, m) in s.method.iter().enumerate() {
+            out.push((
+                vec![6, i as i32, 2, j as i32],
+                format!("rpc {}.{}", s.name(), m.name()),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_service_rpc_message_field_and_enum_value_has_a_doc_comment() {
+    let set = descriptor_set();
+    let mut undocumented = Vec::new();
+    for file in set.file.iter().filter(|f| f.package() == "household.v1") {
+        let info = file.source_code_info.as_ref().expect("source info kept");
+        let documented: std::collections::HashSet<&[i32]> = info
+            .location
+            .iter()
+            .filter(|l| !l.leading_comments().trim().is_empty())
+            .map(|l| l.path.as_slice())
+            .collect();
+        let elements = documentable(file);
+        assert!(!elements.is_empty(), "{} declares nothing", file.name());
+        for (path, what) in elements {
+            if !documented.contains(path.as_slice()) {
+                undocumented.push(format!("{}: {what}", file.name()));
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "without a doc comment:\n{}",
+        undocumented.join("\n")
+    );
+}
