@@ -122,19 +122,7 @@ fn execute(agent: &Agent, command: Command, source: SocketAddr) -> Reply {
         reply: reply.to_string(),
     };
     let done = match command {
-        Command::GetTimeLeft => {
-            let (outcome, reply) = match agent.status() {
-                Ok(status) => (LegacyOutcome::Applied, time_left(agent, &status)),
-                Err(e) => {
-                    tracing::error!(%source, %command, error = %e, "legacy command failed");
-                    (LegacyOutcome::Failed, failed.clone())
-                }
-            };
-            if let Err(e) = agent.note_legacy_command(&note(outcome, &reply)) {
-                tracing::error!(%source, %command, error = %e, "cannot record legacy command");
-            }
-            return reply;
-        }
+        Command::GetTimeLeft => agent.status().map(|status| time_left(agent, &status)),
         Command::LockDevice => {
             let reply = Reply::DeviceLocked;
             agent
@@ -152,10 +140,21 @@ fn execute(agent: &Agent, command: Command, source: SocketAddr) -> Reply {
                 .map(|_| reply)
         }
     };
-    done.unwrap_or_else(|e| {
-        tracing::error!(%source, %command, error = %e, "legacy command failed");
-        failed
-    })
+    let (outcome, reply) = match done {
+        Ok(reply) => (LegacyOutcome::Applied, reply),
+        Err(e) => {
+            tracing::error!(%source, %command, error = %e, "legacy command failed");
+            (LegacyOutcome::Failed, failed)
+        }
+    };
+    // A grant or lock recorded its audit event with the action; a read
+    // changes nothing, so its event waits for the next write.
+    if command == Command::GetTimeLeft
+        && let Err(e) = agent.note_legacy_command(&note(outcome, &reply))
+    {
+        tracing::error!(%source, %command, error = %e, "cannot record legacy command");
+    }
+    reply
 }
 
 /// `TIME_LEFT` as the CST parent app reads it, from this device's view.
