@@ -27,6 +27,7 @@ impl Payload {
             Payload::DeviceRemoved(_) => EventKind::DeviceRemoved,
             Payload::GuardianEnrolled(_) => EventKind::GuardianEnrolled,
             Payload::IdentityRevoked(_) => EventKind::IdentityRevoked,
+            Payload::GuardianInvited(_) => EventKind::GuardianInvited,
         }
     }
 }

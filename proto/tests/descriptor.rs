@@ -71,6 +71,8 @@ fn guardian_service_has_every_guardian_rpc() {
         "DenyTimeRequest",
         "GetHistory",
         "GetReport",
+        "ListCredentials",
+        "RevokeCredential",
     ] {
         assert!(
             methods.contains(&rpc),
@@ -106,7 +108,8 @@ fn agent_and_admin_services_have_their_rpcs() {
             "RevokeIdentity",
             "Backup",
             "StreamBackup",
-            "GetStats"
+            "GetStats",
+            "ForgetChild"
         ]
     );
 }
@@ -199,6 +202,7 @@ fn sample_policy() -> Policy {
         updated_unix_micros: 1_735_689_600_000_000,
         updated_by: Some(Actor {
             kind: Some(actor::Kind::GuardianId("g-anna".into())),
+            credential_id: "3f1a".repeat(16),
         }),
     }
 }
@@ -223,9 +227,16 @@ fn event_round_trips_and_knows_its_kind() {
         time_unix_micros: 1_735_689_600_123_456,
         actor: Some(Actor {
             kind: Some(actor::Kind::LegacyAddress("192.168.1.40:50123".into())),
+            credential_id: String::new(),
         }),
         child_id: "c-mia".into(),
         device_id: "d-tablet".into(),
+        idempotency: None,
+        origin: Some(v1::OutboxOrigin {
+            instance_id: "a1b2".into(),
+            outbox_id: 9,
+            recorded_unix_micros: 1_735_689_600_000_000,
+        }),
         payload: Some(event::Payload::LegacyCommand(v1::LegacyCommand {
             path: v1::LegacyPath::AgentResponder as i32,
             peer_address: "192.168.1.40:50123".into(),
@@ -233,7 +244,6 @@ fn event_round_trips_and_knows_its_kind() {
             extend_minutes: 15,
             outcome: v1::LegacyOutcome::Applied as i32,
             reply: "TIME_EXTENDED|15 minutes added".into(),
-            outbox_id: 9,
         })),
     };
     let decoded = Event::decode(event.encode_to_vec().as_slice()).unwrap();
