@@ -107,7 +107,6 @@ fn agent_and_admin_services_have_their_rpcs() {
             "ListIdentities",
             "RevokeIdentity",
             "Backup",
-            "StreamBackup",
             "GetStats",
             "ForgetChild"
         ]

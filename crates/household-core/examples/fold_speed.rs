@@ -65,6 +65,7 @@ fn main() {
                 request_id: id.clone(),
                 minutes: 20,
                 note: None,
+                requested_at: None,
             },
         );
         push(

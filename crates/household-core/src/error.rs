@@ -76,17 +76,24 @@ pub enum InputError {
         value: Timestamp,
         now: Timestamp,
     },
-    /// An instant further ahead than allowed (a lock's end more than 30 days away).
+    /// An instant further ahead than allowed (a lock's end more than 30 days away, an
+    /// unlock's end more than 24 hours away). `max_hours` is the limit in hours of real
+    /// time; the message says it in days when it is a whole number of them above one.
     #[error(
-        "{field} is {value}; allowed range is after now ({now}) up to {max_days} days ahead ({latest})"
+        "{field} is {value}; allowed range is after now ({now}) up to {} ahead ({latest})",
+        hours_in_words(*max_hours)
     )]
     TooFarAhead {
         field: String,
         value: Timestamp,
         now: Timestamp,
         latest: Timestamp,
-        max_days: i64,
+        max_hours: i64,
     },
+    /// A field that is valid on its own but not together with the rest of the request
+    /// (an unlock "until" a time with a device target). `reason` says what it needs.
+    #[error("{field} cannot be set here: {reason}")]
+    NotApplicable { field: String, reason: String },
     /// An instant outside the range the rules can represent.
     #[error(
         "{field} is {value}; allowed range is {min}..={max} (microseconds since the Unix epoch)"
@@ -125,6 +132,7 @@ impl InputError {
             | InputError::TooLong { field, .. }
             | InputError::NotAfterNow { field, .. }
             | InputError::TooFarAhead { field, .. }
+            | InputError::NotApplicable { field, .. }
             | InputError::InstantOutOfRange { field, .. } => field,
         }
     }
@@ -145,10 +153,23 @@ impl InputError {
             | InputError::TooLong { field, .. }
             | InputError::NotAfterNow { field, .. }
             | InputError::TooFarAhead { field, .. }
+            | InputError::NotApplicable { field, .. }
             | InputError::InstantOutOfRange { field, .. } => field,
         };
         *field = format!("{prefix}.{field}");
         self
+    }
+}
+
+/// `30 days` or `24 hours`: a limit of hours as a person would say it, in days only
+/// when it is a whole number of them above one (a lock's 30 days, an unlock's 24 hours).
+fn hours_in_words(hours: i64) -> String {
+    if hours > 24 && hours % 24 == 0 {
+        format!("{} days", hours / 24)
+    } else if hours == 1 {
+        "1 hour".into()
+    } else {
+        format!("{hours} hours")
     }
 }
 

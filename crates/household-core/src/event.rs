@@ -7,8 +7,8 @@
 //!
 //! [`EventKind`] has the same kinds as the API's `household.v1.EventKind`, under the
 //! same names (`UsageReported` is `EVENT_KIND_USAGE_REPORTED`, and so on). Most of the
-//! registry's kinds — a child or device added or renamed, a guardian enrolled, an
-//! identity revoked — change no status; they are here so that every logged event has
+//! registry's kinds — a child or device added or renamed, a guardian invited or
+//! enrolled, an identity revoked — change no status; they are here so that every logged event has
 //! one type and one fold. Those that must change a status do: removing a device lifts
 //! its own lock and forgets its presence; removing the child closes the projection.
 
@@ -132,18 +132,37 @@ pub enum EventKind {
         reason: Option<String>,
     },
     /// A guardian lifted a lock: of one device, or (`None`) every lock of the child.
+    ///
+    /// With `until` (child target only) it also lets the child use their screens through
+    /// downtime and when out of time until that instant, "finish the film until 20:30"
+    /// (see [`crate::unlock`]). Without it, an unlock lifts locks and nothing else: an
+    /// unlock-until already in force stays.
     Unlocked {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         device: Option<DeviceId>,
+        /// End of the unlock-until; `None` for a plain unlock. An event stored before
+        /// the field existed reads as a plain unlock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Timestamp>,
     },
     /// The child's policy was replaced.
     PolicyChanged { policy: Policy },
     /// The child asked for more time.
+    ///
+    /// The request belongs to the local day of `requested_at` (else of the event's
+    /// time) and expires when that day ends, so a request made offline yesterday and
+    /// logged today has already expired: yesterday's time cannot be asked for today.
     TimeRequested {
         request_id: RequestId,
         minutes: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        /// When the child asked, if before the event was logged: the agent's time of the
+        /// request, corrected for its clock offset. Never later than the event's time
+        /// (the fold caps it there). `None`: the event's own time, as for an event
+        /// stored before the field existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested_at: Option<Timestamp>,
     },
     /// A guardian answered a request.
     RequestResolved {
@@ -225,6 +244,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credential_id: Option<String>,
     },
+    /// A guardian (or the admin) invited a new guardian, who will have the id
+    /// `guardian`; `GuardianEnrolled` follows when they redeem the pairing code.
+    /// Household-wide: no child's status changes.
+    GuardianInvited {
+        guardian: GuardianId,
+        display_name: String,
+    },
 }
 
 impl EventKind {
@@ -233,7 +259,9 @@ impl EventKind {
     pub fn is_household_wide(&self) -> bool {
         matches!(
             self,
-            EventKind::GuardianEnrolled { .. } | EventKind::IdentityRevoked { .. }
+            EventKind::GuardianEnrolled { .. }
+                | EventKind::IdentityRevoked { .. }
+                | EventKind::GuardianInvited { .. }
         )
     }
 }
@@ -327,8 +355,8 @@ impl Event {
         }
     }
 
-    /// A household-wide event (a guardian enrolled, an identity revoked): no child, so no
-    /// child's projection applies it.
+    /// A household-wide event (a guardian invited or enrolled, an identity revoked): no
+    /// child, so no child's projection applies it.
     pub fn household_wide(seq: u64, at: Timestamp, actor: Actor, kind: EventKind) -> Event {
         Event::new(seq, at, actor, ChildId(String::new()), kind)
     }

@@ -27,6 +27,7 @@ use crate::policy::Policy;
 use crate::request::{Resolution, TimeRequest};
 use crate::state::ChildState;
 use crate::time::{LocalDay, unix_seconds, zone_named};
+use crate::unlock::{MAX_UNLOCK_HOURS, UnlockUntil};
 use crate::usage::UsageSet;
 
 /// What applying one event did.
@@ -51,6 +52,9 @@ pub enum Ignored {
     InvalidMinutes(InputError),
     /// A policy that does not validate; the previous policy stays.
     InvalidPolicy(InputError),
+    /// An unlock the rules refuse (an unlock-until with a device target); no lock is
+    /// lifted either.
+    InvalidUnlock(InputError),
     /// A second request with an id already used; the first stays.
     DuplicateRequest { id: RequestId },
     /// An answer the request rules refuse (second answer, expired, unknown).
@@ -86,6 +90,9 @@ pub struct Projection {
     /// Grants keyed by (instant, seq): the order they apply in.
     pub(crate) grants: BTreeMap<(i64, u64), Grant>,
     pub(crate) locks: Locks,
+    /// The latest unlock-until of the child, until a child lock ends it (see
+    /// [`crate::unlock`]); kept after it ran out until forgotten.
+    pub(crate) unlock: Option<UnlockUntil>,
     pub(crate) requests: BTreeMap<RequestId, TimeRequest>,
     pub(crate) devices: BTreeMap<DeviceId, DevicePresence>,
     /// The latest policy change that found the child with time left (Unix seconds).
@@ -110,6 +117,7 @@ impl Projection {
             usage_by_device: BTreeMap::new(),
             grants: BTreeMap::new(),
             locks: Locks::default(),
+            unlock: None,
             requests: BTreeMap::new(),
             devices: BTreeMap::new(),
             exhaustion_floor_second: None,
@@ -235,9 +243,26 @@ impl Projection {
                     by: event.actor.clone(),
                     seq: event.seq,
                 };
+                // The newest act about the whole child wins: a lock ends an unlock-until.
+                if device.is_none() {
+                    self.unlock = None;
+                }
                 self.locks.lock(device.clone(), info);
             }
-            EventKind::Unlocked { device } => self.locks.unlock(device.as_ref()),
+            EventKind::Unlocked { device, until } => {
+                if let (Some(_), Some(_)) = (device, until) {
+                    return Err(Ignored::InvalidUnlock(until_needs_child_target()));
+                }
+                self.locks.unlock(device.as_ref());
+                if let Some(until) = until {
+                    self.unlock = Some(UnlockUntil {
+                        since: event.at,
+                        until: *until,
+                        by: event.actor.clone(),
+                        seq: event.seq,
+                    });
+                }
+            }
             EventKind::PolicyChanged { policy } => {
                 policy.validate().map_err(Ignored::InvalidPolicy)?;
                 let zone = zone_named(&policy.time_zone).map_err(Ignored::InvalidPolicy)?;
@@ -254,6 +279,7 @@ impl Projection {
                 request_id,
                 minutes,
                 note,
+                requested_at,
             } => {
                 check_grant_minutes(*minutes).map_err(Ignored::InvalidMinutes)?;
                 if self.requests.contains_key(request_id) {
@@ -261,14 +287,18 @@ impl Projection {
                         id: request_id.clone(),
                     });
                 }
-                let day = LocalDay::containing(at_second, &self.zone);
+                // The request belongs to the day the child asked on; an instant after
+                // the event's own time cannot be when they asked.
+                let asked_at = requested_at.map_or(event.at, |at| at.min(event.at));
+                let day = LocalDay::containing(unix_seconds(asked_at), &self.zone);
                 self.requests.insert(
                     request_id.clone(),
                     TimeRequest {
                         id: request_id.clone(),
                         minutes: *minutes,
                         note: note.clone(),
-                        requested_at: event.at,
+                        requested_at: asked_at,
+                        day: day.date,
                         requested_by: event.actor.clone(),
                         seq: event.seq,
                         expires_at: day.end(),
@@ -326,6 +356,7 @@ impl Projection {
             | EventKind::DeviceAdded { .. }
             | EventKind::DeviceRenamed { .. }
             | EventKind::GuardianEnrolled { .. }
+            | EventKind::GuardianInvited { .. }
             | EventKind::IdentityRevoked { .. } => {}
         }
         Ok(())
@@ -427,26 +458,7 @@ impl Projection {
         now: Timestamp,
     ) -> Result<EventKind, InputError> {
         if let Some(until) = until {
-            let field = "until_unix_micros";
-            if until <= now {
-                return Err(InputError::NotAfterNow {
-                    field: field.into(),
-                    value: until,
-                    now,
-                });
-            }
-            let latest = now
-                .checked_add(jiff::SignedDuration::from_hours(MAX_LOCK_DAYS * 24))
-                .unwrap_or(Timestamp::MAX);
-            if until > latest {
-                return Err(InputError::TooFarAhead {
-                    field: field.into(),
-                    value: until,
-                    now,
-                    latest,
-                    max_days: MAX_LOCK_DAYS,
-                });
-            }
+            check_until(until, now, MAX_LOCK_DAYS * 24)?;
         }
         Ok(EventKind::Locked {
             device,
@@ -455,17 +467,69 @@ impl Projection {
         })
     }
 
-    /// Decide a request for `minutes` more (1..=1440).
+    /// Decide an unlock of `device`, or of the whole child when `None`, and with `until`
+    /// an unlock-until (see [`crate::unlock`]): `until` must be after `now`, at most
+    /// [`MAX_UNLOCK_HOURS`] later, and comes only with the whole child, since downtime
+    /// and the allowance are the child's. Errors name the API's field,
+    /// `until_unix_micros`.
+    ///
+    /// Whether a plain unlock would change anything (the API logs nothing then) is
+    /// [`Projection::unlock_changes_anything`].
+    pub fn check_unlock(
+        &self,
+        device: Option<&DeviceId>,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<EventKind, InputError> {
+        if let Some(until) = until {
+            if device.is_some() {
+                return Err(until_needs_child_target());
+            }
+            check_until(until, now, MAX_UNLOCK_HOURS)?;
+        }
+        Ok(EventKind::Unlocked {
+            device: device.cloned(),
+            until,
+        })
+    }
+
+    /// Whether an unlock of `device` (or of the whole child when `None`) with `until`
+    /// would change anything at `now`: it sets an unlock-until, or a lock it lifts is in
+    /// force. An expired lock needs no unlock, and a plain unlock leaves an unlock-until
+    /// alone, so neither counts.
+    pub fn unlock_changes_anything(
+        &self,
+        device: Option<&DeviceId>,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> bool {
+        if until.is_some() {
+            return true;
+        }
+        let device_locks = self.locks.device_locks_at(now);
+        match device {
+            None => self.locks.child_lock_at(now).is_some() || !device_locks.is_empty(),
+            Some(device) => device_locks.iter().any(|l| &l.device == device),
+        }
+    }
+
+    /// Decide a request for `minutes` more (1..=1440), made at `requested_at` if that
+    /// was before the event is logged (an agent's offline outbox; `None`: when logged).
+    /// The request belongs to the day of that instant and expires at its end, so one
+    /// made yesterday is logged already expired: the agent learns so, and no guardian is
+    /// asked for time on a day that is over.
     pub fn check_request(
         &self,
         request_id: RequestId,
         minutes: i64,
         note: Option<String>,
+        requested_at: Option<Timestamp>,
     ) -> Result<EventKind, InputError> {
         Ok(EventKind::TimeRequested {
             request_id,
             minutes: check_grant_minutes(minutes)?,
             note,
+            requested_at,
         })
     }
 
@@ -547,6 +611,49 @@ impl Projection {
         self.grants = self.grants.split_off(&(cutoff.start_second, 0));
         self.requests.retain(|_, r| r.expires_at > cutoff.start());
         self.locks.forget_ended_before(cutoff.start());
+        if self
+            .unlock
+            .as_ref()
+            .is_some_and(|u| !u.holds_at(cutoff.start()))
+        {
+            self.unlock = None;
+        }
+    }
+}
+
+/// Check the end of a lock or an unlock: after `now` and at most `max_hours` later,
+/// naming the API's field `until_unix_micros`.
+fn check_until(until: Timestamp, now: Timestamp, max_hours: i64) -> Result<(), InputError> {
+    let field = "until_unix_micros";
+    if until <= now {
+        return Err(InputError::NotAfterNow {
+            field: field.into(),
+            value: until,
+            now,
+        });
+    }
+    let latest = now
+        .checked_add(jiff::SignedDuration::from_hours(max_hours))
+        .unwrap_or(Timestamp::MAX);
+    if until > latest {
+        return Err(InputError::TooFarAhead {
+            field: field.into(),
+            value: until,
+            now,
+            latest,
+            max_hours,
+        });
+    }
+    Ok(())
+}
+
+/// The refusal of an unlock-until with a device target.
+fn until_needs_child_target() -> InputError {
+    InputError::NotApplicable {
+        field: "until_unix_micros".into(),
+        reason: "an unlock until a time lifts downtime and BLOCKED, which are the child's, \
+                 so it needs a child target (child_id), not a device"
+            .into(),
     }
 }
 

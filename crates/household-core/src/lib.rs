@@ -14,8 +14,8 @@
 //! * [`usage`] — usage as the union of active intervals across devices;
 //! * [`grant`] — the one rule for extra time: `max(remaining, 0) + N`;
 //! * [`state`] — the states and their precedence;
-//! * [`request`], [`lock`], [`downtime`] — requests for more time, guardian locks,
-//!   bedtime windows;
+//! * [`request`], [`lock`], [`unlock`], [`downtime`] — requests for more time,
+//!   guardian locks, unlocks until a time ("finish the film"), bedtime windows;
 //! * [`fold`] and [`status`] — the [`Projection`] that applies events one at a time and
 //!   reads a [`Status`] at any instant;
 //! * [`cst`] — the `TIME_LEFT` view for the legacy protocol.
@@ -35,6 +35,7 @@ pub mod request;
 pub mod state;
 pub mod status;
 pub mod time;
+pub mod unlock;
 pub mod usage;
 
 pub use cst::{CstState, CstTimeLeft};
@@ -53,4 +54,5 @@ pub use request::{RequestState, Resolution, TimeRequest};
 pub use state::{ChildState, WARNING_SECONDS};
 pub use status::{CreditsLeft, DeviceUsage, Status, status_from_events};
 pub use time::{ClockTime, LocalDay, Weekday, zone_named};
+pub use unlock::{MAX_UNLOCK_HOURS, UnlockUntil};
 pub use usage::UsageSet;

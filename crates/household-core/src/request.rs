@@ -10,6 +10,7 @@
 //! minutes the guardian chose.
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RequestRefusal;
@@ -26,8 +27,12 @@ pub struct TimeRequest {
     /// The child's words, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// When it was made.
+    /// When it was made: when the child asked, which may be before it was logged (an
+    /// agent's offline outbox).
     pub requested_at: Timestamp,
+    /// The local day it was made on, the day of `requested_at`: an approval adds to
+    /// this day's allowance, and the request expires when it ends.
+    pub day: Date,
     /// Who made it (normally the child's device).
     pub requested_by: Actor,
     /// Seq of the `TimeRequested` event.

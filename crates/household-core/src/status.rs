@@ -17,6 +17,7 @@ use crate::policy::Policy;
 use crate::request::{RequestState, TimeRequest};
 use crate::state::{ChildState, WARNING_SECONDS};
 use crate::time::{LocalDay, SECONDS_PER_MINUTE, instant, unix_seconds};
+use crate::unlock::{UnlockUntil, state_while_unlocked};
 
 /// Self-serve extension credits still available today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,10 +77,18 @@ pub struct Status {
     pub exhausted_at: Option<Timestamp>,
     /// When the grace period ends (or ended), if the credit is used up.
     pub grace_ends_at: Option<Timestamp>,
+    /// Seconds of grace left: the policy's whole grace until the credit is used up,
+    /// then what is left of it up to `at`, never below 0.
+    #[serde(default)]
+    pub grace_remaining_seconds: i64,
     /// The child-wide lock in force, if any.
     pub lock: Option<LockInfo>,
     /// Device locks in force.
     pub device_locks: Vec<DeviceLock>,
+    /// The unlock-until in force, if any: until its end the child is never in
+    /// DOWNTIME, BLOCKED or GRACE (see [`crate::unlock`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock: Option<UnlockUntil>,
     /// End of the downtime `at` lies in, if it does.
     pub downtime_ends_at: Option<Timestamp>,
     /// Next downtime start after `at` (within about a day), for "bedtime in 5 minutes".
@@ -186,18 +195,37 @@ impl Projection {
         let downtime_end = downtime_end_if_active(&self.policy, zone, now_second);
         let next_downtime = next_downtime_start(&self.policy, zone, now_second);
         let lock = self.locks.child_lock_at(now).cloned();
-        let state = ChildState::decide(time_state, downtime_end.is_some(), lock.is_some());
+        let unlock = self.unlock.clone().filter(|u| u.holds_at(now));
 
         let mut next_change = vec![day.end_second];
-        if remaining > WARNING_SECONDS {
-            next_change.push(now_second + remaining - WARNING_SECONDS);
-        } else if remaining > 0 {
-            next_change.push(now_second + remaining);
-        } else if let Some(end) = grace_end_second.filter(|&end| end > now_second) {
-            next_change.push(end);
-        }
-        next_change.extend(downtime_end);
-        next_change.extend(next_downtime);
+        let state = match &unlock {
+            // A child lock ends an unlock-until, so the two never hold together.
+            Some(unlock) if lock.is_none() => {
+                let seconds_left =
+                    self.screen_seconds_while_unlocked(unlock, now_second, remaining);
+                // Neither downtime nor the allowance changes the state before `until`;
+                // only WARNING beginning and the unlock's end do.
+                next_change.push(unix_seconds(unlock.until));
+                if seconds_left > WARNING_SECONDS {
+                    next_change.push(now_second + seconds_left - WARNING_SECONDS);
+                } else {
+                    next_change.push(now_second + seconds_left);
+                }
+                state_while_unlocked(seconds_left)
+            }
+            _ => {
+                if remaining > WARNING_SECONDS {
+                    next_change.push(now_second + remaining - WARNING_SECONDS);
+                } else if remaining > 0 {
+                    next_change.push(now_second + remaining);
+                } else if let Some(end) = grace_end_second.filter(|&end| end > now_second) {
+                    next_change.push(end);
+                }
+                next_change.extend(downtime_end);
+                next_change.extend(next_downtime);
+                ChildState::decide(time_state, downtime_end.is_some(), lock.is_some())
+            }
+        };
         next_change.extend(self.locks.ends_after(now).map(unix_seconds));
         let next_change_at = next_change
             .into_iter()
@@ -226,8 +254,12 @@ impl Projection {
             grants: self.grants_on(&day).cloned().collect(),
             exhausted_at: exhausted_second.map(instant),
             grace_ends_at: grace_end_second.map(instant),
+            grace_remaining_seconds: grace_end_second.map_or(grace_seconds, |end| {
+                (end - now_second).clamp(0, grace_seconds)
+            }),
             lock,
             device_locks: self.locks.device_locks_at(now),
+            unlock,
             downtime_ends_at: downtime_end.map(instant),
             next_downtime_at: next_downtime.map(instant),
             credits_left,

@@ -31,6 +31,7 @@ fn an_ordinary_day() {
     s.used("tablet", "2025-06-02 16:00", "2025-06-02 16:25");
     let st = s.status("2025-06-02 16:25");
     assert_eq!((st.state, st.remaining_minutes()), (ChildState::Warning, 5));
+    assert_eq!(st.grace_remaining_seconds, 120);
     assert_eq!(st.cst().reply_text(), "TIME_LEFT|5|ACTIVE|120");
     assert_eq!(st.next_change_at, at("2025-06-02 16:30"));
 
@@ -46,11 +47,13 @@ fn an_ordinary_day() {
     s.used("tablet", "2025-06-02 16:30", "2025-06-02 16:32");
     let st = s.status("2025-06-02 16:31");
     assert_eq!((st.state, st.used_minutes()), (ChildState::Grace, 121));
+    assert_eq!(st.grace_remaining_seconds, 60);
     let st = s.status("2025-06-02 16:32");
     assert_eq!(
         (st.state, st.used_minutes(), st.remaining_seconds),
         (ChildState::Blocked, 122, 0)
     );
+    assert_eq!(st.grace_remaining_seconds, 0);
     assert_eq!(st.next_change_at, at("2025-06-02 20:30"));
 
     // Bedtime outranks BLOCKED; midnight brings a new allowance but bedtime holds.
@@ -110,6 +113,7 @@ fn spring_forward_usage_counts_real_minutes_and_splits_at_midnight() {
             request_id: RequestId::from("late"),
             minutes: 10,
             note: None,
+            requested_at: None,
         },
     );
     let request = s.projection.request(&RequestId::from("late")).unwrap();
@@ -390,7 +394,10 @@ fn device_locks_and_unlocking_the_child() {
     s.record(
         "2025-06-02 17:10",
         guardian("anna"),
-        EventKind::Unlocked { device: None },
+        EventKind::Unlocked {
+            device: None,
+            until: None,
+        },
     );
     let st = s.status("2025-06-02 17:10");
     assert_eq!(
@@ -450,7 +457,7 @@ fn a_request_answered_twice() {
     let id = RequestId::from("r1");
     let ask = s
         .projection
-        .check_request(id.clone(), 30, Some("finish the episode".into()))
+        .check_request(id.clone(), 30, Some("finish the episode".into()), None)
         .unwrap();
     s.record("2025-06-02 16:00", device("tablet"), ask);
     let st = s.status("2025-06-02 16:01");
@@ -548,6 +555,7 @@ fn an_unanswered_request_expires_at_midnight() {
             request_id: id.clone(),
             minutes: 15,
             note: None,
+            requested_at: None,
         },
     );
     assert_eq!(s.status("2025-06-02 23:59").pending_requests.len(), 1);
@@ -713,6 +721,20 @@ fn registry_events_change_a_status_only_where_they_must() {
     );
 
     // Household-wide events concern no child: a child's projection passes them by.
+    let invited = Event::household_wide(
+        99,
+        t("2025-06-02 15:44"),
+        guardian("anna"),
+        EventKind::GuardianInvited {
+            guardian: GuardianId::from("grandma"),
+            display_name: "Grandma".into(),
+        },
+    );
+    assert!(invited.kind.is_household_wide() && invited.child.0.is_empty());
+    assert!(matches!(
+        s.projection.apply(&invited),
+        ApplyOutcome::Ignored(Ignored::OtherChild { .. })
+    ));
     let enrolled = Event::household_wide(
         100,
         t("2025-06-02 15:45"),
@@ -866,5 +888,300 @@ fn a_credit_spent_offline_counts_from_when_it_was_spent() {
     assert_eq!(
         (st.credit_seconds / 60, st.remaining_minutes(), st.state),
         (144, 10, ChildState::Active)
+    );
+}
+
+#[test]
+fn an_unlock_until_lets_the_film_run_into_bedtime() {
+    // Monday 2 June 2025. Mia used her 120 minutes and the 2 of grace: BLOCKED at 16:02.
+    let mut s = blocked_at_1602();
+    assert_eq!(s.status("2025-06-02 19:00").state, ChildState::Blocked);
+    // 19:00: Anna lets her watch a film until 20:45, past the 20:30 bedtime.
+    let unlock = s
+        .projection
+        .check_unlock(None, at("2025-06-02 20:45"), t("2025-06-02 19:00"))
+        .unwrap();
+    assert_eq!(
+        s.record("2025-06-02 19:00", guardian("anna"), unlock),
+        ApplyOutcome::Applied
+    );
+    let st = s.status("2025-06-02 19:00");
+    assert_eq!((st.state, st.remaining_seconds), (ChildState::Active, 0));
+    assert_eq!(st.unlock.as_ref().unwrap().until, t("2025-06-02 20:45"));
+    // The screens stop at 20:45 (bedtime then, and out of time): warned from 20:40.
+    // Neither 20:30 (bedtime) nor anything about the allowance changes the state before.
+    assert_eq!(st.next_change_at, at("2025-06-02 20:40"));
+    // A legacy CST device sees the state, with the allowance's 0 minutes.
+    assert_eq!(st.cst().reply_text(), "TIME_LEFT|0|ACTIVE|120");
+
+    // The film counts against the day.
+    s.used("tv", "2025-06-02 19:00", "2025-06-02 20:40");
+    let st = s.status("2025-06-02 20:35");
+    assert_eq!(
+        (st.state, st.used_minutes(), st.downtime_ends_at),
+        (ChildState::Active, 217, at("2025-06-03 07:00"))
+    );
+    let st = s.status("2025-06-02 20:40");
+    assert_eq!(st.state, ChildState::Warning);
+    assert_eq!(st.next_change_at, at("2025-06-02 20:45"));
+
+    // 20:45: the unlock is over; bedtime holds as on any night.
+    s.used("tv", "2025-06-02 20:40", "2025-06-02 20:45");
+    let st = s.status("2025-06-02 20:45");
+    assert_eq!(
+        (st.state, st.used_minutes(), st.unlock.is_none()),
+        (ChildState::Downtime, 227, true)
+    );
+    assert_eq!(st.next_change_at, at("2025-06-03 00:00"));
+    // Tuesday starts with its own 120 minutes.
+    let st = s.status("2025-06-03 07:00");
+    assert_eq!(
+        (st.state, st.remaining_minutes()),
+        (ChildState::Active, 120)
+    );
+}
+
+#[test]
+fn an_unlock_until_warns_before_the_screens_stop_not_before_the_allowance_runs_out() {
+    // Monday: 117 minutes used by 14:57, so 3 are left (WARNING).
+    let mut s = Script::household();
+    s.used("tablet", "2025-06-02 12:00", "2025-06-02 13:57");
+    let before = s.status("2025-06-02 14:57");
+    assert_eq!(before.state, ChildState::Warning);
+    // Anna: "until 16:00". The screens now go on for an hour, so no warning yet,
+    // though the allowance has 3 minutes left.
+    let unlock = s
+        .projection
+        .check_unlock(None, at("2025-06-02 16:00"), t("2025-06-02 14:57"))
+        .unwrap();
+    s.record("2025-06-02 14:57", guardian("anna"), unlock);
+    let st = s.status("2025-06-02 14:57");
+    assert_eq!((st.state, st.remaining_minutes()), (ChildState::Active, 3));
+    assert_eq!(st.next_change_at, at("2025-06-02 15:55"));
+    // Use goes on; the allowance runs out at 15:00 and its grace at 15:02, unseen.
+    s.used("tablet", "2025-06-02 14:57", "2025-06-02 15:55");
+    let st = s.status("2025-06-02 15:55");
+    assert_eq!(st.state, ChildState::Warning);
+    assert_eq!(
+        (st.exhausted_at, st.grace_ends_at, st.next_change_at),
+        (
+            at("2025-06-02 15:00"),
+            at("2025-06-02 15:02"),
+            at("2025-06-02 16:00")
+        )
+    );
+    // 16:00: BLOCKED at once. No fresh grace: it ran from 15:00; the warning was the
+    // notice.
+    s.used("tablet", "2025-06-02 15:55", "2025-06-02 16:00");
+    let st = s.status("2025-06-02 16:00");
+    assert_eq!((st.state, st.used_minutes()), (ChildState::Blocked, 180));
+}
+
+#[test]
+fn an_unlock_until_in_the_morning_and_across_midnight() {
+    let mut s = Script::household();
+    // Tuesday 06:30, still Monday night's bedtime (until 07:00). "Until 07:30": at
+    // 07:30 Mia still has time and no bedtime holds, so the screens go on after it and
+    // only the allowance decides when she is warned: 120 minutes of continuous use
+    // from 06:30 is 08:30, so WARNING would begin at 08:25. Bedtime's end at 07:00
+    // changes nothing under the unlock; its own end at 07:30 is the next change.
+    assert_eq!(s.status("2025-06-03 06:30").state, ChildState::Downtime);
+    let unlock = s
+        .projection
+        .check_unlock(None, at("2025-06-03 07:30"), t("2025-06-03 06:30"))
+        .unwrap();
+    s.record("2025-06-03 06:30", guardian("ben"), unlock);
+    let st = s.status("2025-06-03 06:30");
+    assert_eq!(st.state, ChildState::Active);
+    assert_eq!(st.next_change_at, at("2025-06-03 07:30"));
+    s.used("phone", "2025-06-03 06:30", "2025-06-03 07:30");
+    let st = s.status("2025-06-03 07:30");
+    assert_eq!(
+        (st.state, st.remaining_minutes(), st.unlock),
+        (ChildState::Active, 60, None)
+    );
+
+    // Friday 23:00, in Friday's bedtime (22:00-08:30): "until 00:30". The unlock runs
+    // into Saturday; at 00:30 it is still bedtime, so the screens stop then.
+    let unlock = s
+        .projection
+        .check_unlock(None, at("2025-06-07 00:30"), t("2025-06-06 23:00"))
+        .unwrap();
+    s.record("2025-06-06 23:00", guardian("anna"), unlock);
+    let st = s.status("2025-06-06 23:00");
+    assert_eq!(st.state, ChildState::Active);
+    assert_eq!(st.next_change_at, at("2025-06-07 00:00"));
+    let st = s.status("2025-06-07 00:10");
+    assert_eq!(
+        (st.state, st.day.date),
+        (ChildState::Active, date(2025, 6, 7))
+    );
+    assert_eq!(st.next_change_at, at("2025-06-07 00:25"));
+    assert_eq!(s.status("2025-06-07 00:25").state, ChildState::Warning);
+    assert_eq!(s.status("2025-06-07 00:30").state, ChildState::Downtime);
+}
+
+#[test]
+fn a_lock_ends_an_unlock_until_and_a_plain_unlock_leaves_it() {
+    let mut s = blocked_at_1602();
+    let tablet = DeviceId::from("tablet");
+    let unlock = s
+        .projection
+        .check_unlock(None, at("2025-06-02 21:00"), t("2025-06-02 18:00"))
+        .unwrap();
+    s.record("2025-06-02 18:00", guardian("anna"), unlock);
+    // Ben's plain unlock would lift nothing (there is no lock), so the API logs
+    // nothing; had it been logged, the unlock-until stays: it lifts locks only.
+    assert!(
+        !s.projection
+            .unlock_changes_anything(None, None, t("2025-06-02 18:30"))
+    );
+    let plain = s
+        .projection
+        .check_unlock(None, None, t("2025-06-02 18:30"))
+        .unwrap();
+    s.record("2025-06-02 18:30", guardian("ben"), plain);
+    let st = s.status("2025-06-02 18:30");
+    assert_eq!(st.state, ChildState::Active);
+    assert_eq!(st.unlock.as_ref().unwrap().until, t("2025-06-02 21:00"));
+
+    // A device lock locks that device only; the phone keeps the unlock.
+    let lock = s
+        .projection
+        .check_lock(Some(tablet.clone()), None, t("2025-06-02 18:40"))
+        .unwrap();
+    s.record("2025-06-02 18:40", guardian("ben"), lock);
+    let st = s.status("2025-06-02 18:40");
+    assert_eq!(
+        (
+            st.state,
+            st.state_on_device(&tablet),
+            st.state_on_device(&DeviceId::from("phone"))
+        ),
+        (ChildState::Active, ChildState::Locked, ChildState::Active)
+    );
+    assert!(
+        s.projection
+            .unlock_changes_anything(Some(&tablet), None, t("2025-06-02 18:40"))
+    );
+
+    // A second unlock-until replaces the first (here sooner) and, as any unlock of the
+    // child, lifts the tablet's lock.
+    let sooner = s
+        .projection
+        .check_unlock(None, at("2025-06-02 20:00"), t("2025-06-02 19:00"))
+        .unwrap();
+    s.record("2025-06-02 19:00", guardian("anna"), sooner);
+    let st = s.status("2025-06-02 19:00");
+    assert_eq!(
+        (st.state_on_device(&tablet), st.next_change_at),
+        (ChildState::Active, at("2025-06-02 19:55"))
+    );
+
+    // A lock of the child wins, and ends the unlock: "dinner, until 19:45". When the
+    // lock runs out, Mia is back under the ordinary rules, out of time.
+    let dinner = s
+        .projection
+        .check_lock(None, at("2025-06-02 19:45"), t("2025-06-02 19:30"))
+        .unwrap();
+    s.record("2025-06-02 19:30", guardian("ben"), dinner);
+    let st = s.status("2025-06-02 19:30");
+    assert_eq!((st.state, st.unlock), (ChildState::Locked, None));
+    assert_eq!(st.next_change_at, at("2025-06-02 19:45"));
+    let st = s.status("2025-06-02 19:45");
+    assert_eq!((st.state, st.unlock), (ChildState::Blocked, None));
+
+    // An unlock-until of one device is refused, and ignored if it reached the log.
+    let refused =
+        s.projection
+            .check_unlock(Some(&tablet), at("2025-06-02 20:30"), t("2025-06-02 19:50"));
+    assert_eq!(refused.unwrap_err().field(), "until_unix_micros");
+    let outcome = s.record(
+        "2025-06-02 19:50",
+        guardian("anna"),
+        EventKind::Unlocked {
+            device: Some(tablet),
+            until: at("2025-06-02 20:30"),
+        },
+    );
+    assert!(matches!(
+        outcome,
+        ApplyOutcome::Ignored(Ignored::InvalidUnlock(InputError::NotApplicable { .. }))
+    ));
+    assert_eq!(s.status("2025-06-02 19:50").state, ChildState::Blocked);
+}
+
+#[test]
+fn a_request_made_offline_belongs_to_the_day_it_was_made() {
+    // Monday 20:20 Mia asks for 20 more minutes on her tablet, which is offline. It
+    // reconnects on Tuesday at 07:10 and its outbox reaches the hub.
+    let mut s = Script::household();
+    let yesterday = RequestId::from("r-mon");
+    let ask = s
+        .projection
+        .check_request(
+            yesterday.clone(),
+            20,
+            Some("one more episode".into()),
+            at("2025-06-02 20:20"),
+        )
+        .unwrap();
+    s.record("2025-06-03 07:10", device("tablet"), ask);
+    let request = s.projection.request(&yesterday).unwrap();
+    assert_eq!(
+        (request.requested_at, request.day, request.expires_at),
+        (
+            t("2025-06-02 20:20"),
+            date(2025, 6, 2),
+            t("2025-06-03 00:00")
+        )
+    );
+    // It is logged already expired: nobody is asked for Monday's time on Tuesday.
+    assert_eq!(
+        request.state_at(t("2025-06-03 07:10")),
+        RequestState::Expired
+    );
+    let st = s.status("2025-06-03 07:10");
+    assert!(st.pending_requests.is_empty());
+    assert_eq!(
+        s.projection.resolve_request(
+            &yesterday,
+            Answer::Approved { minutes: 20 },
+            t("2025-06-03 07:15")
+        ),
+        Err(RequestRefusal::Expired {
+            id: yesterday,
+            expired_at: t("2025-06-03 00:00")
+        })
+    );
+
+    // One asked this morning at 07:05, offline too, counts on Tuesday and is pending.
+    let today = RequestId::from("r-tue");
+    let ask = s
+        .projection
+        .check_request(today.clone(), 15, None, at("2025-06-03 07:05"))
+        .unwrap();
+    s.record("2025-06-03 07:10", device("tablet"), ask);
+    let st = s.status("2025-06-03 07:10");
+    assert_eq!(st.pending_requests.len(), 1);
+    assert_eq!(
+        (
+            st.pending_requests[0].requested_at,
+            st.pending_requests[0].expires_at
+        ),
+        (t("2025-06-03 07:05"), t("2025-06-04 00:00"))
+    );
+
+    // A time after the event's own (a device clock running ahead, uncorrected) is not
+    // when the child asked: the fold caps it at the event's time.
+    let ahead = RequestId::from("r-ahead");
+    let ask = s
+        .projection
+        .check_request(ahead.clone(), 15, None, at("2025-06-03 07:30"))
+        .unwrap();
+    s.record("2025-06-03 07:12", device("phone"), ask);
+    assert_eq!(
+        s.projection.request(&ahead).unwrap().requested_at,
+        t("2025-06-03 07:12")
     );
 }

@@ -34,7 +34,10 @@ fn one_of_each() -> Vec<EventKind> {
             until: None,
             reason: None,
         },
-        EventKind::Unlocked { device: None },
+        EventKind::Unlocked {
+            device: None,
+            until: None,
+        },
         EventKind::PolicyChanged {
             policy: Policy::default(),
         },
@@ -42,6 +45,7 @@ fn one_of_each() -> Vec<EventKind> {
             request_id: RequestId::from("r"),
             minutes: 5,
             note: None,
+            requested_at: None,
         },
         EventKind::RequestResolved {
             request_id: RequestId::from("r"),
@@ -95,6 +99,10 @@ fn one_of_each() -> Vec<EventKind> {
             identity: Identity::Device { id: device },
             credential_id: None,
         },
+        EventKind::GuardianInvited {
+            guardian: GuardianId::from("grandma"),
+            display_name: "Grandma".into(),
+        },
     ];
     for kind in &kinds {
         match kind {
@@ -117,7 +125,8 @@ fn one_of_each() -> Vec<EventKind> {
             | EventKind::DeviceRenamed { .. }
             | EventKind::DeviceRemoved { .. }
             | EventKind::GuardianEnrolled { .. }
-            | EventKind::IdentityRevoked { .. } => {}
+            | EventKind::IdentityRevoked { .. }
+            | EventKind::GuardianInvited { .. } => {}
         }
     }
     kinds
@@ -169,7 +178,10 @@ fn every_kind_survives_json_and_only_registry_wide_ones_are_household_wide() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(wide, ["guardian_enrolled", "identity_revoked"]);
+    assert_eq!(
+        wide,
+        ["guardian_enrolled", "identity_revoked", "guardian_invited"]
+    );
 }
 
 #[test]
@@ -184,4 +196,42 @@ fn a_legacy_command_stored_without_an_outcome_reads_as_applied() {
             reply: String::new(),
         }
     );
+}
+
+#[test]
+fn events_stored_before_unlock_until_and_request_times_read_as_before() {
+    // An agent's store and the hub's log hold events written before these fields
+    // existed: they read as a plain unlock and a request dated when it was logged.
+    let kind: EventKind = serde_json::from_str(r#"{"kind":"unlocked"}"#).unwrap();
+    assert_eq!(
+        kind,
+        EventKind::Unlocked {
+            device: None,
+            until: None
+        }
+    );
+    let kind: EventKind =
+        serde_json::from_str(r#"{"kind":"time_requested","request_id":"r1","minutes":15}"#)
+            .unwrap();
+    assert_eq!(
+        kind,
+        EventKind::TimeRequested {
+            request_id: RequestId::from("r1"),
+            minutes: 15,
+            note: None,
+            requested_at: None,
+        }
+    );
+    // And the new fields survive the trip.
+    let until: Timestamp = "2025-06-02T18:30:00Z".parse().unwrap();
+    let kind = EventKind::Unlocked {
+        device: None,
+        until: Some(until),
+    };
+    let json = serde_json::to_string(&kind).unwrap();
+    assert_eq!(
+        json,
+        r#"{"kind":"unlocked","until":"2025-06-02T18:30:00Z"}"#
+    );
+    assert_eq!(serde_json::from_str::<EventKind>(&json).unwrap(), kind);
 }

@@ -36,11 +36,13 @@ enum Op {
     Unlock {
         at: i64,
         device: Option<u8>,
+        until: Option<i64>,
     },
     Request {
         at: i64,
         id: u8,
         minutes: i64,
+        asked_before: Option<i64>,
     },
     Answer {
         at: i64,
@@ -65,8 +67,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (offset(), any::<bool>()).prop_map(|(at, ten)| Op::Spend { at, ten }),
         1 => (offset(), proptest::option::of(0u8..3), proptest::option::of(0i64..3 * 3600))
             .prop_map(|(at, device, until)| Op::Lock { at, device, until }),
-        1 => (offset(), proptest::option::of(0u8..3)).prop_map(|(at, device)| Op::Unlock { at, device }),
-        1 => (offset(), 0u8..4, 1i64..60).prop_map(|(at, id, minutes)| Op::Request { at, id, minutes }),
+        1 => (offset(), proptest::option::of(0u8..3), proptest::option::of(1i64..6 * 3600))
+            .prop_map(|(at, device, until)| Op::Unlock { at, device, until }),
+        1 => (offset(), 0u8..4, 1i64..60, proptest::option::of(0i64..30 * 3600))
+            .prop_map(|(at, id, minutes, asked_before)| Op::Request { at, id, minutes, asked_before }),
         1 => (offset(), 0u8..4, proptest::option::of(1i64..60)).prop_map(|(at, id, approve)| Op::Answer { at, id, approve }),
         1 => (offset(), 0i64..300, 0i64..5).prop_map(|(at, minutes, grace)| Op::Policy { at, minutes, grace }),
     ]
@@ -135,21 +139,28 @@ fn to_event(base: usize, seq: u64, op: &Op) -> Event {
             },
             None,
         ),
-        Op::Unlock { at, device } => (
+        Op::Unlock { at, device, until } => (
             at,
             guardian("anna"),
             EventKind::Unlocked {
                 device: device.map(dev),
+                until: until.map(|u| ts(base, at + u)),
             },
             None,
         ),
-        Op::Request { at, id, minutes } => (
+        Op::Request {
+            at,
+            id,
+            minutes,
+            asked_before,
+        } => (
             at,
             device("phone"),
             EventKind::TimeRequested {
                 request_id: RequestId(format!("r{id}")),
                 minutes,
                 note: None,
+                requested_at: asked_before.map(|before| ts(base, at - before)),
             },
             None,
         ),
@@ -231,17 +242,30 @@ proptest! {
         let cst = s.cst();
         prop_assert_eq!(i64::from(cst.remaining_minutes), (s.remaining_seconds + 59) / 60);
         prop_assert_eq!(cst.state == CstState::Active, matches!(s.state, ChildState::Active | ChildState::Warning));
+        // An unlock-until allows use whatever the time left; a lock ends it.
+        let unlocked = s.unlock.is_some();
+        prop_assert!(!(unlocked && s.lock.is_some()));
         match s.state {
-            ChildState::Active => prop_assert!(s.remaining_seconds > WARNING_SECONDS),
-            ChildState::Warning => prop_assert!(s.remaining_seconds > 0 && s.remaining_seconds <= WARNING_SECONDS),
-            ChildState::Grace | ChildState::Blocked => prop_assert_eq!(s.remaining_seconds, 0),
-            ChildState::Downtime => prop_assert!(s.downtime_ends_at.is_some()),
+            ChildState::Active => prop_assert!(unlocked || s.remaining_seconds > WARNING_SECONDS),
+            ChildState::Warning => prop_assert!(unlocked || (s.remaining_seconds > 0 && s.remaining_seconds <= WARNING_SECONDS)),
+            ChildState::Grace | ChildState::Blocked => prop_assert!(!unlocked && s.remaining_seconds == 0),
+            ChildState::Downtime => prop_assert!(!unlocked && s.downtime_ends_at.is_some()),
             ChildState::Locked => prop_assert!(s.lock.is_some()),
         }
         if let Some(next) = s.next_change_at {
             prop_assert!(next > s.at);
         }
+        if let Some(unlock) = &s.unlock {
+            prop_assert!(unlock.until > s.at);
+            prop_assert!(s.next_change_at.is_some_and(|next| next <= unlock.until));
+        }
+        for request in &s.pending_requests {
+            prop_assert!(request.expires_at > s.at);
+            prop_assert_eq!(p.day_of(request.requested_at).end(), request.expires_at);
+        }
         prop_assert!(s.credits_left.five_minute >= 0 && s.credits_left.ten_minute >= 0);
+        prop_assert!(s.grace_remaining_seconds >= 0 && s.grace_remaining_seconds <= 30 * 60);
+        prop_assert_eq!(s.state == ChildState::Grace, !unlocked && s.lock.is_none() && s.downtime_ends_at.is_none() && s.remaining_seconds == 0 && s.grace_remaining_seconds > 0);
     }
 
     #[test]

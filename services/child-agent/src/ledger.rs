@@ -103,6 +103,7 @@ impl Ledger {
                 actor.clone(),
                 EventKind::Unlocked {
                     device: Some(self.device.clone()),
+                    until: None,
                 },
             ));
         }

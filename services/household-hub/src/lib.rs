@@ -1,5 +1,31 @@
-//! The household hub: the one server in the home that guardians and child agents
-//! talk to. See `docs/hub.md` for what it does and `DESIGN.md` for where it sits.
+//! The household hub: the one server in the home that guardians and child agents talk
+//! to. `docs/hub.md` says what it does; `DESIGN.md` where it sits.
+//!
+//! The rooms, in the order a request meets them: [`auth`] (who is calling), [`service`]
+//! (one file per gRPC service), [`writer`] (the one thread that changes anything),
+//! [`household`] (the household folded in memory), [`store`] (the event log) and
+//! [`registry`] (keys and credentials), [`feed`] (what watchers and sessions hear).
 
+pub mod admin_client;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod feed;
+pub mod household;
+pub mod hub;
+pub mod ids;
+pub mod invite;
+pub mod logging;
 pub mod mdns;
+pub mod metrics;
+pub mod rebuild;
+pub mod registry;
+pub mod serve;
+pub mod service;
+pub mod sessions;
+pub mod shutdown;
+pub mod store;
 pub mod trust;
+pub mod validate;
+pub mod writer;

@@ -1,1 +1,80 @@
-fn main() {}
+//! `household-hub`: the household's server. See `docs/hub.md`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use household_hub::{admin_client, config, serve};
+use household_proto::v1;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "The household hub: guardians and child agents meet here"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub.
+    Serve(config::ServeArgs),
+    /// Make a one-time pairing code for a new guardian or device (printed on the last
+    /// line; valid 15 minutes unless --valid-minutes says otherwise).
+    Invite {
+        /// The hub's admin socket.
+        #[arg(long, env = "HOUSEHOLD_HUB_ADMIN_SOCKET")]
+        admin_socket: PathBuf,
+        /// Who the code is for.
+        #[arg(long, value_enum)]
+        role: InviteRole,
+        /// The new guardian's or device's name.
+        #[arg(long)]
+        name: String,
+        /// For a device: the child's id.
+        #[arg(long)]
+        child: Option<String>,
+        /// Minutes the code stays valid (1 to 10080).
+        #[arg(long, default_value_t = 15)]
+        valid_minutes: u32,
+    },
+    /// Write a consistent backup of the hub's data to a new directory, which
+    /// `serve --data-dir DIR` opens as it is.
+    Backup {
+        /// The hub's admin socket.
+        #[arg(long, env = "HOUSEHOLD_HUB_ADMIN_SOCKET")]
+        admin_socket: PathBuf,
+        /// The directory to create.
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InviteRole {
+    Guardian,
+    Device,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    household_hub::logging::init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve::serve(config::ServeConfig::resolve(args)?).await,
+        Command::Invite {
+            admin_socket,
+            role,
+            name,
+            child,
+            valid_minutes,
+        } => {
+            let role = match role {
+                InviteRole::Guardian => v1::Role::Guardian,
+                InviteRole::Device => v1::Role::Device,
+            };
+            admin_client::invite(&admin_socket, role, &name, child, valid_minutes).await
+        }
+        Command::Backup { admin_socket, to } => admin_client::backup(&admin_socket, &to).await,
+    }
+}

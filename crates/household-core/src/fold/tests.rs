@@ -164,6 +164,7 @@ fn duplicate_request_id_keeps_the_first() {
                 request_id: RequestId::from("r1"),
                 minutes,
                 note: None,
+                requested_at: None,
             },
         )
     };
@@ -256,7 +257,10 @@ fn decisions_refuse_bad_input_with_typed_errors() {
         p.check_lock(None, Some(ts("2025-06-02T09:00:00Z")), now)
             .is_ok()
     );
-    assert!(p.check_request(RequestId::from("r"), 2000, None).is_err());
+    assert!(
+        p.check_request(RequestId::from("r"), 2000, None, None)
+            .is_err()
+    );
     assert!(matches!(
         p.resolve_request(&RequestId::from("nope"), Answer::Denied, now),
         Err(RequestRefusal::Unknown { .. })
@@ -281,7 +285,7 @@ fn a_lock_ends_after_now_and_at_most_30_days_ahead() {
             value: too_far,
             now,
             latest,
-            max_days: MAX_LOCK_DAYS,
+            max_hours: MAX_LOCK_DAYS * 24,
         }
     );
     assert_eq!(
@@ -334,4 +338,72 @@ fn forgetting_old_days_keeps_todays_status() {
     p.forget_before(before.day.date);
     assert_eq!(p.status_at(now), before);
     assert_eq!(p.usage().spans().count(), 1);
+}
+
+#[test]
+fn an_unlock_until_ends_after_now_at_most_24_hours_ahead_and_only_for_the_child() {
+    let p = projection();
+    let tab = DeviceId::from("tab");
+    let now = ts("2025-06-02T18:00:00Z");
+    let latest = ts("2025-06-03T18:00:00Z");
+    assert_eq!(
+        p.check_unlock(None, Some(latest), now),
+        Ok(EventKind::Unlocked {
+            device: None,
+            until: Some(latest),
+        })
+    );
+    assert_eq!(
+        p.check_unlock(Some(&tab), None, now),
+        Ok(EventKind::Unlocked {
+            device: Some(tab.clone()),
+            until: None,
+        })
+    );
+    let too_far = ts("2025-06-03T18:00:01Z");
+    let err = p.check_unlock(None, Some(too_far), now).unwrap_err();
+    assert_eq!(
+        err,
+        InputError::TooFarAhead {
+            field: "until_unix_micros".into(),
+            value: too_far,
+            now,
+            latest,
+            max_hours: MAX_UNLOCK_HOURS,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "until_unix_micros is 2025-06-03T18:00:01Z; allowed range is after now \
+         (2025-06-02T18:00:00Z) up to 24 hours ahead (2025-06-03T18:00:00Z)"
+    );
+    assert!(matches!(
+        p.check_unlock(None, Some(now), now),
+        Err(InputError::NotAfterNow { .. })
+    ));
+    let err = p
+        .check_unlock(Some(&tab), Some(ts("2025-06-02T19:00:00Z")), now)
+        .unwrap_err();
+    assert_eq!(err.field(), "until_unix_micros");
+    assert_eq!(
+        err.to_string(),
+        "until_unix_micros cannot be set here: an unlock until a time lifts downtime and \
+         BLOCKED, which are the child's, so it needs a child target (child_id), not a device"
+    );
+}
+
+#[test]
+fn forgetting_old_days_drops_an_unlock_until_that_ended() {
+    let mut p = projection();
+    p.apply(&event(
+        1,
+        "2025-06-01T18:00:00Z",
+        EventKind::Unlocked {
+            device: None,
+            until: Some(ts("2025-06-01T20:00:00Z")),
+        },
+    ));
+    assert!(p.unlock.is_some());
+    p.forget_before(jiff::civil::date(2025, 6, 2));
+    assert!(p.unlock.is_none());
 }

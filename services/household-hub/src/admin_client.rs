@@ -1,0 +1,80 @@
+//! `household-hub invite` and `household-hub backup`: small clients of the Admin
+//! service on the local socket, for whoever runs the hub.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use household_proto::v1::{self, admin_client::AdminClient};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// A client of the admin socket at `path`.
+pub async fn connect(path: &Path) -> anyhow::Result<AdminClient<Channel>> {
+    let path: PathBuf = path.to_owned();
+    let shown = path.display().to_string();
+    // The URI is required by the API and never used: the connector dials the socket.
+    let channel = Endpoint::try_from("http://admin.socket")?
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .with_context(|| format!("connecting to the admin socket {shown} (is the hub running, and are you its owner?)"))?;
+    Ok(AdminClient::new(channel))
+}
+
+/// Makes an invite and prints it, the pairing code on the last line.
+pub async fn invite(
+    socket: &Path,
+    role: v1::Role,
+    name: &str,
+    child_id: Option<String>,
+    valid_minutes: u32,
+) -> anyhow::Result<()> {
+    let mut client = connect(socket).await?;
+    let response = client
+        .create_invite(v1::CreateInviteRequest {
+            role: role as i32,
+            display_name: name.to_owned(),
+            child_id: child_id.unwrap_or_default(),
+            valid_minutes,
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("the hub refused: {}", status.message()))?
+        .into_inner();
+    let invite = response.invite.context("the hub sent no invite")?;
+    let expires = jiff::Timestamp::from_microsecond(invite.expires_unix_micros)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    println!("invited {} ({})", invite.display_name, invite.identity_id);
+    println!("valid until {expires}; it works once");
+    println!("CA fingerprint (SHA-256): {}", invite.ca_sha256_hex);
+    println!("{}", invite.pairing_code);
+    Ok(())
+}
+
+/// Writes a backup to `to` and prints its summary.
+pub async fn backup(socket: &Path, to: &Path) -> anyhow::Result<()> {
+    let to = if to.is_absolute() {
+        to.to_owned()
+    } else {
+        std::env::current_dir()?.join(to)
+    };
+    let mut client = connect(socket).await?;
+    let summary = client
+        .backup(v1::BackupRequest {
+            path: to.display().to_string(),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("the hub refused: {}", status.message()))?
+        .into_inner()
+        .summary
+        .context("the hub sent no summary")?;
+    println!(
+        "backup of events up to seq {} written to {} ({} bytes, sha256 {})",
+        summary.last_seq, summary.path, summary.size_bytes, summary.sha256_hex
+    );
+    println!("restore: household-hub serve --data-dir {}", summary.path);
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! The registry (sled, `DATA_DIR/registry`): who may talk to the hub, and the secrets
+//! that must never reach the event log.
+//!
+//! * `meta`: the household id and the hub's secret key (derives replayable invite codes).
+//! * `identities`: every guardian and device identity with its credentials.
+//! * `credentials`: credential id (certificate SHA-256) → identity id, for the check
+//!   every call makes.
+//! * `invites`: SHA-256 of a pairing code's secret → the invite; the secret itself is
+//!   never stored.
+//! * `cst_ids`: a legacy device's CST device ID, the key its commands are sealed with.
+//!
+//! What the household looks like (children, devices, policies) is not here: the event
+//! log says it, and the hub folds it at start. Keeping it once means the two can never
+//! disagree after a crash between two writes.
+
+use std::path::Path;
+
+use household_proto::v1;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{HubError, NotFoundKind};
+
+/// A guardian or a device, as the trust store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    pub identity_id: String,
+    pub role: Role,
+    pub display_name: String,
+    /// For devices: the child.
+    #[serde(default)]
+    pub child_id: String,
+    pub created_unix_micros: i64,
+    /// While the invite has not been redeemed.
+    pub pending: bool,
+    #[serde(default)]
+    pub invite_expires_unix_micros: i64,
+    pub revoked: bool,
+    #[serde(default)]
+    pub credentials: Vec<CredentialRecord>,
+}
+
+/// One certificate an identity was issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    /// SHA-256 of the certificate (DER), hex.
+    pub credential_id: String,
+    #[serde(default)]
+    pub label: String,
+    pub issued_unix_micros: i64,
+    pub expires_unix_micros: i64,
+    pub revoked: bool,
+}
+
+/// The two roles an identity can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Guardian,
+    Device,
+}
+
+impl Role {
+    /// The API's enum value.
+    pub fn to_proto(self) -> v1::Role {
+        match self {
+            Role::Guardian => v1::Role::Guardian,
+            Role::Device => v1::Role::Device,
+        }
+    }
+}
+
+/// A pairing code waiting to be redeemed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    pub identity_id: String,
+    pub role: Role,
+    pub display_name: String,
+    #[serde(default)]
+    pub child_id: String,
+    pub expires_unix_micros: i64,
+    pub used: bool,
+}
+
+/// The sled database and its trees.
+pub struct Registry {
+    db: sled::Db,
+    meta: sled::Tree,
+    identities: sled::Tree,
+    credentials: sled::Tree,
+    invites: sled::Tree,
+    cst_ids: sled::Tree,
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, HubError> {
+    serde_json::to_vec(value).map_err(HubError::storage)
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, HubError> {
+    serde_json::from_slice(bytes).map_err(HubError::storage)
+}
+
+/// SHA-256 of an invite secret, hex: the invite's key.
+pub fn invite_key(secret: &[u8]) -> String {
+    crate::trust::sha256_hex(secret)
+}
+
+impl Registry {
+    /// Opens (or creates) the registry at `dir`; a new one gets a household id and a
+    /// secret key.
+    pub fn open(dir: &Path) -> Result<Registry, HubError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let registry = Registry {
+            meta: db.open_tree("meta")?,
+            identities: db.open_tree("identities")?,
+            credentials: db.open_tree("credentials")?,
+            invites: db.open_tree("invites")?,
+            cst_ids: db.open_tree("cst_ids")?,
+            db,
+        };
+        if registry.meta.get("household_id")?.is_none() {
+            let mut id = [0u8; 8];
+            let mut secret = [0u8; 32];
+            rand::rng().fill_bytes(&mut id);
+            rand::rng().fill_bytes(&mut secret);
+            registry.meta.insert("secret", &secret[..])?;
+            registry
+                .meta
+                .insert("household_id", format!("hh-{}", hex(&id)).as_bytes())?;
+            registry.db.flush()?;
+        }
+        Ok(registry)
+    }
+
+    /// The household's id, made at first start.
+    pub fn household_id(&self) -> Result<String, HubError> {
+        let bytes = self
+            .meta
+            .get("household_id")?
+            .ok_or_else(|| HubError::storage("registry has no household id"))?;
+        String::from_utf8(bytes.to_vec()).map_err(HubError::storage)
+    }
+
+    /// A secret derived from the hub's key and `context`: the same context always gives
+    /// the same secret, so a retried invite returns the same code without the code ever
+    /// being stored.
+    pub fn derive_secret(&self, context: &[u8]) -> Result<[u8; 16], HubError> {
+        let key = self
+            .meta
+            .get("secret")?
+            .ok_or_else(|| HubError::storage("registry has no secret"))?;
+        let mut hasher = Sha256::new();
+        hasher.update(b"household-hub invite v1\0");
+        hasher.update(&key);
+        hasher.update(context);
+        let digest = hasher.finalize();
+        let mut secret = [0u8; 16];
+        secret.copy_from_slice(&digest[..16]);
+        Ok(secret)
+    }
+
+    /// Stores an invite and its pending identity (a re-invite of an existing identity
+    /// keeps its credentials).
+    pub fn put_invite(
+        &self,
+        secret: &[u8],
+        invite: &InviteRecord,
+        now_unix_micros: i64,
+    ) -> Result<(), HubError> {
+        let mut identity = self
+            .identity(&invite.identity_id)?
+            .unwrap_or(IdentityRecord {
+                identity_id: invite.identity_id.clone(),
+                role: invite.role,
+                display_name: invite.display_name.clone(),
+                child_id: invite.child_id.clone(),
+                created_unix_micros: now_unix_micros,
+                pending: true,
+                invite_expires_unix_micros: 0,
+                revoked: false,
+                credentials: Vec::new(),
+            });
+        let key = invite_key(secret);
+        if self.invites.get(&key)?.is_some() {
+            // The same code again (a replayed call): it keeps its state, used or not.
+            return Ok(());
+        }
+        identity.invite_expires_unix_micros = invite.expires_unix_micros;
+        self.invites.insert(key, json(invite)?)?;
+        self.identities
+            .insert(identity.identity_id.as_bytes(), json(&identity)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The invite a secret opens, if it exists, is unused and unexpired.
+    pub fn live_invite(
+        &self,
+        secret: &[u8],
+        now_unix_micros: i64,
+    ) -> Result<Option<InviteRecord>, HubError> {
+        let Some(bytes) = self.invites.get(invite_key(secret))? else {
+            return Ok(None);
+        };
+        let invite: InviteRecord = from_json(&bytes)?;
+        let live = !invite.used && invite.expires_unix_micros > now_unix_micros;
+        let identity_live = self
+            .identity(&invite.identity_id)?
+            .is_some_and(|identity| !identity.revoked);
+        Ok((live && identity_live).then_some(invite))
+    }
+
+    /// Redeems an invite: marks it used and records the issued certificate, atomically.
+    /// Fails with `PairingCodeInvalid` if someone redeemed it first.
+    pub fn redeem_invite(
+        &self,
+        secret: &[u8],
+        credential: CredentialRecord,
+    ) -> Result<IdentityRecord, HubError> {
+        use sled::Transactional;
+        let key = invite_key(secret);
+        let result = (&self.invites, &self.identities, &self.credentials).transaction(
+            |(invites, identities, credentials)| {
+                let abort = |e: HubError| sled::transaction::ConflictableTransactionError::Abort(e);
+                let bytes = invites
+                    .get(key.as_bytes())?
+                    .ok_or_else(|| abort(HubError::PairingCodeInvalid))?;
+                let mut invite: InviteRecord = from_json(&bytes).map_err(abort)?;
+                if invite.used {
+                    return Err(abort(HubError::PairingCodeInvalid));
+                }
+                invite.used = true;
+                let bytes = identities
+                    .get(invite.identity_id.as_bytes())?
+                    .ok_or_else(|| abort(HubError::PairingCodeInvalid))?;
+                let mut identity: IdentityRecord = from_json(&bytes).map_err(abort)?;
+                identity.pending = false;
+                identity.invite_expires_unix_micros = 0;
+                identity.credentials.push(credential.clone());
+                invites.insert(key.as_bytes(), json(&invite).map_err(abort)?)?;
+                identities.insert(
+                    identity.identity_id.as_bytes(),
+                    json(&identity).map_err(abort)?,
+                )?;
+                credentials.insert(
+                    credential.credential_id.as_bytes(),
+                    identity.identity_id.as_bytes(),
+                )?;
+                Ok(identity)
+            },
+        );
+        let identity = result.map_err(|e| match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => HubError::from(e),
+        })?;
+        self.db.flush()?;
+        Ok(identity)
+    }
+
+    /// Adds a renewed certificate to an existing identity.
+    pub fn add_credential(
+        &self,
+        identity_id: &str,
+        credential: CredentialRecord,
+    ) -> Result<(), HubError> {
+        let mut identity = self
+            .identity(identity_id)?
+            .ok_or(HubError::CredentialInvalid)?;
+        self.credentials
+            .insert(credential.credential_id.as_bytes(), identity_id.as_bytes())?;
+        identity.credentials.push(credential);
+        self.identities
+            .insert(identity_id.as_bytes(), json(&identity)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// One identity.
+    pub fn identity(&self, identity_id: &str) -> Result<Option<IdentityRecord>, HubError> {
+        self.identities
+            .get(identity_id.as_bytes())?
+            .map(|bytes| from_json(&bytes))
+            .transpose()
+    }
+
+    /// Every identity, oldest first.
+    pub fn identities(&self) -> Result<Vec<IdentityRecord>, HubError> {
+        let mut all = self
+            .identities
+            .iter()
+            .values()
+            .map(|bytes| from_json::<IdentityRecord>(&bytes?))
+            .collect::<Result<Vec<_>, _>>()?;
+        all.sort_by_key(|identity| identity.created_unix_micros);
+        Ok(all)
+    }
+
+    /// The identity a presented certificate belongs to, if the certificate is known,
+    /// unexpired and neither it nor its identity is revoked.
+    pub fn authenticate(
+        &self,
+        credential_id: &str,
+        now_unix_micros: i64,
+    ) -> Result<Option<IdentityRecord>, HubError> {
+        let Some(identity_id) = self.credentials.get(credential_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let identity_id = String::from_utf8_lossy(&identity_id).into_owned();
+        let Some(identity) = self.identity(&identity_id)? else {
+            return Ok(None);
+        };
+        let credential_ok = identity.credentials.iter().any(|c| {
+            c.credential_id == credential_id
+                && !c.revoked
+                && c.expires_unix_micros > now_unix_micros
+        });
+        Ok((credential_ok && !identity.revoked).then_some(identity))
+    }
+
+    /// Revokes one credential of an identity, or (with `credential_id` empty) the identity
+    /// and every credential. Revoking what is revoked succeeds.
+    pub fn revoke(
+        &self,
+        identity_id: &str,
+        credential_id: &str,
+    ) -> Result<IdentityRecord, HubError> {
+        let mut identity = self
+            .identity(identity_id)?
+            .ok_or_else(|| HubError::NotFound {
+                what: NotFoundKind::Identity,
+                id: identity_id.to_owned(),
+            })?;
+        if credential_id.is_empty() {
+            identity.revoked = true;
+            identity
+                .credentials
+                .iter_mut()
+                .for_each(|c| c.revoked = true);
+        } else {
+            let credential = identity
+                .credentials
+                .iter_mut()
+                .find(|c| c.credential_id == credential_id)
+                .ok_or_else(|| HubError::NotFound {
+                    what: NotFoundKind::Credential,
+                    id: credential_id.to_owned(),
+                })?;
+            credential.revoked = true;
+        }
+        self.identities
+            .insert(identity_id.as_bytes(), json(&identity)?)?;
+        self.db.flush()?;
+        Ok(identity)
+    }
+
+    /// Stores a legacy device's CST device ID.
+    pub fn put_cst_id(&self, device_id: &str, cst_device_id: &str) -> Result<(), HubError> {
+        self.cst_ids
+            .insert(device_id.as_bytes(), cst_device_id.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The device already registered with this CST device ID, if one is.
+    pub fn device_with_cst_id(&self, cst_device_id: &str) -> Result<Option<String>, HubError> {
+        for item in self.cst_ids.iter() {
+            let (device, cst) = item?;
+            if cst.as_ref() == cst_device_id.as_bytes() {
+                return Ok(Some(String::from_utf8_lossy(&device).into_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Copies every tree into a new registry at `dir` (for backups).
+    pub fn copy_to(&self, dir: &Path) -> Result<(), HubError> {
+        let target = sled::Config::new().path(dir).open()?;
+        target.import(self.db.export());
+        target.flush()?;
+        Ok(())
+    }
+
+    /// Flushes everything to disk.
+    pub fn flush(&self) -> Result<(), HubError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Lowercase hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl IdentityRecord {
+    /// The API's view, used by Admin.ListIdentities and Household.ListCredentials.
+    pub fn to_proto(&self) -> v1::Identity {
+        v1::Identity {
+            identity_id: self.identity_id.clone(),
+            role: self.role.to_proto() as i32,
+            display_name: self.display_name.clone(),
+            child_id: self.child_id.clone(),
+            created_unix_micros: self.created_unix_micros,
+            pending: self.pending,
+            invite_expires_unix_micros: self.invite_expires_unix_micros,
+            revoked: self.revoked,
+            credentials: self
+                .credentials
+                .iter()
+                .map(|c| v1::Credential {
+                    credential_id: c.credential_id.clone(),
+                    kind: v1::CredentialKind::Certificate as i32,
+                    label: c.label.clone(),
+                    issued_unix_micros: c.issued_unix_micros,
+                    expires_unix_micros: c.expires_unix_micros,
+                    revoked: c.revoked,
+                    last_used_unix_micros: 0,
+                })
+                .collect(),
+        }
+    }
+}

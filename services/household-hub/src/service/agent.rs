@@ -1,0 +1,235 @@
+//! `household.v1.Agent`: enrollment (the one door open without a credential),
+//! certificate renewal, and the devices' sessions (in [`crate::service::session`]).
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use household_proto::pairing::PairingCode;
+use household_proto::v1::{self, agent_server::Agent, event::Payload};
+use jiff::Timestamp;
+use tokio_stream::Stream;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Principal, RateLimiter};
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::registry::{CredentialRecord, Role};
+use crate::trust::{ClientRole, ClientSubject};
+
+/// The Agent service.
+pub struct AgentService {
+    hub: Arc<Hub>,
+    /// Failed pairing codes per address: a neighbour guessing codes is slowed to a
+    /// handful a minute (128-bit secrets make guessing hopeless anyway).
+    failures: RateLimiter,
+}
+
+impl AgentService {
+    /// The service over a hub.
+    pub fn new(hub: Arc<Hub>) -> AgentService {
+        AgentService {
+            hub,
+            failures: RateLimiter::new(10.0 / 60.0, 10.0),
+        }
+    }
+
+    fn issue(
+        &self,
+        csr_pem: &str,
+        role: Role,
+        identity_id: &str,
+        label: &str,
+    ) -> Result<(v1::IssuedCertificate, CredentialRecord), HubError> {
+        let subject = ClientSubject {
+            role: match role {
+                Role::Guardian => ClientRole::Guardian,
+                Role::Device => ClientRole::Device,
+            },
+            identity_id: identity_id.to_owned(),
+        };
+        let issued = self
+            .hub
+            .ca
+            .sign_client_csr(csr_pem, &subject, self.hub.limits.certificate_validity)
+            .map_err(|e| {
+                HubError::invalid(
+                    "csr_pem",
+                    format_args!("is not a usable certificate request: {e}"),
+                )
+            })?;
+        let record = CredentialRecord {
+            credential_id: issued.sha256_hex.clone(),
+            label: label.to_owned(),
+            issued_unix_micros: Timestamp::now().as_microsecond(),
+            expires_unix_micros: issued.not_after_unix_micros,
+            revoked: false,
+        };
+        Ok((
+            v1::IssuedCertificate {
+                certificate_chain_pem: issued.chain_pem,
+                expires_unix_micros: issued.not_after_unix_micros,
+                certificate_sha256_hex: issued.sha256_hex,
+            },
+            record,
+        ))
+    }
+
+    async fn enroll_checked(
+        &self,
+        body: v1::EnrollRequest,
+    ) -> Result<v1::EnrollResponse, HubError> {
+        let code = PairingCode::from_str(&body.pairing_code)
+            .map_err(|e| HubError::invalid("pairing_code", format_args!("is malformed: {e}")))?;
+        if code.ca_sha256() != &self.hub.ca.sha256() {
+            return Err(HubError::PairingCodeInvalid);
+        }
+        crate::validate::note("hostname", &body.hostname)?;
+        let now = Timestamp::now().as_microsecond();
+        let invite = self
+            .hub
+            .registry
+            .live_invite(code.secret(), now)?
+            .ok_or(HubError::PairingCodeInvalid)?;
+        let csr_pem = match body.credential {
+            Some(v1::enroll_request::Credential::CsrPem(csr)) => csr,
+            Some(v1::enroll_request::Credential::BearerToken(_)) if invite.role == Role::Device => {
+                return Err(HubError::BearerTokenForDevice);
+            }
+            Some(v1::enroll_request::Credential::BearerToken(_)) => {
+                return Err(HubError::invalid(
+                    "bearer_token",
+                    "is not accepted yet: bearer tokens are for the guardian web app, which this hub does not serve yet; send csr_pem",
+                ));
+            }
+            None => {
+                return Err(HubError::invalid("credential", "csr_pem is required"));
+            }
+        };
+        if invite.role == Role::Device && self.hub.read().device(&invite.identity_id).is_none() {
+            // The device was removed after its invite was made.
+            return Err(HubError::PairingCodeInvalid);
+        }
+        let (certificate, record) =
+            self.issue(&csr_pem, invite.role, &invite.identity_id, &body.hostname)?;
+        let identity = self.hub.registry.redeem_invite(code.secret(), record)?;
+        let (child_id, device_id, payload, actor) = match identity.role {
+            Role::Device => (
+                identity.child_id.clone(),
+                identity.identity_id.clone(),
+                Payload::DeviceEnrolled(v1::DeviceEnrolled {
+                    display_name: identity.display_name.clone(),
+                    platform: body.platform.clone(),
+                    certificate_sha256_hex: certificate.certificate_sha256_hex.clone(),
+                }),
+                v1::actor::Kind::DeviceId(identity.identity_id.clone()),
+            ),
+            Role::Guardian => (
+                String::new(),
+                String::new(),
+                Payload::GuardianEnrolled(v1::GuardianEnrolled {
+                    display_name: identity.display_name.clone(),
+                    certificate_sha256_hex: certificate.certificate_sha256_hex.clone(),
+                }),
+                v1::actor::Kind::GuardianId(identity.identity_id.clone()),
+            ),
+        };
+        let credential_id = certificate.certificate_sha256_hex.clone();
+        self.hub
+            .writer
+            .write(move |txn| {
+                txn.append(v1::Event {
+                    actor: Some(v1::Actor {
+                        kind: Some(actor),
+                        credential_id,
+                    }),
+                    child_id,
+                    device_id,
+                    payload: Some(payload),
+                    ..Default::default()
+                });
+                Ok(())
+            })
+            .await?;
+        tracing::info!(identity = %identity.identity_id, role = ?identity.role, "enrolled");
+        Ok(v1::EnrollResponse {
+            role: identity.role.to_proto() as i32,
+            identity_id: identity.identity_id,
+            display_name: identity.display_name,
+            child_id: identity.child_id,
+            ca_certificate_pem: self.hub.ca.cert_pem().to_owned(),
+            credential: Some(v1::enroll_response::Credential::Certificate(certificate)),
+        })
+    }
+}
+
+fn peer_ip<T>(request: &Request<T>) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|info| info.get_ref().remote_addr())
+        .map(|addr| addr.ip())
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<v1::SessionResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn enroll(
+        &self,
+        request: Request<v1::EnrollRequest>,
+    ) -> Result<Response<v1::EnrollResponse>, Status> {
+        let peer = peer_ip(&request).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        if let Err(retry_after) = self.failures.peek(&peer) {
+            return Err(HubError::RateLimited { retry_after }.into());
+        }
+        match self.enroll_checked(request.into_inner()).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(err) => {
+                if matches!(err, HubError::PairingCodeInvalid) {
+                    tracing::warn!(%peer, "enrollment with an invalid pairing code");
+                    let _ = self.failures.take(&peer);
+                }
+                Err(err.into())
+            }
+        }
+    }
+
+    async fn renew_certificate(
+        &self,
+        request: Request<v1::RenewCertificateRequest>,
+    ) -> Result<Response<v1::RenewCertificateResponse>, Status> {
+        let (role, identity_id) = match Principal::of(&request) {
+            Principal::Guardian { guardian_id, .. } => (Role::Guardian, guardian_id),
+            Principal::Device { device_id, .. } => (Role::Device, device_id),
+            Principal::Anonymous => return Err(HubError::CredentialMissing.into()),
+        };
+        let body = request.into_inner();
+        let (certificate, record) = self.issue(&body.csr_pem, role, &identity_id, "renewed")?;
+        self.hub.registry.add_credential(&identity_id, record)?;
+        Ok(Response::new(v1::RenewCertificateResponse {
+            certificate: Some(certificate),
+        }))
+    }
+
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<v1::SessionRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let principal = Principal::of(&request);
+        let remote = peer_ip(&request)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let stream = crate::service::session::open(
+            self.hub.clone(),
+            principal,
+            remote,
+            request.into_inner(),
+        )?;
+        Ok(Response::new(stream))
+    }
+}

@@ -1,0 +1,332 @@
+//! Running the real `household-hub` binary in tests, on loopback with mDNS off, and
+//! talking to it with the generated clients over real TLS.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use household_proto::pairing::PairingCode;
+use household_proto::v1::{self, agent_client::AgentClient, household_client::HouseholdClient};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tonic::transport::{Channel, Endpoint};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_household-hub");
+
+/// A hub process on a data directory.
+pub struct Hub {
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub admin_socket: PathBuf,
+}
+
+impl Hub {
+    /// Starts `household-hub serve` on `data_dir`, listening on a free loopback port,
+    /// and waits until it serves.
+    /// The rate limit is off here; a test of it turns it on with [`Hub::start_with`].
+    pub fn start(data_dir: &Path) -> Hub {
+        Hub::start_with(data_dir, &["--rate-limit", "0"])
+    }
+
+    /// [`Hub::start`] with extra flags.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Hub {
+        let admin_socket = data_dir.join("admin.sock");
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--advertise",
+                "localhost:7443",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start household-hub");
+        let stdout = child.stdout.take().expect("hub stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the hub exited before serving")
+                .expect("read hub stdout");
+            if let Some(addr) = line.strip_prefix("household hub serving on ") {
+                break addr.parse().expect("hub address");
+            }
+        };
+        // Keep draining stdout so the hub never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Hub {
+            child,
+            data_dir: data_dir.to_owned(),
+            addr,
+            admin_socket,
+        }
+    }
+
+    /// `household-hub invite …`: the pairing code (the last line printed).
+    pub fn invite(&self, role: &str, name: &str, child: Option<&str>) -> String {
+        let mut command = Command::new(BIN);
+        command
+            .args(["invite", "--role", role, "--name", name])
+            .arg("--admin-socket")
+            .arg(&self.admin_socket);
+        if let Some(child) = child {
+            command.args(["--child", child]);
+        }
+        let output = command.output().expect("run household-hub invite");
+        assert!(
+            output.status.success(),
+            "invite failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .lines()
+            .last()
+            .expect("a pairing code")
+            .to_owned()
+    }
+
+    /// SIGKILL, as a power cut looks to the process.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait; returns the exit status and how long the hub took.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let started = std::time::Instant::now();
+        // SAFETY: kill(2) with a pid we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait for the hub");
+        (status, started.elapsed())
+    }
+
+    /// The CA certificate, fetched over the wire and checked against the code's
+    /// fingerprint, as a new client does.
+    pub async fn ca_for(&self, code: &str) -> Result<String, String> {
+        fetch_ca_pinned(self.addr, code).await
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What an enrolled client holds.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub ca_pem: String,
+    pub chain_pem: String,
+    pub key_pem: String,
+    pub response: v1::EnrollResponse,
+}
+
+impl Credential {
+    /// The certificate's SHA-256, as the hub names the credential.
+    pub fn credential_id(&self) -> String {
+        match &self.response.credential {
+            Some(v1::enroll_response::Credential::Certificate(c)) => {
+                c.certificate_sha256_hex.clone()
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+/// A channel to the hub, with a client certificate or without.
+pub async fn channel(addr: SocketAddr, ca_pem: &str, identity: Option<(&str, &str)>) -> Channel {
+    let tls = household_hub::trust::client_tls_config(ca_pem, identity, "localhost");
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connect to the hub")
+}
+
+/// Redeems `code` as a new client: checks the hub's CA against the code, makes a key
+/// and a CSR, and calls Enroll.
+pub async fn enroll(addr: SocketAddr, code: &str) -> Result<Credential, tonic::Status> {
+    let ca_pem = fetch_ca_pinned(addr, code)
+        .await
+        .map_err(tonic::Status::failed_precondition)?;
+    let (key_pem, csr_pem) = household_hub::trust::new_key_and_csr("test client").expect("csr");
+    let mut agent = AgentClient::new(channel(addr, &ca_pem, None).await);
+    let response = agent
+        .enroll(v1::EnrollRequest {
+            pairing_code: code.to_owned(),
+            credential: Some(v1::enroll_request::Credential::CsrPem(csr_pem)),
+            hostname: "test".into(),
+            platform: "linux".into(),
+            software_version: "test".into(),
+        })
+        .await?
+        .into_inner();
+    let chain_pem = match &response.credential {
+        Some(v1::enroll_response::Credential::Certificate(c)) => c.certificate_chain_pem.clone(),
+        _ => panic!("no certificate in the enroll response"),
+    };
+    Ok(Credential {
+        ca_pem,
+        chain_pem,
+        key_pem,
+        response,
+    })
+}
+
+/// A guardian client with `credential`.
+pub async fn guardian(addr: SocketAddr, credential: &Credential) -> HouseholdClient<Channel> {
+    HouseholdClient::new(
+        channel(
+            addr,
+            &credential.ca_pem,
+            Some((&credential.chain_pem, &credential.key_pem)),
+        )
+        .await,
+    )
+}
+
+/// An agent client with `credential`.
+pub async fn agent(addr: SocketAddr, credential: &Credential) -> AgentClient<Channel> {
+    AgentClient::new(
+        channel(
+            addr,
+            &credential.ca_pem,
+            Some((&credential.chain_pem, &credential.key_pem)),
+        )
+        .await,
+    )
+}
+
+/// A hub with one enrolled guardian ("Anna").
+pub async fn hub_with_guardian(dir: &Path) -> (Hub, Credential) {
+    let hub = Hub::start(dir);
+    let code = hub.invite("guardian", "Anna", None);
+    let anna = enroll(hub.addr, &code).await.expect("enroll Anna");
+    (hub, anna)
+}
+
+/// The status's `ErrorInfo.reason`.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+/// Reads the hub's chain over TLS without trusting it yet, and returns the CA (the
+/// certificate whose SHA-256 the pairing code names) as PEM, or why not.
+pub async fn fetch_ca_pinned(addr: SocketAddr, code: &str) -> Result<String, String> {
+    let code = PairingCode::from_str(code).map_err(|e| e.to_string())?;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let verifier = Arc::new(Capture { seen: seen.clone() });
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .dangerous()
+    .with_custom_certificate_verifier(verifier)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let chain = seen.lock().map_err(|e| e.to_string())?.clone();
+    let ca = chain
+        .iter()
+        .find(|der| household_hub::trust::sha256_hex(der) == code.ca_sha256_hex())
+        .ok_or_else(|| {
+            "no certificate in the hub's chain matches the pairing code's CA fingerprint".to_owned()
+        })?;
+    Ok(pem(ca))
+}
+
+fn pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// Accepts any chain, keeping it: only used to read the chain before anything is sent,
+/// never to trust it.
+#[derive(Debug)]
+struct Capture {
+    seen: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl ServerCertVerifier for Capture {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut seen = self
+            .seen
+            .lock()
+            .map_err(|_| rustls::Error::General("poisoned".into()))?;
+        seen.push(end_entity.to_vec());
+        seen.extend(intermediates.iter().map(|c| c.to_vec()));
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
