@@ -149,11 +149,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     health_reporter
         .set_serving::<AgentServer<AgentService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(household_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: v1 for current tools, v1alpha for the grpcurl that
+    // distributions and PyPI still ship.
+    let reflection = reflection_builder()
         .build_v1()
+        .context("building the reflection service")?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
         .context("building the reflection service")?;
 
     let listener = TcpListener::bind(config.listen)
@@ -171,6 +173,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .layer(GateLayer::new(gate))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(
             HouseholdServer::new(GuardianService::new(hub.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
@@ -179,7 +182,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             AgentServer::new(AgentService::new(hub.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(without_delay(listener), async move {
             stop.wait().await;
         });
 
@@ -280,6 +283,32 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&config.admin_socket);
     tracing::info!("household hub stopped");
     Ok(())
+}
+
+/// Accepted connections with Nagle's algorithm off: small gRPC frames (a grant, a
+/// budget) go out at once instead of waiting up to 40 ms for a delayed ACK.
+fn without_delay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
+
+/// Reflection over the household API, health and the rich error details. The services
+/// are named one by one: Admin's types are in the same descriptor set, but Admin is
+/// served only on the admin socket and is not listed here.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(household_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("household.v1.Household")
+        .with_service_name("household.v1.Agent")
+        .with_service_name("grpc.health.v1.Health")
 }
 
 /// Binds the admin socket owner-only: created under a 0077 umask, so it is never

@@ -164,6 +164,29 @@ pub async fn channel(addr: SocketAddr, ca_pem: &str, identity: Option<(&str, &st
         .expect("connect to the hub")
 }
 
+/// A guardian channel whose HTTP/2 windows are `window` bytes (the client library's
+/// defaults are megabytes).
+pub async fn channel_with_window(
+    addr: SocketAddr,
+    credential: &Credential,
+    window: u32,
+) -> Channel {
+    let tls = household_hub::trust::client_tls_config(
+        &credential.ca_pem,
+        Some((&credential.chain_pem, &credential.key_pem)),
+        "localhost",
+    );
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls")
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window)
+        .connect()
+        .await
+        .expect("connect to the hub")
+}
+
 /// Redeems `code` as a new client: checks the hub's CA against the code, makes a key
 /// and a CSR, and calls Enroll.
 pub async fn enroll(addr: SocketAddr, code: &str) -> Result<Credential, tonic::Status> {
