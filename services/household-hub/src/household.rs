@@ -365,11 +365,12 @@ impl Household {
                     guardian.enrolled = true;
                 }
             }
-            Payload::IdentityRevoked(revoked) => {
-                if revoked.credential_id.is_empty() && revoked.role == v1::Role::Guardian as i32 {
-                    self.guardians.remove(&revoked.identity_id);
-                    self.guardian_order.retain(|id| *id != revoked.identity_id);
-                }
+            Payload::IdentityRevoked(revoked)
+                if revoked.credential_id.is_empty()
+                    && revoked.role == v1::Role::Guardian as i32 =>
+            {
+                self.guardians.remove(&revoked.identity_id);
+                self.guardian_order.retain(|id| *id != revoked.identity_id);
             }
             Payload::TimeRequested(requested) => {
                 self.requests.insert(

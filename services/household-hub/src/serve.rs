@@ -245,8 +245,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     println!("household hub serving on {local}");
 
-    let servers = async { tokio::try_join!(tls_server, admin_server) };
-    tokio::pin!(servers);
+    // Boxed, so it can be dropped (and the hub with it) before the writer is joined.
+    let mut servers = Box::pin(async { tokio::try_join!(tls_server, admin_server) });
     tokio::select! {
         result = &mut servers => {
             result.context("a server stopped")?;

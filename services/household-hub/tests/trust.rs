@@ -32,7 +32,7 @@ async fn call(channel: tonic::transport::Channel, path: &str) -> tonic::Status {
     match grpc
         .unary(
             tonic::Request::new(()),
-            PathAndQuery::from_maybe_shared(path.to_owned()).expect("path"),
+            PathAndQuery::try_from(path).expect("path"),
             codec,
         )
         .await
