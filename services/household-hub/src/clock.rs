@@ -2,7 +2,8 @@
 //! lock expires, a new day starts. Once a second this task looks at each child whose
 //! `next_change_unix_micros` has come and, if the status really changed, publishes it
 //! on the feed as a status-only item, so watchers and sessions hear of it without
-//! polling. It also forgets idempotency keys older than their 24 hours, hourly.
+//! polling. Hourly it also has the household forget what live statuses no longer need
+//! (idempotency keys past their 24 hours, detail from before yesterday).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::shutdown::Shutdown;
 
 /// How often the clock looks.
 const TICK: Duration = Duration::from_secs(1);
-/// How often old idempotency keys are dropped.
+/// How often old detail is dropped.
 const KEY_SWEEP: Duration = Duration::from_secs(3600);
 
 /// Runs until shutdown.
@@ -32,12 +33,12 @@ pub async fn run(hub: Arc<Hub>, mut shutdown: Shutdown) {
             _ = ticker.tick() => {}
             _ = sweep.tick() => {
                 let result = hub.writer.write(|txn| {
-                    let now = txn.now().as_microsecond();
-                    txn.household_mut().forget_old_keys(now);
+                    let now = txn.now();
+                    txn.household_mut().forget_old(now);
                     Ok(())
                 }).await;
                 if let Err(err) = result {
-                    tracing::warn!(error = %err, "old idempotency keys not swept");
+                    tracing::warn!(error = %err, "old detail not swept");
                 }
                 continue;
             }

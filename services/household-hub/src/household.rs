@@ -248,10 +248,19 @@ impl Household {
         }
     }
 
-    /// Forgets idempotency keys older than the window, so the table stays small.
-    pub fn forget_old_keys(&mut self, now_unix_micros: i64) {
+    /// Forgets what live statuses no longer need, so memory stays flat however long
+    /// the hub runs: idempotency keys older than their window, and each child's usage,
+    /// grants and answered requests from before yesterday (reports read those from the
+    /// log).
+    pub fn forget_old(&mut self, now: Timestamp) {
+        let now_unix_micros = now.as_microsecond();
         self.keys
             .retain(|_, k| now_unix_micros - k.at_unix_micros < IDEMPOTENCY_WINDOW_MICROS);
+        for entry in self.children.values_mut() {
+            let today = entry.projection.day_of(now);
+            let yesterday = today.previous(entry.projection.zone());
+            entry.projection.forget_before(yesterday.date);
+        }
     }
 
     fn apply_registry_part(&mut self, event: &v1::Event) {

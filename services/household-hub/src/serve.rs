@@ -188,7 +188,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let admin_listener = bind_admin_socket(&config.admin_socket)?;
     let mut stop = signal.subscribe();
+    let admin_reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(household_proto::FILE_DESCRIPTOR_SET)
+        .with_service_name("household.v1.Admin")
+        .build_v1alpha()
+        .context("building the admin socket's reflection service")?;
     let admin_server = Server::builder()
+        .add_service(admin_reflection)
         .add_service(AdminServer::new(AdminService::new(hub.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin_listener), async move {
             stop.wait().await;

@@ -72,6 +72,7 @@ pub fn open(
         hub,
         credential_id,
         remote_address,
+        software_version: String::new(),
         tx,
         last_outbox_id: 0,
         last_budget: None,
@@ -95,6 +96,8 @@ struct Session {
     hub: Arc<Hub>,
     credential_id: String,
     remote_address: String,
+    /// What the agent said it runs, from Hello.
+    software_version: String,
     tx: mpsc::Sender<Result<v1::SessionResponse, Status>>,
     /// The newest outbox id received in this session (they must increase).
     last_outbox_id: u64,
@@ -148,6 +151,7 @@ impl Session {
     async fn log_presence(&self, online: bool) {
         let ctx = self.ctx.clone();
         let remote = self.remote_address.clone();
+        let software_version = self.software_version.clone();
         let credential_id = self.credential_id.clone();
         let result = self
             .hub
@@ -159,7 +163,7 @@ impl Session {
                 let payload = if online {
                     Payload::DeviceOnline(v1::DeviceOnline {
                         remote_address: remote,
-                        software_version: String::new(),
+                        software_version,
                     })
                 } else {
                     Payload::DeviceOffline(v1::DeviceOffline {
@@ -193,6 +197,7 @@ impl Session {
             }
         };
         self.ctx.instance_id = instance_id(&hello.instance_id)?;
+        self.software_version = hello.software_version.chars().take(64).collect();
         let now = Timestamp::now().as_microsecond();
         if hello.agent_time_unix_micros != 0 {
             self.ctx.offset_micros = now - hello.agent_time_unix_micros;
