@@ -16,7 +16,11 @@ const DEVICES_PER_CHILD: usize = 2;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let events: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let events: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(5);
     let dir = tempfile::tempdir()?;
     let store = EventStore::open(dir.path())?;
@@ -69,19 +73,34 @@ fn write_log(store: &EventStore, total: u64) -> anyhow::Result<()> {
     };
     let policy = convert::policy_from_core(&household_core::Policy::default(), 1, 0, None);
     for child in 0..CHILDREN {
-        batch.push(event(child, None, start, Payload::ChildAdded(v1::ChildAdded {
-            display_name: format!("child {child}"),
-        })));
-        batch.push(event(child, None, start, Payload::PolicyChanged(v1::PolicyChanged {
-            policy: Some(policy.clone()),
-            previous_revision: 0,
-        })));
+        batch.push(event(
+            child,
+            None,
+            start,
+            Payload::ChildAdded(v1::ChildAdded {
+                display_name: format!("child {child}"),
+            }),
+        ));
+        batch.push(event(
+            child,
+            None,
+            start,
+            Payload::PolicyChanged(v1::PolicyChanged {
+                policy: Some(policy.clone()),
+                previous_revision: 0,
+            }),
+        ));
         for device in 0..DEVICES_PER_CHILD {
-            batch.push(event(child, Some(device), start, Payload::DeviceAdded(v1::DeviceAdded {
-                display_name: format!("device {device}"),
-                kind: v1::DeviceKind::Agent as i32,
-                legacy_address: String::new(),
-            })));
+            batch.push(event(
+                child,
+                Some(device),
+                start,
+                Payload::DeviceAdded(v1::DeviceAdded {
+                    display_name: format!("device {device}"),
+                    kind: v1::DeviceKind::Agent as i32,
+                    legacy_address: String::new(),
+                }),
+            ));
         }
     }
     let mut at = start;

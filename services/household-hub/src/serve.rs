@@ -109,6 +109,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             counter.inc_by(n);
         })
         .context("starting the writer")?;
+    mark_devices_offline(&writer).await?;
     let signal = ShutdownSignal::default();
     let gate = Arc::new(Gate {
         registry: registry.clone(),
@@ -289,6 +290,36 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&config.admin_socket);
     tracing::info!("household hub stopped");
     Ok(())
+}
+
+/// Logs DEVICE_OFFLINE for every device the log still shows online: no session survives
+/// a restart, and after a crash nobody logged their end.
+async fn mark_devices_offline(writer: &Writer) -> anyhow::Result<()> {
+    writer
+        .write(|txn| {
+            let online: Vec<(String, String)> = txn
+                .household()
+                .devices(None)
+                .filter(|d| d.online)
+                .map(|d| (d.child_id.clone(), d.device_id.clone()))
+                .collect();
+            for (child_id, device_id) in online {
+                txn.append(household_proto::v1::Event {
+                    actor: Some(crate::service::admin::system_actor("hub restarted")),
+                    child_id,
+                    device_id,
+                    payload: Some(household_proto::v1::event::Payload::DeviceOffline(
+                        household_proto::v1::DeviceOffline {
+                            reason: "the hub restarted".into(),
+                        },
+                    )),
+                    ..Default::default()
+                });
+            }
+            Ok(())
+        })
+        .await
+        .context("marking devices offline")
 }
 
 /// Accepted connections with Nagle's algorithm off: small gRPC frames (a grant, a

@@ -139,6 +139,10 @@ async fn resends_after_a_reconnect_count_once() {
         })
         .await;
     assert_eq!(budget.used_seconds, 0);
+    assert!(
+        device_online(&mut household, &mia).await,
+        "online while the session is open"
+    );
     for id in 1..=10 {
         session
             .send(usage(id, start + (id as i64 - 1) * 60, 60))
@@ -227,6 +231,33 @@ async fn resends_after_a_reconnect_count_once() {
         })
         .await;
     assert!(budget.child_lock.is_some());
+
+    // The session ends: the device goes offline, as an event.
+    drop(session);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while device_online(&mut household, &mia).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still online after the session ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn device_online(
+    household: &mut v1::household_client::HouseholdClient<tonic::transport::Channel>,
+    child_id: &str,
+) -> bool {
+    household
+        .list_devices(v1::ListDevicesRequest {
+            child_id: child_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .devices
+        .iter()
+        .any(|d| d.online)
 }
 
 #[tokio::test(flavor = "multi_thread")]

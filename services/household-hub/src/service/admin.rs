@@ -30,14 +30,19 @@ impl AdminService {
     }
 }
 
-/// The actor of everything done through the admin socket.
-pub fn admin_actor() -> v1::Actor {
+/// The hub acting on its own account, for `reason`.
+pub fn system_actor(reason: &str) -> v1::Actor {
     v1::Actor {
         kind: Some(v1::actor::Kind::System(v1::SystemActor {
-            reason: "admin socket".into(),
+            reason: reason.into(),
         })),
         credential_id: String::new(),
     }
+}
+
+/// The actor of everything done through the admin socket.
+pub fn admin_actor() -> v1::Actor {
+    system_actor("admin socket")
 }
 
 /// Identities with their credentials, oldest first; of one role if given.

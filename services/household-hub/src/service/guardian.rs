@@ -337,10 +337,7 @@ impl HouseholdApi for GuardianService {
             child_of(&household, &child_id)?;
             Some(child_id.as_str())
         };
-        let devices = household
-            .devices(filter)
-            .map(|d| with_presence(d, &self.hub))
-            .collect();
+        let devices = household.devices(filter).cloned().collect();
         Ok(Response::new(v1::ListDevicesResponse { devices }))
     }
 
@@ -620,7 +617,6 @@ impl HouseholdApi for GuardianService {
             .map(|id| {
                 household
                     .child_status(id, now)
-                    .map(|s| with_session_presence(s, &self.hub))
                     .ok_or_else(|| HubError::no_child(id))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -1251,23 +1247,4 @@ fn resolve_target(household: &Household, target: &Target) -> Result<(String, Str
             Ok((device.child_id.clone(), device.device_id.clone()))
         }
     }
-}
-
-/// A device with `online` from the live sessions (the log's DeviceOnline/Offline
-/// events can lag behind a crash).
-fn with_presence(device: &v1::Device, hub: &Hub) -> v1::Device {
-    let mut device = device.clone();
-    if device.kind == v1::DeviceKind::Agent as i32 {
-        device.online = hub.sessions.is_open(&device.device_id);
-    }
-    device
-}
-
-fn with_session_presence(mut status: v1::ChildStatus, hub: &Hub) -> v1::ChildStatus {
-    for device in &mut status.devices {
-        if hub.sessions.is_open(&device.device_id) {
-            device.online = true;
-        }
-    }
-    status
 }

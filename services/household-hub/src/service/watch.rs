@@ -253,7 +253,7 @@ impl Watcher {
     async fn snapshot(&mut self) -> Result<(), End> {
         let snapshot = {
             let household = self.hub.read();
-            snapshot_of(&household, &self.hub, &self.filter, Timestamp::now())
+            snapshot_of(&household, &self.filter, Timestamp::now())
         };
         self.last_seq = snapshot.seq;
         let seq = snapshot.seq;
@@ -311,7 +311,7 @@ impl Watcher {
 }
 
 /// The household as one watch sees it now.
-fn snapshot_of(household: &Household, hub: &Hub, filter: &Filter, now: Timestamp) -> v1::Snapshot {
+fn snapshot_of(household: &Household, filter: &Filter, now: Timestamp) -> v1::Snapshot {
     let children: Vec<v1::Child> = household
         .children()
         .filter(|c| filter.child(&c.child.child_id))
@@ -320,13 +320,7 @@ fn snapshot_of(household: &Household, hub: &Hub, filter: &Filter, now: Timestamp
     let devices = household
         .devices(None)
         .filter(|d| filter.child(&d.child_id))
-        .map(|d| {
-            let mut d = d.clone();
-            if d.kind == v1::DeviceKind::Agent as i32 {
-                d.online = hub.sessions.is_open(&d.device_id);
-            }
-            d
-        })
+        .cloned()
         .collect();
     let statuses = children
         .iter()
