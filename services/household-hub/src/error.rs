@@ -87,9 +87,6 @@ pub enum HubError {
     /// The caller already holds as many watches as allowed.
     #[error("at most {limit} watches may be open per credential")]
     TooManyWatches { limit: usize },
-    /// A watcher read too slowly and its stream was ended.
-    #[error("the watch fell behind; resume after seq {resume_after_seq}")]
-    WatchFellBehind { resume_after_seq: u64 },
     /// A newer session of the same device took over.
     #[error("a newer session of this device replaced this one")]
     SessionReplaced,
@@ -182,9 +179,7 @@ impl HubError {
             | HubError::NameTaken { .. }
             | HubError::LegacyDeviceExists { .. } => Code::AlreadyExists,
             HubError::NotFound { .. } => Code::NotFound,
-            HubError::PolicyRevisionStale { .. }
-            | HubError::WatchFellBehind { .. }
-            | HubError::SessionReplaced => Code::Aborted,
+            HubError::PolicyRevisionStale { .. } | HubError::SessionReplaced => Code::Aborted,
             HubError::ChildHasDevices { .. }
             | HubError::RequestAlreadyAnswered { .. }
             | HubError::RequestExpired { .. }
@@ -274,10 +269,6 @@ impl HubError {
             HubError::TooManyWatches { limit } => {
                 ("TOO_MANY_WATCHES", vec![("limit", limit.to_string())])
             }
-            HubError::WatchFellBehind { resume_after_seq } => (
-                "WATCH_FELL_BEHIND",
-                vec![("resume_after_seq", resume_after_seq.to_string())],
-            ),
             HubError::SessionReplaced => ("SESSION_REPLACED", vec![]),
             HubError::SessionProtocol { field, .. } => {
                 ("SESSION_PROTOCOL", vec![("field", (*field).to_owned())])

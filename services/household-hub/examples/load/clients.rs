@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use household_proto::v1::{
     self, agent_client::AgentClient, event::Payload, household_client::HouseholdClient,
-    outbox_item::Item as Record, session_request::Message as Up,
-    session_response::Message as Down, watch_response::Item,
+    outbox_item::Item as Record, session_request::Message as Up, session_response::Message as Down,
+    watch_response::Item,
 };
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -37,7 +37,11 @@ impl Credential {
 }
 
 /// A new TLS connection (HTTP/2) to `addr`, expecting the name "localhost".
-pub async fn connect(addr: SocketAddr, ca_pem: &str, identity: Option<(&str, &str)>) -> Result<Channel> {
+pub async fn connect(
+    addr: SocketAddr,
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+) -> Result<Channel> {
     let tls = household_hub::trust::client_tls_config(ca_pem, identity, "localhost");
     let channel = Endpoint::from_shared(format!("https://{addr}"))?
         .tls_config(tls)?
@@ -121,7 +125,10 @@ pub struct Watch {
 
 impl Watch {
     /// Opens a Watch on `client` (only `child_ids`, or everything) and starts reading.
-    pub async fn open(client: &mut HouseholdClient<Channel>, child_ids: Vec<String>) -> Result<Watch> {
+    pub async fn open(
+        client: &mut HouseholdClient<Channel>,
+        child_ids: Vec<String>,
+    ) -> Result<Watch> {
         let stream = client
             .watch(v1::WatchRequest {
                 child_ids,
@@ -310,9 +317,8 @@ impl Agent {
         sent
     }
 
-    /// Ends the session (the hub sees the stream end).
-    pub fn close(self) {
-        drop(self.up);
+    /// Stops reading; the session ends once the last handle to the agent is dropped.
+    pub fn close(&self) {
         self.reader.abort();
     }
 }

@@ -159,8 +159,7 @@ pub async fn serve(tls_dir: &Path) -> Result<()> {
         feed,
         seq: AtomicU64::new(0),
     };
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     println!("floor serving on {local}");
     tonic::transport::Server::builder()
         .tls_config(ca.tls_config(&server))?

@@ -176,7 +176,12 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
     let ticks: f64 = [11, 12]
         .iter()
-        .map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0))
+        .map(|&i| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
         .sum();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

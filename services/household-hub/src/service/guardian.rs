@@ -13,7 +13,6 @@ use household_core::{Answer, DeviceId, RequestId, RequestRefusal};
 use household_proto::convert;
 use household_proto::v1::{self, event::Payload, household_server::Household as HouseholdApi};
 use jiff::Timestamp;
-use prost::Message;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -24,6 +23,7 @@ use crate::hub::Hub;
 use crate::ids;
 use crate::invite;
 use crate::registry::Role;
+use crate::service::call::{Call, Keyed};
 use crate::validate;
 use crate::writer::Txn;
 
@@ -36,83 +36,6 @@ impl GuardianService {
     /// The service over a hub.
     pub fn new(hub: Arc<Hub>) -> GuardianService {
         GuardianService { hub }
-    }
-}
-
-/// One guardian call that may carry an idempotency key: who, which key, and the hash of
-/// the request it stands for.
-struct Call {
-    actor: v1::Actor,
-    guardian_id: String,
-    key: Option<String>,
-    request_sha256_hex: String,
-}
-
-/// What a keyed decision came to.
-enum Keyed<T> {
-    /// Done now.
-    Fresh(T),
-    /// Done before, by the call that logged event `seq`.
-    Replay(u64),
-}
-
-impl Call {
-    /// A call from the request's guardian. `message` is the request with its key
-    /// cleared, so the hash covers everything but the key.
-    fn new<M: Message>(
-        principal: &Principal,
-        key: &str,
-        required: bool,
-        message: &M,
-    ) -> Result<Call, HubError> {
-        let (guardian_id, _) = principal.guardian()?;
-        Ok(Call {
-            actor: principal.actor(),
-            guardian_id: guardian_id.to_owned(),
-            key: validate::idempotency_key(key, required)?,
-            request_sha256_hex: crate::trust::sha256_hex(&message.encode_to_vec()),
-        })
-    }
-
-    /// The first event of an earlier call with the same key, or `ALREADY_EXISTS` if that
-    /// call was a different request.
-    fn replay_of(&self, household: &Household, now: Timestamp) -> Result<Option<u64>, HubError> {
-        let Some(key) = &self.key else {
-            return Ok(None);
-        };
-        match household.key_use(&self.guardian_id, key, now.as_microsecond()) {
-            None => Ok(None),
-            Some(used) if used.request_sha256_hex == self.request_sha256_hex => {
-                Ok(Some(used.first_seq))
-            }
-            Some(used) => Err(HubError::IdempotencyKeyReused {
-                key: key.clone(),
-                first_seq: used.first_seq,
-            }),
-        }
-    }
-
-    /// An event by this caller, carrying the key when there is one.
-    fn event(&self, child_id: &str, device_id: &str, payload: Payload) -> v1::Event {
-        v1::Event {
-            actor: Some(self.actor.clone()),
-            child_id: child_id.to_owned(),
-            device_id: device_id.to_owned(),
-            idempotency: self.key.as_ref().map(|key| v1::Idempotency {
-                key: key.clone(),
-                request_sha256_hex: self.request_sha256_hex.clone(),
-            }),
-            payload: Some(payload),
-            ..Default::default()
-        }
-    }
-
-    /// The same event without the key (for the second and later events of one call).
-    fn plain_event(&self, child_id: &str, device_id: &str, payload: Payload) -> v1::Event {
-        v1::Event {
-            idempotency: None,
-            ..self.event(child_id, device_id, payload)
-        }
     }
 }
 
@@ -279,7 +202,7 @@ impl HouseholdApi for GuardianService {
                 let previous = child_of(txn.household(), &id)?.child.display_name.clone();
                 child_name_free(txn.household(), &name, &id)?;
                 if previous != name {
-                    txn.append(system_or(
+                    txn.append(event_by(
                         actor,
                         &id,
                         "",
@@ -311,7 +234,7 @@ impl HouseholdApi for GuardianService {
                         device_ids: entry.child.device_ids.clone(),
                     });
                 }
-                txn.append(system_or(
+                txn.append(event_by(
                     actor,
                     &child_id,
                     "",
@@ -483,7 +406,7 @@ impl HouseholdApi for GuardianService {
                 let device = device_of(txn.household(), &id)?;
                 let (child, previous) = (device.child_id.clone(), device.display_name.clone());
                 if previous != name {
-                    txn.append(system_or(
+                    txn.append(event_by(
                         actor,
                         &child,
                         &id,
@@ -515,7 +438,7 @@ impl HouseholdApi for GuardianService {
                 if hub.registry.identity(&id)?.is_some() {
                     hub.registry.revoke(&id, "")?;
                 }
-                txn.append(system_or(
+                txn.append(event_by(
                     actor,
                     &child,
                     &id,
@@ -889,7 +812,7 @@ impl HouseholdApi for GuardianService {
                     }
                 };
                 let revision = accepted.revision;
-                txn.append(system_or(
+                txn.append(event_by(
                     actor,
                     &id,
                     "",
@@ -957,7 +880,12 @@ impl HouseholdApi for GuardianService {
         )?;
         validate::note("note", &body.note)?;
         let (request, already, replayed) = self
-            .answer(call, body.request_id, body.minutes, body.note)
+            .answer(
+                call,
+                body.request_id,
+                Reply::Approve(body.minutes),
+                body.note,
+            )
             .await?;
         let status = self.status(&request.child_id)?;
         Ok(Response::new(v1::ApproveTimeRequestResponse {
@@ -984,8 +912,9 @@ impl HouseholdApi for GuardianService {
             },
         )?;
         validate::note("note", &body.note)?;
-        let (request, already, replayed) =
-            self.answer(call, body.request_id, DENY, body.note).await?;
+        let (request, already, replayed) = self
+            .answer(call, body.request_id, Reply::Deny, body.note)
+            .await?;
         Ok(Response::new(v1::DenyTimeRequestResponse {
             request: Some(request),
             already_resolved: already,
@@ -1033,20 +962,24 @@ impl HouseholdApi for GuardianService {
     }
 }
 
-/// `minutes` of an approval; this marks a denial.
-const DENY: Option<u32> = Some(0);
+/// A guardian's reply to a request: approve (with the minutes asked for, or these), or
+/// deny.
+#[derive(Clone, Copy)]
+enum Reply {
+    Approve(Option<u32>),
+    Deny,
+}
 
 impl GuardianService {
-    /// Approves (`minutes` absent or positive) or denies (`DENY`) a request: the first
-    /// answer wins, a repeat of it is `already_resolved`, anything else is refused.
+    /// Answers a request: the first answer wins, a repeat of it is `already_resolved`,
+    /// anything else is refused.
     async fn answer(
         &self,
         call: Call,
         request_id: String,
-        minutes: Option<u32>,
+        reply: Reply,
         note: String,
     ) -> Result<(v1::TimeRequest, bool, bool), HubError> {
-        let deny = minutes == DENY;
         let outcome = self
             .hub
             .writer
@@ -1069,12 +1002,11 @@ impl GuardianService {
                     .request(&id)
                     .map(|r| r.minutes)
                     .unwrap_or_default();
-                let answer = if deny {
-                    Answer::Denied
-                } else {
-                    Answer::Approved {
+                let answer = match reply {
+                    Reply::Deny => Answer::Denied,
+                    Reply::Approve(minutes) => Answer::Approved {
                         minutes: minutes.map_or(asked, i64::from),
-                    }
+                    },
                 };
                 match entry.projection.resolve_request(&id, answer, txn.now()) {
                     Ok(_) => {}
@@ -1189,7 +1121,7 @@ fn actor_names(household: &Household, actor: Option<&v1::Actor>) -> (String, Str
 }
 
 /// An event by `actor` with no idempotency key.
-fn system_or(actor: v1::Actor, child_id: &str, device_id: &str, payload: Payload) -> v1::Event {
+fn event_by(actor: v1::Actor, child_id: &str, device_id: &str, payload: Payload) -> v1::Event {
     v1::Event {
         actor: Some(actor),
         child_id: child_id.to_owned(),

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod call;
 pub mod guardian;
 pub mod history;
 pub mod report;
