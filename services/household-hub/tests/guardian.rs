@@ -9,23 +9,6 @@ use common::{Hub, enroll, guardian, reason};
 use household_proto::v1;
 use tonic::Code;
 
-async fn add_child(
-    client: &mut v1::household_client::HouseholdClient<tonic::transport::Channel>,
-    name: &str,
-) -> String {
-    client
-        .add_child(v1::AddChildRequest {
-            display_name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .child
-        .unwrap()
-        .child_id
-}
-
 fn grant(child_id: &str, minutes: u32, key: &str) -> v1::GrantTimeRequest {
     v1::GrantTimeRequest {
         child_id: child_id.into(),
@@ -40,7 +23,7 @@ async fn retried_calls_act_once_also_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (mut hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut client = guardian(hub.addr, &anna).await;
-    let mia = add_child(&mut client, "Mia").await;
+    let mia = common::add_child(&mut client, "Mia").await;
 
     let first = client
         .grant_time(grant(&mia, 15, "tap-1"))
@@ -172,7 +155,7 @@ async fn a_stale_policy_revision_is_aborted_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut client = guardian(hub.addr, &anna).await;
-    let mia = add_child(&mut client, "Mia").await;
+    let mia = common::add_child(&mut client, "Mia").await;
     let policy = client
         .get_policy(v1::GetPolicyRequest {
             child_id: mia.clone(),
@@ -289,7 +272,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut client = guardian(hub.addr, &anna).await;
-    let mia = add_child(&mut client, "Mia").await;
+    let mia = common::add_child(&mut client, "Mia").await;
     let cases: Vec<(v1::GrantTimeRequest, &str)> = vec![
         (grant(&mia, 0, "k1"), "minutes"),
         (grant(&mia, 1441, "k2"), "minutes"),
@@ -340,7 +323,7 @@ async fn every_acknowledged_grant_survives_kill_9_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let (mut hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut client = guardian(hub.addr, &anna).await;
-    let mia = add_child(&mut client, "Mia").await;
+    let mia = common::add_child(&mut client, "Mia").await;
 
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
     let writers: Vec<_> = (0..4)

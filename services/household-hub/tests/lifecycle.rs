@@ -47,17 +47,7 @@ async fn a_backup_opens_as_a_data_directory_with_everything_in_it() {
     let data = dir.path().join("hub");
     let (mut hub, anna) = common::hub_with_guardian(&data).await;
     let mut client = guardian(hub.addr, &anna).await;
-    let mia = client
-        .add_child(v1::AddChildRequest {
-            display_name: "Mia".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .child
-        .unwrap()
-        .child_id;
+    let mia = common::add_child(&mut client, "Mia").await;
     let granted = client
         .grant_time(v1::GrantTimeRequest {
             child_id: mia.clone(),

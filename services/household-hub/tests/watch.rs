@@ -11,20 +11,6 @@ use tokio_stream::StreamExt;
 
 type Client = v1::household_client::HouseholdClient<tonic::transport::Channel>;
 
-async fn add_child(client: &mut Client, name: &str) -> String {
-    client
-        .add_child(v1::AddChildRequest {
-            display_name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .child
-        .unwrap()
-        .child_id
-}
-
 async fn grant(client: &mut Client, child: &str, key: String) -> u64 {
     client
         .grant_time(v1::GrantTimeRequest {
@@ -73,8 +59,8 @@ async fn two_watchers_see_the_same_events_in_the_same_order() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut a = guardian(hub.addr, &anna).await;
-    let mia = add_child(&mut a, "Mia").await;
-    let leo = add_child(&mut a, "Leo").await;
+    let mia = common::add_child(&mut a, "Mia").await;
+    let leo = common::add_child(&mut a, "Leo").await;
     let mut watch_a = a
         .watch(v1::WatchRequest::default())
         .await
@@ -125,7 +111,7 @@ async fn a_watch_resumes_after_the_last_seq_it_saw() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut client = guardian(hub.addr, &anna).await;
-    let mia = add_child(&mut client, "Mia").await;
+    let mia = common::add_child(&mut client, "Mia").await;
     let mut watch = client
         .watch(v1::WatchRequest::default())
         .await
@@ -187,7 +173,7 @@ async fn a_watcher_that_never_reads_costs_bounded_memory_and_then_resyncs() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut client = guardian(hub.addr, &anna).await;
-    let mia = add_child(&mut client, "Mia").await;
+    let mia = common::add_child(&mut client, "Mia").await;
     // Its own connection with the protocol's smallest windows, so its unread stream
     // fills them after a few dozen items and the hub's side of it has to wait.
     let mut sleeper = v1::household_client::HouseholdClient::new(

@@ -86,6 +86,15 @@ impl GuardianService {
             .ok_or_else(|| HubError::storage(format!("event {seq} is missing from the log")))
     }
 
+    /// The event a keyed call logged: the new one, or the first call's on a replay (with
+    /// `replayed` set).
+    fn settle(&self, outcome: Keyed<v1::Event>) -> Result<(v1::Event, bool), HubError> {
+        match outcome {
+            Keyed::Fresh(event) => Ok((event, false)),
+            Keyed::Replay(seq) => Ok((self.event(seq)?, true)),
+        }
+    }
+
     fn status(&self, child_id: &str) -> Result<v1::ChildStatus, HubError> {
         self.hub.child_status(child_id)
     }
@@ -355,10 +364,7 @@ impl HouseholdApi for GuardianService {
                 Ok(Keyed::Fresh(event))
             })
             .await?;
-        let (event, replayed) = match outcome {
-            Keyed::Fresh(event) => (event, false),
-            Keyed::Replay(seq) => (self.event(seq)?, true),
-        };
+        let (event, replayed) = self.settle(outcome)?;
         let device = self
             .hub
             .read()
@@ -491,10 +497,7 @@ impl HouseholdApi for GuardianService {
                 Ok(Keyed::Fresh(txn.append(event)))
             })
             .await?;
-        let (event, replayed) = match outcome {
-            Keyed::Fresh(event) => (event, false),
-            Keyed::Replay(seq) => (self.event(seq)?, true),
-        };
+        let (event, replayed) = self.settle(outcome)?;
         let Some(Payload::GuardianInvited(invited)) = &event.payload else {
             return Err(
                 HubError::storage(format!("event {} is not an invitation", event.seq)).into(),
@@ -603,10 +606,7 @@ impl HouseholdApi for GuardianService {
                 Ok(Keyed::Fresh(event))
             })
             .await?;
-        let (event, replayed) = match outcome {
-            Keyed::Fresh(event) => (event, false),
-            Keyed::Replay(seq) => (self.event(seq)?, true),
-        };
+        let (event, replayed) = self.settle(outcome)?;
         let status = self.status(&event.child_id)?;
         Ok(Response::new(v1::GrantTimeResponse {
             event: Some(event),
@@ -662,10 +662,7 @@ impl HouseholdApi for GuardianService {
                 Ok(Keyed::Fresh(event))
             })
             .await?;
-        let (event, replayed) = match outcome {
-            Keyed::Fresh(event) => (event, false),
-            Keyed::Replay(seq) => (self.event(seq)?, true),
-        };
+        let (event, replayed) = self.settle(outcome)?;
         let status = self.status(&event.child_id)?;
         Ok(Response::new(v1::LockResponse {
             event: Some(event),

@@ -249,6 +249,21 @@ pub async fn hub_with_guardian(dir: &Path) -> (Hub, Credential) {
     (hub, anna)
 }
 
+/// Adds a child with the default policy; returns its id.
+pub async fn add_child(client: &mut HouseholdClient<Channel>, name: &str) -> String {
+    client
+        .add_child(v1::AddChildRequest {
+            display_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("add a child")
+        .into_inner()
+        .child
+        .expect("the new child")
+        .child_id
+}
+
 /// The status's `ErrorInfo.reason`.
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
