@@ -93,6 +93,8 @@ pub struct WatchLog {
     /// TimeGranted events (the hub) or every event (the floor), by seq.
     pub grants: Mutex<Vec<Stamp>>,
     pub snapshot: AtomicBool,
+    /// Encoded size of the largest Snapshot received.
+    pub snapshot_bytes: AtomicU64,
     pub caught_up: AtomicBool,
     pub caught_up_notify: Notify,
     /// Newest grant seq seen.
@@ -171,7 +173,11 @@ async fn read_watch(mut stream: tonic::Streaming<v1::WatchResponse>, log: Arc<Wa
                             log.last_grant.fetch_max(event.seq, Ordering::AcqRel);
                         }
                     }
-                    Some(Item::Snapshot(_)) => log.snapshot.store(true, Ordering::Release),
+                    Some(Item::Snapshot(snapshot)) => {
+                        let bytes = prost::Message::encoded_len(&snapshot) as u64;
+                        log.snapshot_bytes.fetch_max(bytes, Ordering::AcqRel);
+                        log.snapshot.store(true, Ordering::Release);
+                    }
                     Some(Item::CaughtUp(_)) => {
                         log.caught_up.store(true, Ordering::Release);
                         log.caught_up_notify.notify_one();

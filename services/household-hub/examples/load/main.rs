@@ -135,6 +135,7 @@ struct Figures {
     hub_peak_kib: u64,
     floor_peak_kib: u64,
     hub_rss_after_setup_kib: u64,
+    fsync: stats::Latency,
 }
 
 impl Figures {
@@ -157,12 +158,24 @@ impl Figures {
             self.ratio()
         );
         eprintln!(
-            "  held {}/{} watch streams (caught up {} in {:.2} s), RSS {:.1} MiB, grant delivery p99 {:.1} ms{}",
+            "  CPU during fan-out: hub {:.2} s, floor {:.2} s, generator {:.2} + {:.2} s; fdatasync alone p50 {:.2} p99 {:.2} max {:.2} ms",
+            self.hub.server_cpu,
+            self.floor.server_cpu,
+            self.hub.load_cpu,
+            self.floor.load_cpu,
+            self.fsync.p50,
+            self.fsync.p99,
+            self.fsync.max
+        );
+        eprintln!(
+            "  held {}/{} watch streams (caught up {} in {:.2} s, snapshot {} bytes), RSS {:.1} MiB (before {:.1} MiB), grant delivery p99 {:.1} ms{}",
             self.hold.held,
             self.hold.requested,
             self.hold.opened,
             self.hold.open_seconds,
+            self.hold.snapshot_bytes,
             mib(self.hold.rss_kib),
+            mib(self.hold.rss_before_kib),
             self.hold.delivery.p99,
             self.hold
                 .first_end
@@ -316,14 +329,23 @@ async fn one_run(args: &Args, hub_bin: &Path, data_dir: &Path, run: usize) -> Re
         rate: args.grant_rate,
     };
     // Alternate which goes first, so neither always runs on a warmer machine.
-    let (hub_fanout, floor_fanout) = if run % 2 == 0 {
-        let h = phases::fanout("hub", &household, &children, &hub_receivers, &pacing).await?;
+    let (hub_fanout, floor_fanout) = if run.is_multiple_of(2) {
+        let h = phases::fanout(
+            "hub",
+            &household,
+            &children,
+            &hub_receivers,
+            &pacing,
+            hub.pid(),
+        )
+        .await?;
         let f = phases::fanout(
             "floor",
             &floor_granter,
             &children,
             &floor_receivers,
             &pacing,
+            floor.pid(),
         )
         .await?;
         (h, f)
@@ -334,9 +356,18 @@ async fn one_run(args: &Args, hub_bin: &Path, data_dir: &Path, run: usize) -> Re
             &children,
             &floor_receivers,
             &pacing,
+            floor.pid(),
         )
         .await?;
-        let h = phases::fanout("hub", &household, &children, &hub_receivers, &pacing).await?;
+        let h = phases::fanout(
+            "hub",
+            &household,
+            &children,
+            &hub_receivers,
+            &pacing,
+            hub.pid(),
+        )
+        .await?;
         (h, f)
     };
     let floor_peak_kib = procs::proc_kib(floor.pid(), "VmHWM")?;
@@ -345,6 +376,13 @@ async fn one_run(args: &Args, hub_bin: &Path, data_dir: &Path, run: usize) -> Re
     }
     drop(floor_granter);
     floor.stop()?;
+
+    // The disk under the data directory, alone, at the grants' pace.
+    let probe_dir = data_dir.to_owned();
+    let (count, rate) = (args.grants, args.grant_rate);
+    let fsync = tokio::task::spawn_blocking(move || phases::fsync_probe(&probe_dir, count, rate))
+        .await
+        .context("the fsync probe")??;
 
     // Many Watch streams held.
     let hold = phases::hold(
@@ -387,6 +425,7 @@ async fn one_run(args: &Args, hub_bin: &Path, data_dir: &Path, run: usize) -> Re
         hub_peak_kib,
         floor_peak_kib,
         hub_rss_after_setup_kib,
+        fsync,
     })
 }
 
@@ -460,6 +499,9 @@ fn print_report(args: &Args, machine: &procs::Machine, runs: &[Figures]) {
             ("hub GrantTime p50 ms", 2),
             ("hub GrantTime p99 ms", 2),
             ("floor GrantTime p99 ms", 2),
+            ("fdatasync alone p50 ms", 2),
+            ("fdatasync alone p99 ms", 2),
+            ("hub CPU in fan-out %", 1),
             ("missing hub/floor", 0),
             ("1,000-stream open s", 2),
             ("1,000-stream delivery p99 ms", 1),
@@ -478,6 +520,9 @@ fn print_report(args: &Args, machine: &procs::Machine, runs: &[Figures]) {
                     r.hub.call.p50,
                     r.hub.call.p99,
                     r.floor.call.p99,
+                    r.fsync.p50,
+                    r.fsync.p99,
+                    100.0 * r.hub.server_cpu / r.hub.seconds,
                     (r.hub.missing + r.floor.missing + r.hub.failed + r.floor.failed) as f64,
                     r.hold.open_seconds,
                     r.hold.delivery.p99,

@@ -71,6 +71,11 @@ pub struct Fanout {
     pub missing: usize,
     /// GrantTime calls that failed.
     pub failed: usize,
+    /// CPU seconds the server and this generator used during the measurement.
+    pub server_cpu: f64,
+    pub load_cpu: f64,
+    /// Seconds the measurement took.
+    pub seconds: f64,
 }
 
 struct Sent {
@@ -90,7 +95,11 @@ pub async fn fanout(
     children: &[String],
     receivers: &[Receiver],
     pacing: &Pacing,
+    server_pid: u32,
 ) -> Result<Fanout> {
+    let server_cpu_before = procs::cpu_seconds(server_pid)?;
+    let load_cpu_before = procs::own_cpu_seconds();
+    let began = Instant::now();
     let total = pacing.warmup + pacing.grants;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / pacing.rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -153,6 +162,9 @@ pub async fn fanout(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
+    let server_cpu = procs::cpu_seconds(server_pid)? - server_cpu_before;
+    let load_cpu = procs::own_cpu_seconds() - load_cpu_before;
+    let seconds = began.elapsed().as_secs_f64();
     let mut all = Vec::new();
     let mut watchers = Vec::new();
     let mut devices = Vec::new();
@@ -195,6 +207,9 @@ pub async fn fanout(
         call: Latency::of(&call),
         missing,
         failed,
+        server_cpu,
+        load_cpu,
+        seconds,
     })
 }
 
@@ -209,8 +224,11 @@ pub struct Hold {
     pub held: usize,
     /// Delivery of the grants made while holding, to every stream.
     pub delivery: Latency,
-    /// The hub's RSS while holding them, KiB.
+    /// The hub's RSS while holding them, and just before opening them, KiB.
     pub rss_kib: u64,
+    pub rss_before_kib: u64,
+    /// Encoded size of one Snapshot, bytes.
+    pub snapshot_bytes: u64,
     /// The first reason a stream ended, if any did.
     pub first_end: Option<String>,
 }
@@ -229,6 +247,7 @@ pub async fn hold(
     hold: Duration,
     hub_pid: u32,
 ) -> Result<Hold> {
+    let rss_before_kib = procs::proc_kib(hub_pid, "VmRSS")?;
     let mut clients = Vec::new();
     for _ in 0..connections.max(1) {
         clients.push(HouseholdClient::new(connect_as(addr, guardian).await?));
@@ -276,7 +295,7 @@ pub async fn hold(
         rate: 2.0,
     };
     let label = format!("hold-{}", jiff::Timestamp::now().as_microsecond());
-    let delivery = fanout(&label, granter, children, &receivers, &pacing).await?;
+    let delivery = fanout(&label, granter, children, &receivers, &pacing, hub_pid).await?;
     let rss_kib = procs::proc_kib(hub_pid, "VmRSS")?;
     let last = watches
         .iter()
@@ -288,6 +307,11 @@ pub async fn hold(
         .filter(|w| w.log.ended().is_none() && w.log.last_grant.load(Ordering::Acquire) == last)
         .count();
     let first_end = watches.iter().find_map(|w| w.log.ended());
+    let snapshot_bytes = watches
+        .iter()
+        .map(|w| w.log.snapshot_bytes.load(Ordering::Acquire))
+        .max()
+        .unwrap_or(0);
     for watch in watches {
         watch.close();
     }
@@ -298,6 +322,8 @@ pub async fn hold(
         held,
         delivery: delivery.all,
         rss_kib,
+        rss_before_kib,
+        snapshot_bytes,
         first_end,
     })
 }
@@ -406,4 +432,32 @@ pub async fn ingest(agents: &[Arc<Agent>], seconds: f64, hub_pid: u32) -> Result
         load_cpu,
         hub_rss_kib,
     })
+}
+
+/// fdatasync of small appends to a new file in `dir`, `count` times at `rate` per
+/// second: what the disk under the data directory costs a durable write, apart from
+/// the hub.
+pub fn fsync_probe(dir: &std::path::Path, count: usize, rate: f64) -> Result<Latency> {
+    use std::io::Write as _;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let record = [b'x'; 200];
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut next = Instant::now();
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        file.write_all(&record)?;
+        let start = Instant::now();
+        file.sync_data()?;
+        samples.push(start.elapsed().as_secs_f64() * 1e3);
+        next += period;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(Latency::of(&samples))
 }
