@@ -93,6 +93,10 @@ pub struct WatchLog {
     /// TimeGranted events (the hub) or every event (the floor), by seq.
     pub grants: Mutex<Vec<Stamp>>,
     pub snapshot: AtomicBool,
+    /// Events received, of every kind.
+    pub events: AtomicU64,
+    /// Snapshots received: 1, plus one per resync after falling behind.
+    pub snapshots: AtomicU64,
     /// Encoded size of the largest Snapshot received.
     pub snapshot_bytes: AtomicU64,
     pub caught_up: AtomicBool,
@@ -166,6 +170,7 @@ async fn read_watch(mut stream: tonic::Streaming<v1::WatchResponse>, log: Arc<Wa
                 let at = Instant::now();
                 match message.item {
                     Some(Item::Event(event)) => {
+                        log.events.fetch_add(1, Ordering::AcqRel);
                         if matches!(event.payload, Some(Payload::TimeGranted(_))) {
                             if let Ok(mut grants) = log.grants.lock() {
                                 grants.push((event.seq, at));
@@ -176,6 +181,7 @@ async fn read_watch(mut stream: tonic::Streaming<v1::WatchResponse>, log: Arc<Wa
                     Some(Item::Snapshot(snapshot)) => {
                         let bytes = prost::Message::encoded_len(&snapshot) as u64;
                         log.snapshot_bytes.fetch_max(bytes, Ordering::AcqRel);
+                        log.snapshots.fetch_add(1, Ordering::AcqRel);
                         log.snapshot.store(true, Ordering::Release);
                     }
                     Some(Item::CaughtUp(_)) => {
