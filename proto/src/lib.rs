@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod convert;
 mod event_kind;
 pub mod pairing;

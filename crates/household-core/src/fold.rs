@@ -77,7 +77,12 @@ pub struct DevicePresence {
 }
 
 /// Everything the events of one child have established; see the module docs.
-#[derive(Debug, Clone)]
+///
+/// It serializes (serde) so that a service can keep a snapshot of it and apply only the
+/// events after the snapshot's seq at start; the time zone is resolved again from the
+/// policy when it is read back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(into = "ProjectionState", try_from = "ProjectionState")]
 pub struct Projection {
     pub(crate) child: ChildId,
     pub(crate) policy: Policy,
@@ -101,6 +106,66 @@ pub struct Projection {
     pub(crate) exhaustion_floor_second: Option<i64>,
     /// When the child was removed; no event applies after that.
     pub(crate) removed_at: Option<Timestamp>,
+}
+
+/// The serialized form of a [`Projection`]: every field but the time zone (named by
+/// the policy), and the grants as a list, since their keys are pairs.
+#[derive(Serialize, Deserialize)]
+struct ProjectionState {
+    child: ChildId,
+    policy: Policy,
+    last_seq: Option<u64>,
+    usage: UsageSet,
+    usage_by_device: BTreeMap<DeviceId, UsageSet>,
+    grants: Vec<((i64, u64), Grant)>,
+    locks: Locks,
+    unlock: Option<UnlockUntil>,
+    requests: BTreeMap<RequestId, TimeRequest>,
+    devices: BTreeMap<DeviceId, DevicePresence>,
+    exhaustion_floor_second: Option<i64>,
+    removed_at: Option<Timestamp>,
+}
+
+impl From<Projection> for ProjectionState {
+    fn from(p: Projection) -> ProjectionState {
+        ProjectionState {
+            child: p.child,
+            policy: p.policy,
+            last_seq: p.last_seq,
+            usage: p.usage,
+            usage_by_device: p.usage_by_device,
+            grants: p.grants.into_iter().collect(),
+            locks: p.locks,
+            unlock: p.unlock,
+            requests: p.requests,
+            devices: p.devices,
+            exhaustion_floor_second: p.exhaustion_floor_second,
+            removed_at: p.removed_at,
+        }
+    }
+}
+
+impl TryFrom<ProjectionState> for Projection {
+    type Error = InputError;
+
+    fn try_from(s: ProjectionState) -> Result<Projection, InputError> {
+        let zone = zone_named(&s.policy.time_zone)?;
+        Ok(Projection {
+            child: s.child,
+            policy: s.policy,
+            zone,
+            last_seq: s.last_seq,
+            usage: s.usage,
+            usage_by_device: s.usage_by_device,
+            grants: s.grants.into_iter().collect(),
+            locks: s.locks,
+            unlock: s.unlock,
+            requests: s.requests,
+            devices: s.devices,
+            exhaustion_floor_second: s.exhaustion_floor_second,
+            removed_at: s.removed_at,
+        })
+    }
 }
 
 impl Projection {

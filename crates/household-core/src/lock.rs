@@ -61,7 +61,7 @@ pub struct DeviceLock {
 }
 
 /// The locks of one child.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Locks {
     child: Option<LockInfo>,
     devices: BTreeMap<DeviceId, LockInfo>,

@@ -9,10 +9,12 @@
 //! Intervals are half-open, in whole Unix seconds.
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use std::ops::Bound::Included;
 
 /// A set of disjoint, non-touching half-open intervals `[start, end)` of Unix seconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageSet {
     /// start → end; no two spans overlap or touch.
     spans: BTreeMap<i64, i64>,

@@ -12,6 +12,10 @@ use household_core::{ChildId, Policy, Projection, Status};
 use household_proto::convert;
 use household_proto::v1::{self, event::Payload};
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+mod state;
+pub use state::HouseholdState;
 
 /// How long a guardian's idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
@@ -37,7 +41,7 @@ pub struct RequestOrigin {
 }
 
 /// What a guardian's idempotency key stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyUse {
     pub request_sha256_hex: String,
     pub first_seq: u64,
@@ -297,8 +301,15 @@ impl Household {
                     entry.child.display_name = renamed.display_name.clone();
                 }
             }
-            Payload::ChildRemoved(_) => {
+            Payload::ChildRemoved(removed) => {
                 self.child_order.retain(|id| *id != event.child_id);
+                if removed.history_forgotten {
+                    // The log keeps nothing else of the child, so neither does memory
+                    // (nor any snapshot taken from it): a fold of the log would not
+                    // know the child at all.
+                    self.children.remove(&event.child_id);
+                    self.requests.retain(|_, r| r.child_id != event.child_id);
+                }
             }
             Payload::DeviceAdded(added) => {
                 let device_id = event.device_id.clone();

@@ -4,7 +4,8 @@
 //! The rooms, in the order a request meets them: [`auth`] (who is calling), [`service`]
 //! (one file per gRPC service), [`writer`] (the one thread that changes anything),
 //! [`household`] (the household folded in memory), [`store`] (the event log) and
-//! [`registry`] (keys and credentials), [`feed`] (what watchers and sessions hear).
+//! [`registry`] (keys and credentials), [`feed`] (what watchers and sessions hear),
+//! [`snapshot`] (the household kept beside the log, for a quick start).
 
 pub mod admin_client;
 pub mod auth;
@@ -19,12 +20,12 @@ pub mod invite;
 pub mod logging;
 pub mod mdns;
 pub mod metrics;
-pub mod rebuild;
 pub mod registry;
 pub mod serve;
 pub mod service;
 pub mod sessions;
 pub mod shutdown;
+pub mod snapshot;
 pub mod store;
 pub mod trust;
 pub mod validate;

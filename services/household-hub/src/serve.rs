@@ -30,6 +30,7 @@ use crate::service::agent::AgentService;
 use crate::service::guardian::GuardianService;
 use crate::sessions::Sessions;
 use crate::shutdown::{ShutdownSignal, signalled};
+use crate::snapshot::{SnapshotFile, SnapshotTaker};
 use crate::store::EventStore;
 use crate::trust::HouseholdCa;
 use crate::writer::Writer;
@@ -67,6 +68,11 @@ impl DataDir {
     pub fn tls(&self) -> PathBuf {
         self.root.join("tls")
     }
+
+    /// The household's start-up snapshot.
+    pub fn snapshot(&self) -> PathBuf {
+        self.root.join("snapshot")
+    }
 }
 
 /// Runs the hub until SIGTERM or SIGINT.
@@ -92,23 +98,35 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
 
     let fold_started = Instant::now();
-    let household = crate::rebuild::household_from_log(&store).context("folding the event log")?;
+    let snapshot_file = SnapshotFile::new(layout.snapshot());
+    let (household, rebuilt) = snapshot_file
+        .rebuild(&store)
+        .context("folding the event log")?;
     let fold_seconds = fold_started.elapsed().as_secs_f64();
     metrics.rebuild_seconds.set(fold_seconds);
     tracing::info!(
         last_seq = household.last_seq(),
+        snapshot_seq = rebuilt.snapshot_seq,
+        events_folded = rebuilt.events_folded,
         seconds = fold_seconds,
-        "household rebuilt from the log"
+        "household rebuilt"
     );
+    let snapshots = SnapshotTaker::start(snapshot_file, store.clone(), household.last_seq())
+        .context("starting the snapshot thread")?;
     let household = Arc::new(RwLock::new(household));
 
     let (feed, _) = broadcast::channel(FEED_CAPACITY);
     let counter = metrics.events_appended.clone();
-    let (writer, writer_thread) =
-        Writer::start(household.clone(), store.clone(), feed.clone(), move |n| {
+    let (writer, writer_thread) = Writer::start(
+        household.clone(),
+        store.clone(),
+        feed.clone(),
+        move |n| {
             counter.inc_by(n);
-        })
-        .context("starting the writer")?;
+        },
+        snapshots,
+    )
+    .context("starting the writer")?;
     mark_devices_offline(&writer).await?;
     let signal = ShutdownSignal::default();
     let gate = Arc::new(Gate {

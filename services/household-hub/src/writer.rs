@@ -3,12 +3,14 @@
 //! watchers.
 //!
 //! A change is a [`Job`]: a closure that looks at the [`Household`] and appends events
-//! through a [`Txn`]. The thread runs every job waiting in its queue (up to
-//! [`MAX_JOBS_PER_BATCH`]) against the same in-memory household, so each sees what the
+//! through a [`Txn`]. The thread runs the jobs waiting in its queue (up to
+//! [`MAX_JOBS_PER_BATCH`], or until they appended about a thousand events) against the
+//! same in-memory household, so each sees what the
 //! ones before it appended, then writes all their events in one `fdatasync`ed batch
 //! (group commit: many agents' usage reports cost one sync). Callers hear back only
 //! after that sync; a failed write answers every job in the batch with the error and
 //! rebuilds the household from the log, so nothing unacknowledged stays visible.
+//! Between batches the writer takes the household's snapshots ([`crate::snapshot`]).
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, RwLock};
@@ -21,10 +23,14 @@ use tokio::sync::{broadcast, oneshot};
 use crate::error::HubError;
 use crate::feed::FeedItem;
 use crate::household::Household;
+use crate::snapshot::SnapshotTaker;
 use crate::store::EventStore;
 
 /// Most jobs folded into one durable batch.
 pub const MAX_JOBS_PER_BATCH: usize = 4096;
+/// Events after which a batch takes no more jobs: what one batch holds in memory (its
+/// events, the write to the log, the feed items) stays small however long the queue.
+const MAX_EVENTS_PER_BATCH: usize = 1024;
 /// Jobs that may wait for the writer before callers are told to slow down.
 const QUEUE_CAPACITY: usize = 16384;
 
@@ -36,6 +42,7 @@ pub struct Txn<'a> {
     household: &'a mut Household,
     appended: Vec<v1::Event>,
     now: Timestamp,
+    snapshot_now: bool,
 }
 
 impl Txn<'_> {
@@ -53,6 +60,12 @@ impl Txn<'_> {
     /// The hub's clock for this batch: every event of it carries this time.
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+
+    /// Has a snapshot of the household taken after this batch and written before its
+    /// callers hear back.
+    pub fn snapshot_after(&mut self) {
+        self.snapshot_now = true;
     }
 
     /// Appends an event: assigns the next seq and the batch's time, applies it to the
@@ -94,11 +107,21 @@ impl Writer {
         store: Arc<EventStore>,
         feed: broadcast::Sender<Arc<FeedItem>>,
         appended_counter: impl Fn(u64) + Send + 'static,
+        snapshots: SnapshotTaker,
     ) -> std::io::Result<(Writer, WriterThread)> {
         let (queue, jobs) = sync_channel(QUEUE_CAPACITY);
         let handle = std::thread::Builder::new()
             .name("hub-writer".into())
-            .spawn(move || run(jobs, &household, &store, &feed, &appended_counter))?;
+            .spawn(move || {
+                run(
+                    jobs,
+                    &household,
+                    &store,
+                    &feed,
+                    &appended_counter,
+                    snapshots,
+                )
+            })?;
         Ok((Writer { queue }, WriterThread { handle }))
     }
 
@@ -142,15 +165,9 @@ fn run(
     store: &EventStore,
     feed: &broadcast::Sender<Arc<FeedItem>>,
     appended_counter: &dyn Fn(u64),
+    mut snapshots: SnapshotTaker,
 ) {
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_JOBS_PER_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
         let mut guard = match household.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -159,31 +176,45 @@ fn run(
             household: &mut guard,
             appended: Vec::new(),
             now: Timestamp::now(),
+            snapshot_now: false,
         };
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&mut txn)).collect();
+        let mut completions: Vec<Completion> = vec![first(&mut txn)];
+        while completions.len() < MAX_JOBS_PER_BATCH && txn.appended.len() < MAX_EVENTS_PER_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => completions.push(job(&mut txn)),
+                Err(_) => break,
+            }
+        }
         let appended = std::mem::take(&mut txn.appended);
+        let snapshot_now = txn.snapshot_now;
         let durable = if appended.is_empty() {
             Ok(())
         } else {
             store.append(&appended)
         };
+        let mut snapshot = None;
         let item = match &durable {
-            Ok(()) if !appended.is_empty() => {
-                appended_counter(appended.len() as u64);
-                Some(FeedItem::after_events(&guard, appended, Timestamp::now()))
+            Ok(()) => {
+                snapshot = snapshots.after_batch(&guard, snapshot_now);
+                (!appended.is_empty()).then(|| {
+                    appended_counter(appended.len() as u64);
+                    FeedItem::for_batch(&guard, appended, Timestamp::now())
+                })
             }
-            Ok(()) => None,
             Err(err) => {
                 tracing::error!(error = %err, "a batch could not be made durable; rebuilding from the log");
-                match crate::rebuild::household_from_log(store) {
-                    Ok(rebuilt) => *guard = rebuilt,
+                match snapshots.file().rebuild(store) {
+                    Ok((rebuilt, _)) => *guard = rebuilt,
                     Err(err) => tracing::error!(error = %err, "rebuild failed"),
                 }
                 None
             }
         };
         drop(guard);
-        if let Some(item) = item {
+        if snapshot_now && let Some(written) = snapshot {
+            written.wait();
+        }
+        for item in item.into_iter().flatten() {
             // No receiver is fine: nobody is watching.
             let _ = feed.send(Arc::new(item));
         }
@@ -191,4 +222,16 @@ fn run(
             complete(durable.as_ref().map(|_| ()));
         }
     }
+    // Every writer is gone: the hub is stopping. A last snapshot makes the next start
+    // fold nothing.
+    let guard = match household.read() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let written = snapshots.after_batch(&guard, true);
+    drop(guard);
+    if let Some(written) = written {
+        written.wait();
+    }
+    snapshots.finish();
 }

@@ -407,3 +407,66 @@ fn forgetting_old_days_drops_an_unlock_until_that_ended() {
     p.forget_before(jiff::civil::date(2025, 6, 2));
     assert!(p.unlock.is_none());
 }
+
+#[test]
+fn a_projection_read_back_from_its_serialized_form_folds_on_the_same() {
+    let mut p = projection();
+    let mut usage = event(
+        1,
+        "2025-06-02T09:00:00Z",
+        EventKind::UsageReported {
+            start: ts("2025-06-02T08:00:00Z"),
+            end: ts("2025-06-02T09:00:00Z"),
+        },
+    );
+    usage.device = Some(DeviceId::from("tab"));
+    p.apply(&usage);
+    p.apply(&event(
+        2,
+        "2025-06-02T09:05:00Z",
+        EventKind::TimeGranted {
+            minutes: 15,
+            granted_at: None,
+        },
+    ));
+    p.apply(&event(
+        3,
+        "2025-06-02T09:06:00Z",
+        EventKind::Locked {
+            device: Some(DeviceId::from("tab")),
+            until: Some(ts("2025-06-02T12:00:00Z")),
+            reason: Some("homework".into()),
+        },
+    ));
+    p.apply(&event(
+        4,
+        "2025-06-02T09:07:00Z",
+        EventKind::TimeRequested {
+            request_id: RequestId::from("r1"),
+            minutes: 20,
+            note: None,
+            requested_at: None,
+        },
+    ));
+    let json = serde_json::to_string(&p).unwrap();
+    let mut back: Projection = serde_json::from_str(&json).unwrap();
+    let now = ts("2025-06-02T10:00:00Z");
+    assert_eq!(back.status_at(now), p.status_at(now));
+    assert_eq!(back.last_seq(), Some(4));
+
+    // Both take the next event the same way.
+    let answer = event(
+        5,
+        "2025-06-02T09:30:00Z",
+        EventKind::RequestResolved {
+            request_id: RequestId::from("r1"),
+            answer: Answer::Approved { minutes: 20 },
+        },
+    );
+    assert_eq!(back.apply(&answer), p.apply(&answer));
+    assert_eq!(back.status_at(now), p.status_at(now));
+
+    // A time zone the policy names must exist to be read back.
+    let unknown = json.replace("Europe/Berlin", "Mars/Olympus_Mons");
+    assert!(serde_json::from_str::<Projection>(&unknown).is_err());
+}

@@ -370,14 +370,17 @@ impl Admin for AdminService {
                         device_ids: entry.child.device_ids.clone(),
                     });
                 }
-                Ok(txn.append(v1::Event {
+                let event = txn.append(v1::Event {
                     actor: Some(admin_actor()),
                     child_id: id,
                     payload: Some(Payload::ChildRemoved(v1::ChildRemoved {
                         history_forgotten: true,
                     })),
                     ..Default::default()
-                }))
+                });
+                // Replace the snapshot before the log forgets: no file keeps the child.
+                txn.snapshot_after();
+                Ok(event)
             })
             .await?;
         let store = self.hub.store.clone();

@@ -442,7 +442,15 @@ impl Session {
                 self.send(Down::TimeRequestUpdate(update)).await?;
             }
         }
-        self.send_budget().await
+        // A batch's statuses come with its last item: the budget follows all its events.
+        if item
+            .statuses
+            .iter()
+            .any(|s| s.child_id == self.ctx.child_id)
+        {
+            self.send_budget().await?;
+        }
+        Ok(())
     }
 
     /// The new state of a request this device made, when `event` changed it.

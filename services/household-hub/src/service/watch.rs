@@ -1,21 +1,22 @@
 //! `Household.Watch`: a snapshot (or the events after a resume point), `CaughtUp`, then
 //! every change in seq order.
 //!
-//! Each watch is one task reading the shared feed and writing into a small bounded
-//! channel that tonic drains into the HTTP/2 stream. A watcher that stops reading
-//! blocks only its own task; once the feed has moved on by more than its capacity the
-//! task has lost its place, and sends a fresh snapshot when the watcher reads again. So
-//! a slow phone costs at most its channel and never slows the writer or another watcher.
+//! A watch is a stream that tonic pulls from as the caller reads: each pull takes the
+//! next step from the shared feed and turns it into messages. There is no task and no
+//! buffer per watch beyond the messages of the one feed item being sent, so a thousand
+//! idle watches cost little. A watcher that stops reading stops being pulled; once the
+//! feed has moved on by more than its capacity the watch has lost its place, and sends a
+//! fresh snapshot when the watcher reads again. So a slow phone never slows the writer
+//! or another watcher.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use household_proto::v1::{self, watch_response::Item};
 use jiff::Timestamp;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::auth::Principal;
@@ -23,9 +24,10 @@ use crate::error::HubError;
 use crate::feed::FeedItem;
 use crate::household::Household;
 use crate::hub::Hub;
+use crate::shutdown::Shutdown;
 
-/// Messages a watch buffers for a caller who is not reading.
-const WATCH_BUFFER: usize = 64;
+/// Events read from the log per step of a replay.
+const REPLAY_PAGE: usize = 256;
 
 /// Open watches per credential, so one credential cannot hold the hub's memory.
 #[derive(Default)]
@@ -131,163 +133,195 @@ pub fn open(
     };
     // Subscribe before reading the household, so nothing falls between the two.
     let feed = hub.feed.subscribe();
-    let (tx, rx) = mpsc::channel(WATCH_BUFFER);
     let watcher = Watcher {
+        shutdown: hub.shutdown.clone(),
+        revocations: hub.revocations.subscribe(),
         hub,
         filter,
         credential_id,
-        tx,
+        feed,
+        phase: match request.resume_after_seq {
+            Some(after) => Phase::Replay {
+                newest: None,
+                after,
+            },
+            None => Phase::Snapshot,
+        },
         last_seq: 0,
+        pending: VecDeque::new(),
         _slot: slot,
     };
-    tokio::spawn(watcher.run(feed, request.resume_after_seq));
-    Ok(Box::pin(ReceiverStream::new(rx)))
+    Ok(Box::pin(futures_util::stream::unfold(
+        watcher,
+        |mut watcher| async move {
+            let message = watcher.next().await?;
+            Some((message, watcher))
+        },
+    )))
+}
+
+/// Where a watch stands.
+enum Phase {
+    /// Next: a snapshot and CaughtUp.
+    Snapshot,
+    /// Replaying the log after `after` up to `newest` (the household's newest seq when
+    /// the replay began), a page at a time.
+    Replay { newest: Option<u64>, after: u64 },
+    /// Following the feed.
+    Live,
+    /// The stream has ended (its last message, if any, is pending).
+    Ended,
 }
 
 struct Watcher {
     hub: Arc<Hub>,
     filter: Filter,
     credential_id: String,
-    tx: mpsc::Sender<Result<v1::WatchResponse, Status>>,
-    /// The newest seq sent.
+    feed: broadcast::Receiver<Arc<FeedItem>>,
+    shutdown: Shutdown,
+    revocations: tokio::sync::watch::Receiver<u64>,
+    phase: Phase,
+    /// The newest seq sent (or queued in `pending`).
     last_seq: u64,
+    /// Messages of the current step not yet pulled.
+    pending: VecDeque<Result<Item, Status>>,
     _slot: WatchSlot,
 }
 
-/// Why a watch's task ended.
-enum End {
-    /// The caller went away.
-    Gone,
-    /// Tell the caller why, then end.
-    Error(HubError),
-}
-
-impl From<mpsc::error::SendError<Result<v1::WatchResponse, Status>>> for End {
-    fn from(_: mpsc::error::SendError<Result<v1::WatchResponse, Status>>) -> End {
-        End::Gone
-    }
-}
-
 impl Watcher {
-    async fn run(mut self, mut feed: broadcast::Receiver<Arc<FeedItem>>, resume: Option<u64>) {
-        let outcome = self.serve(&mut feed, resume).await;
-        if let Err(End::Error(err)) = outcome {
-            let _ = self.tx.send(Err(err.into())).await;
+    /// The next message, or `None` once the stream has ended.
+    async fn next(&mut self) -> Option<Result<v1::WatchResponse, Status>> {
+        loop {
+            if let Some(message) = self.pending.pop_front() {
+                return Some(message.map(|item| v1::WatchResponse { item: Some(item) }));
+            }
+            if let Err(err) = self.step().await {
+                self.phase = Phase::Ended;
+                self.pending.push_back(Err(err.into()));
+            } else if matches!(self.phase, Phase::Ended) {
+                return None;
+            }
         }
     }
 
-    async fn send(&mut self, item: Item) -> Result<(), End> {
-        self.tx
-            .send(Ok(v1::WatchResponse { item: Some(item) }))
-            .await?;
-        Ok(())
+    /// Queues the messages of the watch's next step.
+    async fn step(&mut self) -> Result<(), HubError> {
+        match self.phase {
+            Phase::Snapshot => {
+                self.snapshot();
+                self.phase = Phase::Live;
+                Ok(())
+            }
+            Phase::Replay { newest, after } => {
+                let newest = newest.unwrap_or_else(|| self.hub.read().last_seq());
+                self.replay_page(after, newest)
+            }
+            Phase::Live => self.live().await,
+            Phase::Ended => Ok(()),
+        }
     }
 
-    async fn serve(
-        &mut self,
-        feed: &mut broadcast::Receiver<Arc<FeedItem>>,
-        resume: Option<u64>,
-    ) -> Result<(), End> {
-        match resume {
-            Some(after) => self.replay(after).await?,
-            None => self.snapshot().await?,
-        }
-        let mut shutdown = self.hub.shutdown.clone();
-        let mut revocations = self.hub.revocations.subscribe();
+    fn queue(&mut self, item: Item) {
+        self.pending.push_back(Ok(item));
+    }
+
+    /// Waits for the next feed item (or a heartbeat, a revocation, the hub stopping).
+    async fn live(&mut self) -> Result<(), HubError> {
         let heartbeat = self.hub.limits.watch_heartbeat;
         loop {
             let item = tokio::select! {
-                item = feed.recv() => item,
-                () = shutdown.wait() => return Err(End::Error(HubError::ShuttingDown)),
-                () = self.tx.closed() => return Err(End::Gone),
-                _ = revocations.changed() => {
+                item = self.feed.recv() => item,
+                () = self.shutdown.wait() => return Err(HubError::ShuttingDown),
+                _ = self.revocations.changed() => {
                     if !self.hub.still_trusted(&self.credential_id) {
-                        return Err(End::Error(HubError::CredentialInvalid));
+                        return Err(HubError::CredentialInvalid);
                     }
                     continue;
                 }
                 () = tokio::time::sleep(heartbeat) => {
                     let seq = self.hub.read().last_seq();
-                    self.send(Item::Heartbeat(v1::Heartbeat {
+                    self.queue(Item::Heartbeat(v1::Heartbeat {
                         hub_time_unix_micros: Timestamp::now().as_microsecond(),
                         seq,
-                    }))
-                    .await?;
-                    continue;
+                    }));
+                    return Ok(());
                 }
             };
-            match item {
-                Ok(item) => self.forward(&item).await?,
+            return match item {
+                Ok(item) => {
+                    self.forward(&item);
+                    Ok(())
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "a watcher fell behind; sending a fresh snapshot");
-                    self.snapshot().await?;
+                    self.snapshot();
+                    Ok(())
                 }
-                Err(broadcast::error::RecvError::Closed) => {
-                    return Err(End::Error(HubError::ShuttingDown));
-                }
-            }
+                Err(broadcast::error::RecvError::Closed) => Err(HubError::ShuttingDown),
+            };
         }
     }
 
-    /// Sends a live feed item: its events the filter wants, then the statuses.
-    async fn forward(&mut self, item: &FeedItem) -> Result<(), End> {
+    /// Queues a live feed item: its events the filter wants, then the statuses.
+    fn forward(&mut self, item: &FeedItem) {
         for event in &item.events {
             if event.seq > self.last_seq && self.filter.event(event) {
-                self.send(Item::Event(event.clone())).await?;
+                self.queue(Item::Event(event.clone()));
             }
         }
         if item.events.last().is_some_and(|e| e.seq <= self.last_seq) {
             // Already covered by a snapshot taken after it.
-            return Ok(());
+            return;
         }
         self.last_seq = self.last_seq.max(item.seq);
         for status in &item.statuses {
             if self.filter.child(&status.child_id) {
-                self.send(Item::Status(status.clone())).await?;
+                self.queue(Item::Status(status.clone()));
             }
         }
-        Ok(())
     }
 
-    /// The whole watched household at one seq, then CaughtUp.
-    async fn snapshot(&mut self) -> Result<(), End> {
+    /// Queues the whole watched household at one seq, then CaughtUp.
+    fn snapshot(&mut self) {
         let snapshot = {
             let household = self.hub.read();
             snapshot_of(&household, &self.filter, Timestamp::now())
         };
-        self.last_seq = snapshot.seq;
         let seq = snapshot.seq;
-        self.send(Item::Snapshot(snapshot)).await?;
-        self.send(Item::CaughtUp(v1::CaughtUp {
+        self.last_seq = seq;
+        self.queue(Item::Snapshot(snapshot));
+        self.queue(Item::CaughtUp(v1::CaughtUp {
             seq,
             resumed: false,
-        }))
-        .await
+        }));
     }
 
-    /// The events after `after` from the log, each watched child's status, CaughtUp.
-    async fn replay(&mut self, after: u64) -> Result<(), End> {
-        let newest = self.hub.read().last_seq();
-        self.last_seq = after;
-        // The log is read in pages, so a long replay does not hold a whole history.
-        while self.last_seq < newest {
-            let page: Vec<v1::Event> = self
-                .hub
+    /// Queues one page of the events after `after` from the log; after the last page,
+    /// each watched child's status and CaughtUp. The log is read in pages, so a long
+    /// replay never holds a whole history.
+    fn replay_page(&mut self, after: u64, newest: u64) -> Result<(), HubError> {
+        let page: Vec<v1::Event> = if after < newest {
+            self.hub
                 .store
-                .after(self.last_seq)
-                .map_err(End::Error)?
-                .take(256)
-                .collect::<Result<_, _>>()
-                .map_err(End::Error)?;
-            let Some(last) = page.last().map(|e| e.seq) else {
-                break;
-            };
-            for event in page.into_iter().filter(|e| e.seq <= newest) {
-                if self.filter.event(&event) {
-                    self.send(Item::Event(event)).await?;
-                }
+                .after(after)?
+                .take(REPLAY_PAGE)
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let last = page.last().map_or(newest, |e| e.seq.min(newest));
+        for event in page.into_iter().filter(|e| e.seq <= newest) {
+            if self.filter.event(&event) {
+                self.queue(Item::Event(event));
             }
-            self.last_seq = last.min(newest);
+        }
+        self.last_seq = last;
+        if last < newest {
+            self.phase = Phase::Replay {
+                newest: Some(newest),
+                after: last,
+            };
+            return Ok(());
         }
         self.last_seq = newest;
         let statuses: Vec<v1::ChildStatus> = {
@@ -300,13 +334,14 @@ impl Watcher {
                 .collect()
         };
         for status in statuses {
-            self.send(Item::Status(status)).await?;
+            self.queue(Item::Status(status));
         }
-        self.send(Item::CaughtUp(v1::CaughtUp {
+        self.queue(Item::CaughtUp(v1::CaughtUp {
             seq: newest,
             resumed: true,
-        }))
-        .await
+        }));
+        self.phase = Phase::Live;
+        Ok(())
     }
 }
 
