@@ -31,6 +31,9 @@ pub struct Metrics {
     log_bytes: Gauge<u64, AtomicU64>,
     /// Seconds the start-up rebuild took.
     pub rebuild_seconds: Gauge<f64, AtomicU64>,
+    /// Events the start-up rebuild folded from the log (after the snapshot, if one
+    /// was used).
+    pub rebuild_events: Gauge,
     /// Seconds one writer batch spent deciding and folding.
     pub fold_seconds: Histogram,
 }
@@ -59,8 +62,14 @@ impl Default for Metrics {
         let rebuild_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "rebuild_seconds",
-            "Seconds the start-up fold of the log took",
+            "Seconds the start-up rebuild (snapshot and log) took",
             rebuild_seconds.clone(),
+        );
+        let rebuild_events = Gauge::default();
+        registry.register(
+            "rebuild_events",
+            "Events the start-up rebuild folded from the log, after the snapshot if one was used",
+            rebuild_events.clone(),
         );
         let fold_seconds = Histogram::new(exponential_buckets(0.000_01, 4.0, 10));
         registry.register(
@@ -76,6 +85,7 @@ impl Default for Metrics {
             events_appended,
             log_bytes,
             rebuild_seconds,
+            rebuild_events,
             fold_seconds,
         }
     }

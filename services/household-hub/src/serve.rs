@@ -104,6 +104,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("folding the event log")?;
     let fold_seconds = fold_started.elapsed().as_secs_f64();
     metrics.rebuild_seconds.set(fold_seconds);
+    metrics
+        .rebuild_events
+        .set(i64::try_from(rebuilt.events_folded).unwrap_or(i64::MAX));
     tracing::info!(
         last_seq = household.last_seq(),
         snapshot_seq = rebuilt.snapshot_seq,

@@ -1,5 +1,7 @@
 //! The hub's life around its data: SIGTERM ends streams and exits cleanly and fast,
-//! and a backup is a data directory that `serve` opens as it is.
+//! a start after a clean stop folds nothing (the snapshot holds everything) and after a
+//! kill -9 only what followed the snapshot, and a backup is a data directory that
+//! `serve` opens as it is.
 
 mod common;
 
@@ -7,6 +9,8 @@ use std::time::Duration;
 
 use common::{Hub, guardian};
 use household_proto::v1;
+use household_proto::v1::household_client::HouseholdClient;
+use tonic::transport::Channel;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -39,6 +43,96 @@ async fn sigterm_ends_streams_with_unavailable_and_exits_0_within_5_seconds() {
         other => panic!("the watch should end with UNAVAILABLE, got {other:?}"),
     }
     assert!(!hub.admin_socket.exists(), "the admin socket is removed");
+}
+
+/// A free loopback address for `--metrics`.
+fn metrics_address() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// The hub's `/metrics` page.
+fn scrape(address: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
+
+/// The value of a metric without labels.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+async fn grant(client: &mut HouseholdClient<Channel>, child: &str, key: &str) {
+    client
+        .grant_time(v1::GrantTimeRequest {
+            child_id: child.into(),
+            minutes: 10,
+            idempotency_key: key.into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn granted_seconds(client: &mut HouseholdClient<Channel>, child: &str) -> i64 {
+    let status = client
+        .get_status(v1::GetStatusRequest {
+            child_ids: vec![child.into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    status.children[0].allowance_seconds
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_folds_only_what_the_snapshot_does_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, anna) = common::hub_with_guardian(dir.path()).await;
+    let mut client = guardian(hub.addr, &anna).await;
+    let mia = common::add_child(&mut client, "Mia").await;
+    grant(&mut client, &mia, "first").await;
+    let allowance = granted_seconds(&mut client, &mia).await;
+    hub.terminate();
+    assert!(dir.path().join("snapshot/household.json").is_file());
+
+    // After a clean stop the snapshot holds everything.
+    let address = metrics_address();
+    let mut hub = Hub::start_with(dir.path(), &["--rate-limit", "0", "--metrics", &address]);
+    let text = scrape(&address);
+    assert_eq!(metric(&text, "household_hub_rebuild_events"), 0.0);
+    let mut client = guardian(hub.addr, &anna).await;
+    assert_eq!(granted_seconds(&mut client, &mia).await, allowance);
+
+    // After a kill -9, the events since the snapshot are folded from the log.
+    grant(&mut client, &mia, "second").await;
+    grant(&mut client, &mia, "third").await;
+    hub.kill9();
+    let address = metrics_address();
+    let hub = Hub::start_with(dir.path(), &["--rate-limit", "0", "--metrics", &address]);
+    let folded = metric(&scrape(&address), "household_hub_rebuild_events");
+    // The two grants, and the presence events of the start between.
+    assert!((2.0..10.0).contains(&folded), "folded {folded}");
+    let mut client = guardian(hub.addr, &anna).await;
+    assert_eq!(
+        granted_seconds(&mut client, &mia).await,
+        allowance + 2 * 600
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -165,12 +259,7 @@ async fn the_rate_limit_refuses_with_a_retry_delay() {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_rpcs_by_method_and_code() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics = format!("127.0.0.1:{port}");
+    let metrics = metrics_address();
     let hub = Hub::start_with(dir.path(), &["--rate-limit", "0", "--metrics", &metrics]);
     let code = hub.invite("guardian", "Anna", None);
     let anna = common::enroll(hub.addr, &code).await.unwrap();
@@ -184,14 +273,7 @@ async fn metrics_count_rpcs_by_method_and_code() {
             child_id: "c-nobody".into(),
         })
         .await;
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(&metrics).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let text = scrape(&metrics);
     assert!(
         text.contains(
             "household_hub_rpcs_total{method=\"household.v1.Household/ListChildren\",code=\"Ok\"} 1"
