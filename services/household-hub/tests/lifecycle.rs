@@ -10,9 +10,9 @@ use std::time::Duration;
 use common::{Hub, guardian};
 use household_proto::v1;
 use household_proto::v1::household_client::HouseholdClient;
-use tonic::transport::Channel;
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic::transport::Channel;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_ends_streams_with_unavailable_and_exits_0_within_5_seconds() {
@@ -289,4 +289,43 @@ async fn metrics_count_rpcs_by_method_and_code() {
         "{text}"
     );
     assert!(text.contains("household_hub_rebuild_seconds"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forgotten_child_is_in_no_snapshot_and_stays_forgotten_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, anna) = common::hub_with_guardian(dir.path()).await;
+    let mut client = guardian(hub.addr, &anna).await;
+    let mia = common::add_child(&mut client, "Mia").await;
+    let leo = common::add_child(&mut client, "Leo").await;
+    grant(&mut client, &mia, "for-mia").await;
+    grant(&mut client, &leo, "for-leo").await;
+    // A snapshot that holds Mia: the one a clean stop writes.
+    hub.terminate();
+    let mut hub = Hub::start(dir.path());
+    let mut admin = household_hub::admin_client::connect(&hub.admin_socket)
+        .await
+        .unwrap();
+    admin
+        .forget_child(v1::ForgetChildRequest {
+            child_id: mia.clone(),
+        })
+        .await
+        .unwrap();
+    let snapshot = std::fs::read_to_string(dir.path().join("snapshot/household.json")).unwrap();
+    assert!(!snapshot.contains(&mia), "the snapshot still names {mia}");
+    assert!(snapshot.contains(&leo));
+
+    // Killed before any other snapshot: the start reads the one ForgetChild wrote.
+    hub.kill9();
+    let hub = Hub::start(dir.path());
+    let mut client = guardian(hub.addr, &anna).await;
+    let children = client
+        .list_children(v1::ListChildrenRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .children;
+    let ids: Vec<&str> = children.iter().map(|c| c.child_id.as_str()).collect();
+    assert_eq!(ids, [leo.as_str()]);
 }
