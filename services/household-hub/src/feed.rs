@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use crate::household::Household;
 
 /// Items the feed holds for its slowest reader before that reader loses its place.
-pub const FEED_CAPACITY: usize = 256;
+pub const FEED_CAPACITY: usize = 128;
 /// Most events in one item.
 pub const ITEM_EVENTS: usize = 64;
 

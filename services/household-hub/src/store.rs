@@ -67,12 +67,12 @@ fn decode(bytes: &[u8]) -> Result<v1::Event, HubError> {
 /// The engine's options for the hub's log. A household writes little and reads its
 /// history rarely, and the hub should fit a small home server, so the engine gets far
 /// less memory than its defaults (16 MiB memtables, two of them waiting for a flush, a
-/// 32 MiB block cache): at most 4 + 4 MiB of memtables and a 4 MiB cache.
+/// 32 MiB block cache): at most 2 + 2 MiB of memtables and a 2 MiB cache.
 fn log_options() -> Options {
     Options {
-        memtable_bytes: 4 << 20,
+        memtable_bytes: 2 << 20,
         max_frozen_memtables: 1,
-        block_cache_bytes: 4 << 20,
+        block_cache_bytes: 2 << 20,
         ..Options::default()
     }
 }
