@@ -89,9 +89,96 @@ impl fmt::Display for CstTimeLeft {
     }
 }
 
+/// Minutes by which what a CST child shows may differ from the household's figure
+/// before the hub corrects it: the child counts whole minutes and a poll is never at the
+/// same instant as the status it is compared with.
+pub const CST_TOLERANCE_MINUTES: u32 = 1;
+
+/// What the hub sends an unmodified CST Android child to make it show what the household
+/// decided ([`correction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CstCorrection {
+    /// `LOCK_DEVICE`: the household says no more use today (or now).
+    Lock,
+    /// `EXTEND_TIME:n`, which on the Android child *sets* the time left to `n` (credit =
+    /// used + n) and unblocks it.
+    SetRemaining { minutes: u32 },
+}
+
+/// The command that brings a CST child showing `seen` in line with `want` (the
+/// household's status of that device in CST terms), or `None` if it already agrees.
+/// The household wins both ways: a child the household blocks is locked, and a child
+/// the household gives time is given exactly that (more or less than it shows).
+pub fn correction(want: CstTimeLeft, seen: CstTimeLeft) -> Option<CstCorrection> {
+    match (want.state, seen.state) {
+        (CstState::Blocked, CstState::Active) => Some(CstCorrection::Lock),
+        (CstState::Blocked, CstState::Blocked) => None,
+        (CstState::Active, _) if want.remaining_minutes == 0 => None,
+        (CstState::Active, seen_state) => {
+            let most = u32::try_from(crate::grant::MAX_GRANT_MINUTES).unwrap_or(u32::MAX);
+            let minutes = want.remaining_minutes.min(most);
+            let off = seen.remaining_minutes.abs_diff(minutes) > CST_TOLERANCE_MINUTES;
+            (seen_state == CstState::Blocked || off)
+                .then_some(CstCorrection::SetRemaining { minutes })
+        }
+    }
+}
+
+impl CstTimeLeft {
+    /// Minutes the CST child has counted as used today, when its reply tells: credit −
+    /// remaining while time is left. A blocked child shows 0 left, which only says that
+    /// use reached the credit.
+    pub fn used_minutes(&self) -> Option<u32> {
+        (self.remaining_minutes > 0)
+            .then(|| self.credit_minutes.saturating_sub(self.remaining_minutes))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seen(remaining_minutes: u32, state: CstState) -> CstTimeLeft {
+        CstTimeLeft {
+            remaining_minutes,
+            state,
+            credit_minutes: 120,
+        }
+    }
+
+    #[test]
+    fn the_household_wins_both_ways() {
+        use CstState::{Active, Blocked};
+        let want = seen(30, Active);
+        assert_eq!(correction(want, seen(30, Active)), None);
+        assert_eq!(correction(want, seen(31, Active)), None, "within a minute");
+        assert_eq!(
+            correction(want, seen(90, Active)),
+            Some(CstCorrection::SetRemaining { minutes: 30 }),
+            "more than the household gives"
+        );
+        assert_eq!(
+            correction(want, seen(0, Blocked)),
+            Some(CstCorrection::SetRemaining { minutes: 30 }),
+            "blocked while the household gives time"
+        );
+        assert_eq!(
+            correction(seen(0, Blocked), seen(45, Active)),
+            Some(CstCorrection::Lock)
+        );
+        assert_eq!(correction(seen(12, Blocked), seen(0, Blocked)), None);
+        assert_eq!(
+            correction(seen(5000, Active), seen(10, Active)),
+            Some(CstCorrection::SetRemaining { minutes: 1440 }),
+            "EXTEND_TIME takes at most 1440"
+        );
+    }
+
+    #[test]
+    fn use_is_known_while_time_is_left() {
+        assert_eq!(seen(30, CstState::Active).used_minutes(), Some(90));
+        assert_eq!(seen(0, CstState::Blocked).used_minutes(), None);
+    }
 
     #[test]
     fn reply_text_matches_the_protocol() {

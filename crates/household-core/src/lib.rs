@@ -38,7 +38,7 @@ pub mod time;
 pub mod unlock;
 pub mod usage;
 
-pub use cst::{CstState, CstTimeLeft};
+pub use cst::{CstCorrection, CstState, CstTimeLeft};
 pub use error::{CreditRefusal, InputError, PolicyChangeError, RequestRefusal};
 pub use event::{
     Actor, Answer, ChildId, CreditSize, DeviceId, Event, EventKind, GuardianId, Identity,
