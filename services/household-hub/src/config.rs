@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Watch streams one credential may hold open [default: 8].
     #[arg(long, env = "HOUSEHOLD_HUB_MAX_WATCHES")]
     pub max_watches: Option<usize>,
+    /// Seconds between two polls of each legacy CST device [default: 30; 0 turns the
+    /// legacy bridge off].
+    #[arg(long, env = "HOUSEHOLD_HUB_LEGACY_POLL")]
+    pub legacy_poll: Option<u64>,
 }
 
 /// The same settings in the TOML file.
@@ -59,6 +63,7 @@ struct FileConfig {
     metrics: Option<SocketAddr>,
     rate_limit: Option<f64>,
     max_watches: Option<usize>,
+    legacy_poll: Option<u64>,
 }
 
 /// Where mDNS announces the hub.
@@ -82,6 +87,8 @@ pub struct ServeConfig {
     pub metrics: Option<SocketAddr>,
     pub rate_limit_per_second: f64,
     pub max_watches: usize,
+    /// Between two polls of a legacy device; `None`: the bridge is off.
+    pub legacy_poll: Option<std::time::Duration>,
 }
 
 /// A configuration that cannot be used, naming the setting.
@@ -156,6 +163,13 @@ impl ServeConfig {
                 message: format!("must be 1 to 10000, got {max_watches}"),
             });
         }
+        let legacy_poll = args.legacy_poll.or(file.legacy_poll).unwrap_or(30);
+        if legacy_poll > 86_400 {
+            return Err(ConfigError::Invalid {
+                setting: "legacy_poll",
+                message: format!("must be 0 (off) to 86400 seconds, got {legacy_poll}"),
+            });
+        }
         Ok(ServeConfig {
             data_dir,
             listen,
@@ -166,6 +180,7 @@ impl ServeConfig {
             metrics: args.metrics.or(file.metrics),
             rate_limit_per_second,
             max_watches,
+            legacy_poll: (legacy_poll > 0).then(|| std::time::Duration::from_secs(legacy_poll)),
         })
     }
 }
@@ -220,6 +235,7 @@ mod tests {
         assert_eq!(config.admin_socket, PathBuf::from("/from/file/admin.sock"));
         assert_eq!(config.mdns, Mdns::Off);
         assert_eq!(config.advertise_port, 9443);
+        assert_eq!(config.legacy_poll, Some(std::time::Duration::from_secs(30)));
     }
 
     #[test]
@@ -233,6 +249,13 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().starts_with("advertise:"), "{err}");
+        let err = ServeConfig::resolve(ServeArgs {
+            data_dir: Some("/d".into()),
+            legacy_poll: Some(100_000),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("legacy_poll:"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hub.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();

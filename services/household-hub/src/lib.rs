@@ -17,6 +17,7 @@ pub mod household;
 pub mod hub;
 pub mod ids;
 pub mod invite;
+pub mod legacy;
 pub mod logging;
 pub mod mdns;
 pub mod metrics;

@@ -362,6 +362,14 @@ impl Registry {
         Ok(())
     }
 
+    /// A legacy device's CST device ID.
+    pub fn cst_id(&self, device_id: &str) -> Result<Option<String>, HubError> {
+        Ok(self
+            .cst_ids
+            .get(device_id.as_bytes())?
+            .map(|id| String::from_utf8_lossy(&id).into_owned()))
+    }
+
     /// The device already registered with this CST device ID, if one is.
     pub fn device_with_cst_id(&self, cst_device_id: &str) -> Result<Option<String>, HubError> {
         for item in self.cst_ids.iter() {

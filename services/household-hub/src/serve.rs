@@ -263,6 +263,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         None => None,
     };
     let clock = tokio::spawn(crate::clock::run(hub.clone(), signal.subscribe()));
+    let bridge = config
+        .legacy_poll
+        .map(|every| tokio::spawn(crate::legacy::run(hub.clone(), every, signal.subscribe())));
 
     tracing::info!(
         %local,
@@ -297,6 +300,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let _ = task.await;
     }
     let _ = clock.await;
+    if let Some(bridge) = bridge {
+        let _ = bridge.await;
+    }
     drop(servers);
     // The writer stops once the last handle (inside the hub) is gone.
     drop(hub);
