@@ -1,29 +1,101 @@
 //! `household`: the guardian's command line.
 
+mod act;
+mod children;
+mod hub;
 mod legacy;
+mod pair;
+mod profile;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::hub::{CliError, Hub};
 
 #[derive(Parser)]
 #[command(
     name = "household",
     version,
-    about = "Screen time for the household, from a terminal"
+    about = "Screen time for the household, from a terminal",
+    after_help = "Examples:
+  household pair hh1.… --hub hub.local:7443
+  household status
+  household extend Mia 30 --note \"homework done\"
+  household lock Mia --until 18:30
+
+Exit codes: 0 done; 1 the hub refused (the message says why); 2 bad arguments;
+3 not paired (or the profile is unusable); 4 the hub cannot be reached."
 )]
 struct Cli {
+    /// The profile (hub, key, certificate) to act with
+    /// [default: $XDG_CONFIG_HOME/household/profile.json].
+    #[arg(long, global = true, env = "HOUSEHOLD_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Become one of the household's guardians on this machine.
+    Pair {
+        /// The code from `household-hub invite --role guardian` (or another guardian).
+        code: String,
+        /// The hub's HOST:PORT.
+        #[arg(long)]
+        hub: String,
+        /// What to call this terminal in the household's history [default: host name].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Where every child (or one) stands: state, time left, credits, devices.
+    Status {
+        /// A child's name or id.
+        child: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The household's children.
+    #[command(subcommand)]
+    Children(children::ChildrenCommand),
+    /// Give a child more time today.
+    Extend {
+        /// A child's name or id.
+        child: String,
+        /// Minutes to add, 1 to 1440.
+        minutes: u32,
+        /// Why, for the household's history.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Lock a child's devices now.
+    Lock {
+        /// A child's name or id.
+        child: String,
+        /// Until a time of day in the child's time zone (18:30) or an instant
+        /// (2026-12-02T18:30:00Z) [default: until unlocked].
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Lift a lock, or allow use until a time whatever the allowance says.
+    Unlock {
+        /// A child's name or id.
+        child: String,
+        /// Until a time of day in the child's time zone (18:30) or an instant.
+        #[arg(long)]
+        until: Option<String>,
+    },
     /// Talk to Child Screen Time devices (and child agents) over the legacy UDP protocol.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -32,7 +104,49 @@ async fn main() -> anyhow::Result<()> {
         // Colours only for a person at a terminal, not in journald or a log file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
-        Command::Legacy(command) => legacy::run(command).await,
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = err
+                .downcast_ref::<CliError>()
+                .map_or(1, CliError::exit_code);
+            eprintln!("household: {err:#}");
+            ExitCode::from(code as u8)
+        }
     }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let profile_path = || profile::path(cli.config.as_deref()).map_err(CliError::from);
+    let hub = || async { Hub::open(&profile_path()?).await };
+    match cli.command {
+        Command::Pair { code, hub, name } => {
+            pair::run(&code, &hub, name.as_deref(), &profile_path()?).await?
+        }
+        Command::Status { child, json } => {
+            status::run(&mut hub().await?, child.as_deref(), json).await?
+        }
+        Command::Children(command) => children::run(&mut hub().await?, command).await?,
+        Command::Extend {
+            child,
+            minutes,
+            note,
+        } => {
+            act::run(
+                &mut hub().await?,
+                &child,
+                act::Action::Extend { minutes, note },
+            )
+            .await?
+        }
+        Command::Lock { child, until } => {
+            act::run(&mut hub().await?, &child, act::Action::Lock { until }).await?
+        }
+        Command::Unlock { child, until } => {
+            act::run(&mut hub().await?, &child, act::Action::Unlock { until }).await?
+        }
+        Command::Legacy(command) => legacy::run(command).await?,
+    }
+    Ok(())
 }

@@ -42,9 +42,8 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 pub use ca::HouseholdCa;
-pub use client_cert::{IssuedClientCert, new_key_and_csr, subject_from_peer_cert};
+pub use client_cert::{IssuedClientCert, subject_from_peer_cert};
 pub use server_cert::{ServerCertificate, host_name};
-pub use tls::client_tls_config;
 
 /// Everything that can go wrong while keeping the CA or issuing and reading certificates.
 ///

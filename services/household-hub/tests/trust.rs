@@ -67,7 +67,7 @@ async fn a_guardian_enrolls_with_a_code_once_and_a_wrong_fingerprint_is_refused(
     // The hub also refuses a code whose fingerprint is not its CA's.
     let ca = hub.ca_for(&code).await.unwrap();
     let mut agent = v1::agent_client::AgentClient::new(common::channel(hub.addr, &ca, None).await);
-    let (_, csr) = household_hub::trust::new_key_and_csr("x").unwrap();
+    let (_, csr) = household_client::new_key_and_csr("x").unwrap();
     let err = agent
         .enroll(v1::EnrollRequest {
             pairing_code: forged,

@@ -42,7 +42,7 @@ pub async fn connect(
     ca_pem: &str,
     identity: Option<(&str, &str)>,
 ) -> Result<Channel> {
-    let tls = household_hub::trust::client_tls_config(ca_pem, identity, "localhost");
+    let tls = household_client::tls_config(ca_pem, identity);
     let channel = Endpoint::from_shared(format!("https://{addr}"))?
         .tls_config(tls)?
         .tcp_nodelay(true)
@@ -62,7 +62,7 @@ pub async fn connect_as(addr: SocketAddr, credential: &Credential) -> Result<Cha
 /// `ca_pem` (the operator's copy of the CA, `DATA/tls/ca.pem`).
 pub async fn enroll(addr: SocketAddr, ca_pem: &str, code: &str, name: &str) -> Result<Credential> {
     let (key_pem, csr_pem) =
-        household_hub::trust::new_key_and_csr(name).map_err(|e| anyhow!("making a CSR: {e}"))?;
+        household_client::new_key_and_csr(name).map_err(|e| anyhow!("making a CSR: {e}"))?;
     let mut agent = AgentClient::new(connect(addr, ca_pem, None).await?);
     let response = agent
         .enroll(v1::EnrollRequest {

@@ -709,12 +709,10 @@ impl HouseholdApi for GuardianService {
                 entry
                     .projection
                     .check_unlock(device.as_ref(), until, txn.now())?;
-                let status = entry.projection.status_at(txn.now());
-                let locked = match &device {
-                    None => status.lock.is_some() || !status.device_locks.is_empty(),
-                    Some(device) => status.device_locks.iter().any(|l| l.device == *device),
-                };
-                if !locked && until.is_none() {
+                if !entry
+                    .projection
+                    .unlock_changes_anything(device.as_ref(), until, txn.now())
+                {
                     return Ok(Keyed::Fresh((None, child_id)));
                 }
                 let event = txn.append(call.event(

@@ -8,8 +8,7 @@
 use std::time::Duration;
 
 use rcgen::{
-    CertificateParams, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
-    SanType, SubjectPublicKeyInfo,
+    CertificateParams, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType, SubjectPublicKeyInfo,
 };
 use x509_parser::certificate::X509Certificate;
 use x509_parser::certification_request::X509CertificationRequest;
@@ -112,19 +111,6 @@ pub fn subject_from_peer_cert(der: &[u8]) -> Result<ClientSubject, TrustError> {
         return Err(no_identity("it has more than one household: URI"));
     }
     Ok(subject)
-}
-
-/// A new ECDSA P-256 key and a CSR for it, both PEM, for a client about to enroll. The
-/// common name is only a hint for humans reading the CSR; the hub ignores it.
-pub fn new_key_and_csr(common_name: &str) -> Result<(String, String), TrustError> {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, common_name);
-    let csr = params.serialize_request(&key)?;
-    Ok((key.serialize_pem(), csr.pem()?))
 }
 
 /// The public key of a CSR whose signature verifies and whose key the household accepts.

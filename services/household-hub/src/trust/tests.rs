@@ -12,6 +12,8 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer as _;
 
+use household_client::{new_key_and_csr, tls_config};
+
 use super::*;
 
 /// An RSA-2048 CSR made with `openssl req -new -newkey rsa:2048`.
@@ -452,11 +454,11 @@ async fn mutual_tls_carries_the_identity_and_refuses_strangers() {
     // Enrolled: the hub sees who is calling.
     let (key, csr) = new_key_and_csr("anna").unwrap();
     let issued = ca.sign_client_csr(&csr, &guardian("anna"), A_DAY).unwrap();
-    let enrolled = client_tls_config(ca.cert_pem(), Some((&issued.chain_pem, &key)), "localhost");
+    let enrolled = tls_config(ca.cert_pem(), Some((&issued.chain_pem, &key)));
     assert!(health_answers(port, enrolled).await);
 
     // Not yet enrolled: allowed in, as nobody.
-    let newcomer = client_tls_config(ca.cert_pem(), None, "localhost");
+    let newcomer = tls_config(ca.cert_pem(), None);
     assert!(health_answers(port, newcomer).await);
 
     // A certificate from another household: the handshake fails.
@@ -465,15 +467,11 @@ async fn mutual_tls_carries_the_identity_and_refuses_strangers() {
     let stranger = other_ca
         .sign_client_csr(&csr, &guardian("anna"), A_DAY)
         .unwrap();
-    let stranger = client_tls_config(
-        ca.cert_pem(),
-        Some((&stranger.chain_pem, &key)),
-        "localhost",
-    );
+    let stranger = tls_config(ca.cert_pem(), Some((&stranger.chain_pem, &key)));
     assert!(!health_answers(port, stranger).await);
 
     // A client that pins another household's CA does not trust this hub.
-    let lost = client_tls_config(other_ca.cert_pem(), None, "localhost");
+    let lost = tls_config(other_ca.cert_pem(), None);
     assert!(!health_answers(port, lost).await);
 
     hub.abort();

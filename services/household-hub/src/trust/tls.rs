@@ -1,9 +1,10 @@
-//! tonic's TLS settings for both ends of a household connection.
+//! tonic's TLS settings for the hub's end of a household connection (the client's end
+//! is `household_client::tls_config`).
 //!
 //! Both ends trust the household CA and nothing else: no system roots, so a certificate
 //! from any public CA is worth nothing here.
 
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use super::{HouseholdCa, ServerCertificate};
 
@@ -21,22 +22,5 @@ impl HouseholdCa {
             .identity(Identity::from_pem(&server.chain_pem, &server.key_pem))
             .client_ca_root(Certificate::from_pem(self.cert_pem()))
             .client_auth_optional(true)
-    }
-}
-
-/// A client's TLS settings: trust `ca_pem` alone, expect the hub to be called `domain`,
-/// and present `identity` (certificate chain PEM, key PEM) if there is one; there is
-/// none before enrolling.
-pub fn client_tls_config(
-    ca_pem: &str,
-    identity: Option<(&str, &str)>,
-    domain: &str,
-) -> ClientTlsConfig {
-    let config = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(ca_pem))
-        .domain_name(domain);
-    match identity {
-        Some((chain_pem, key_pem)) => config.identity(Identity::from_pem(chain_pem, key_pem)),
-        None => config,
     }
 }

@@ -8,14 +8,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use household_proto::pairing::PairingCode;
 use household_proto::v1::{self, agent_client::AgentClient, household_client::HouseholdClient};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use tonic::transport::{Channel, Endpoint};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_household-hub");
@@ -119,7 +115,10 @@ impl Hub {
     /// The CA certificate, fetched over the wire and checked against the code's
     /// fingerprint, as a new client does.
     pub async fn ca_for(&self, code: &str) -> Result<String, String> {
-        fetch_ca_pinned(self.addr, code).await
+        let code = PairingCode::from_str(code).map_err(|e| e.to_string())?;
+        household_client::pin::household_ca(&self.addr.to_string(), &code)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -153,7 +152,7 @@ impl Credential {
 
 /// A channel to the hub, with a client certificate or without.
 pub async fn channel(addr: SocketAddr, ca_pem: &str, identity: Option<(&str, &str)>) -> Channel {
-    let tls = household_hub::trust::client_tls_config(ca_pem, identity, "localhost");
+    let tls = household_client::tls_config(ca_pem, identity);
     Endpoint::from_shared(format!("https://{addr}"))
         .expect("endpoint")
         .tls_config(tls)
@@ -171,10 +170,9 @@ pub async fn channel_with_window(
     credential: &Credential,
     window: u32,
 ) -> Channel {
-    let tls = household_hub::trust::client_tls_config(
+    let tls = household_client::tls_config(
         &credential.ca_pem,
         Some((&credential.chain_pem, &credential.key_pem)),
-        "localhost",
     );
     Endpoint::from_shared(format!("https://{addr}"))
         .expect("endpoint")
@@ -190,31 +188,21 @@ pub async fn channel_with_window(
 /// Redeems `code` as a new client: checks the hub's CA against the code, makes a key
 /// and a CSR, and calls Enroll.
 pub async fn enroll(addr: SocketAddr, code: &str) -> Result<Credential, tonic::Status> {
-    let ca_pem = fetch_ca_pinned(addr, code)
-        .await
-        .map_err(tonic::Status::failed_precondition)?;
-    let (key_pem, csr_pem) = household_hub::trust::new_key_and_csr("test client").expect("csr");
-    let mut agent = AgentClient::new(channel(addr, &ca_pem, None).await);
-    let response = agent
-        .enroll(v1::EnrollRequest {
-            pairing_code: code.to_owned(),
-            credential: Some(v1::enroll_request::Credential::CsrPem(csr_pem)),
-            hostname: "test".into(),
-            platform: "linux".into(),
-            software_version: "test".into(),
-        })
-        .await?
-        .into_inner();
-    let chain_pem = match &response.credential {
-        Some(v1::enroll_response::Credential::Certificate(c)) => c.certificate_chain_pem.clone(),
-        _ => panic!("no certificate in the enroll response"),
+    let about = household_client::About {
+        hostname: "test".into(),
+        platform: "linux".into(),
+        software_version: "test".into(),
     };
-    Ok(Credential {
-        ca_pem,
-        chain_pem,
-        key_pem,
-        response,
-    })
+    match household_client::enroll(&addr.to_string(), code, &about).await {
+        Ok(enrolled) => Ok(Credential {
+            ca_pem: enrolled.credential.ca_pem,
+            chain_pem: enrolled.credential.chain_pem,
+            key_pem: enrolled.credential.key_pem,
+            response: enrolled.response,
+        }),
+        Err(household_client::EnrollError::Refused(status)) => Err(status),
+        Err(other) => Err(tonic::Status::failed_precondition(other.to_string())),
+    }
 }
 
 /// A guardian client with `credential`.
@@ -272,99 +260,4 @@ pub fn reason(status: &tonic::Status) -> String {
         .error_info()
         .map(|info| info.reason.clone())
         .unwrap_or_default()
-}
-
-/// Reads the hub's chain over TLS without trusting it yet, and returns the CA (the
-/// certificate whose SHA-256 the pairing code names) as PEM, or why not.
-pub async fn fetch_ca_pinned(addr: SocketAddr, code: &str) -> Result<String, String> {
-    let code = PairingCode::from_str(code).map_err(|e| e.to_string())?;
-    let seen = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
-    let verifier = Arc::new(Capture { seen: seen.clone() });
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .dangerous()
-    .with_custom_certificate_verifier(verifier)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-    connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let chain = seen.lock().map_err(|e| e.to_string())?.clone();
-    let ca = chain
-        .iter()
-        .find(|der| household_hub::trust::sha256_hex(der) == code.ca_sha256_hex())
-        .ok_or_else(|| {
-            "no certificate in the hub's chain matches the pairing code's CA fingerprint".to_owned()
-        })?;
-    Ok(pem(ca))
-}
-
-fn pem(der: &[u8]) -> String {
-    use base64::Engine;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
-/// Accepts any chain, keeping it: only used to read the chain before anything is sent,
-/// never to trust it.
-#[derive(Debug)]
-struct Capture {
-    seen: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-}
-
-impl ServerCertVerifier for Capture {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut seen = self
-            .seen
-            .lock()
-            .map_err(|_| rustls::Error::General("poisoned".into()))?;
-        seen.push(end_entity.to_vec());
-        seen.extend(intermediates.iter().map(|c| c.to_vec()));
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

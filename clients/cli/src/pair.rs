@@ -1,0 +1,58 @@
+//! `household pair PAIRING-CODE --hub HOST:PORT`: become one of the household's
+//! guardians on this machine.
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use household_proto::v1;
+
+use crate::profile::Profile;
+
+pub async fn run(
+    code: &str,
+    hub: &str,
+    name: Option<&str>,
+    profile_path: &Path,
+) -> anyhow::Result<()> {
+    if profile_path.exists() {
+        bail!(
+            "{} already holds a profile; pass --config FILE to pair as another guardian",
+            profile_path.display()
+        );
+    }
+    let about = household_client::About {
+        hostname: name.map_or_else(host_name, str::to_owned),
+        platform: std::env::consts::OS.into(),
+        software_version: concat!("household ", env!("CARGO_PKG_VERSION")).into(),
+    };
+    let enrolled = household_client::enroll(hub, code, &about)
+        .await
+        .with_context(|| format!("pairing with the hub at {hub}"))?;
+    let response = enrolled.response;
+    if response.role != v1::Role::Guardian as i32 {
+        bail!("this pairing code is for a device, not a guardian; give it to `child-agent enroll`");
+    }
+    let profile = Profile {
+        hub: hub.to_owned(),
+        display_name: response.display_name.clone(),
+        identity_id: response.identity_id.clone(),
+        ca_pem: enrolled.credential.ca_pem,
+        chain_pem: enrolled.credential.chain_pem,
+        key_pem: enrolled.credential.key_pem,
+    };
+    profile.save(profile_path)?;
+    println!(
+        "paired as {} with the hub at {hub}; profile in {}",
+        response.display_name,
+        profile_path.display()
+    );
+    Ok(())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "terminal".into())
+}

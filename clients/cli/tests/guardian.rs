@@ -1,0 +1,187 @@
+//! `household` against a real hub process on loopback: pairing, status, children,
+//! extend, lock and unlock, and the errors with their exit codes.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const CLI: &str = env!("CARGO_BIN_EXE_household");
+
+/// `household-hub`, built beside this binary by `cargo build` or `cargo test --workspace`.
+fn hub_binary() -> PathBuf {
+    let dir = Path::new(CLI).parent().expect("the CLI's directory");
+    let hub = dir.join("household-hub");
+    assert!(
+        hub.exists(),
+        "{} is missing: run `cargo build -p household-hub` (cargo test --workspace builds it)",
+        hub.display()
+    );
+    hub
+}
+
+struct Hub {
+    process: Child,
+    address: String,
+    data: PathBuf,
+}
+
+impl Hub {
+    fn start(data: &Path) -> Hub {
+        let mut process = Command::new(hub_binary())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--rate-limit",
+                "0",
+            ])
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start household-hub");
+        let mut lines = BufReader::new(process.stdout.take().expect("stdout")).lines();
+        let address = loop {
+            let line = lines.next().expect("the hub exited").expect("hub stdout");
+            if let Some(address) = line.strip_prefix("household hub serving on ") {
+                break address.to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Hub {
+            process,
+            address,
+            data: data.to_owned(),
+        }
+    }
+
+    fn invite_guardian(&self, name: &str) -> String {
+        let output = Command::new(hub_binary())
+            .args(["invite", "--role", "guardian", "--name", name])
+            .arg("--admin-socket")
+            .arg(self.data.join("admin.sock"))
+            .output()
+            .expect("household-hub invite");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .expect("a pairing code")
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn household(profile: &Path, args: &[&str]) -> Output {
+    Command::new(CLI)
+        .arg("--config")
+        .arg(profile)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run household")
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn fails(output: &Output, code: i32, says: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(says), "expected {says:?} in: {stderr}");
+}
+
+fn status_json(profile: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(household(profile, &["status", "--json"]))).unwrap()
+}
+
+#[test]
+fn a_guardian_pairs_and_acts_from_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(&dir.path().join("hub"));
+    let anna = dir.path().join("anna/profile.json");
+
+    // Not paired yet.
+    fails(&household(&anna, &["status"]), 3, "not paired");
+
+    let code = hub.invite_guardian("Anna");
+    let printed = ok(household(&anna, &["pair", &code, "--hub", &hub.address]));
+    assert!(printed.contains("paired as Anna"), "{printed}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&anna).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the profile holds the key");
+    // A used code does not pair twice.
+    let again = dir.path().join("again.json");
+    fails(
+        &household(&again, &["pair", &code, "--hub", &hub.address]),
+        1,
+        "refused",
+    );
+    assert!(!again.exists());
+
+    ok(household(&anna, &["children", "add", "Mia"]));
+    let before = status_json(&anna);
+    let mia = &before["children"][0];
+    assert_eq!(mia["name"], "Mia");
+    assert_eq!(mia["state"], "active");
+    assert_eq!(mia["devices"], serde_json::json!([]));
+
+    // Names are matched without regard to case.
+    ok(household(
+        &anna,
+        &["extend", "mia", "30", "--note", "homework done"],
+    ));
+    let after = status_json(&anna);
+    assert_eq!(
+        after["children"][0]["allowance_seconds"].as_i64().unwrap(),
+        mia["allowance_seconds"].as_i64().unwrap() + 30 * 60
+    );
+
+    // The hub's refusals are sentences that name the field; nothing changes.
+    fails(&household(&anna, &["extend", "Mia", "0"]), 1, "minutes");
+    assert_eq!(
+        status_json(&anna)["children"][0]["allowance_seconds"],
+        after["children"][0]["allowance_seconds"]
+    );
+    fails(
+        &household(&anna, &["extend", "Leo", "10"]),
+        1,
+        "the children are Mia",
+    );
+    fails(
+        &household(&anna, &["extend", "Mia", "ten"]),
+        2,
+        "invalid value",
+    );
+    fails(
+        &household(&anna, &["lock", "Mia", "--until", "teatime"]),
+        1,
+        "--until",
+    );
+
+    ok(household(&anna, &["lock", "Mia", "--until", "23:59"]));
+    assert_eq!(status_json(&anna)["children"][0]["state"], "locked");
+    ok(household(&anna, &["unlock", "Mia"]));
+    assert_eq!(status_json(&anna)["children"][0]["state"], "active");
+
+    // The hub is gone.
+    drop(hub);
+    fails(&household(&anna, &["status"]), 4, "cannot reach the hub");
+}
