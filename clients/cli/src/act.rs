@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use rand::RngCore as _;
 
 use crate::hub::{CliError, Hub};
-use crate::status::{duration, state_name};
+use crate::status::{duration, state_words};
 
 /// Attempts of one call before the error is reported.
 const ATTEMPTS: u32 = 3;
@@ -86,7 +86,7 @@ pub async fn run(hub: &mut Hub, child: &str, action: Action) -> Result<(), CliEr
         println!(
             "{}: {}, {} left",
             child.display_name,
-            state_name(status.state),
+            state_words(status.state),
             duration(status.remaining_seconds)
         );
     }

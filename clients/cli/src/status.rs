@@ -31,16 +31,26 @@ pub async fn run(hub: &mut Hub, child: Option<&str>, as_json: bool) -> Result<()
     Ok(())
 }
 
-/// The words for a screen state.
+/// A screen state's name in JSON.
 pub fn state_name(state: i32) -> &'static str {
     match v1::ScreenState::try_from(state) {
         Ok(v1::ScreenState::Active) => "active",
         Ok(v1::ScreenState::Warning) => "warning",
         Ok(v1::ScreenState::Grace) => "grace",
-        Ok(v1::ScreenState::Blocked) => "time is up",
+        Ok(v1::ScreenState::Blocked) => "blocked",
         Ok(v1::ScreenState::Locked) => "locked",
         Ok(v1::ScreenState::Downtime) => "downtime",
         _ => "unknown",
+    }
+}
+
+/// A screen state in words, for people.
+pub fn state_words(state: i32) -> &'static str {
+    match v1::ScreenState::try_from(state) {
+        Ok(v1::ScreenState::Warning) => "almost out of time",
+        Ok(v1::ScreenState::Grace) => "time is up, a moment of grace",
+        Ok(v1::ScreenState::Blocked) => "time is up",
+        _ => state_name(state),
     }
 }
 
@@ -59,7 +69,7 @@ fn describe(status: &v1::ChildStatus) -> String {
     let mut text = format!(
         "{}: {}, {} left of {} (used {}); credits 5 min ×{}, 10 min ×{}; {} pending request(s)\n",
         status.display_name,
-        state_name(status.state),
+        state_words(status.state),
         duration(status.remaining_seconds),
         duration(status.allowance_seconds),
         duration(status.used_seconds),
@@ -72,7 +82,7 @@ fn describe(status: &v1::ChildStatus) -> String {
             "  {}: {}, {}\n",
             device.display_name,
             if device.online { "online" } else { "offline" },
-            state_name(device.state),
+            state_words(device.state),
         ));
     }
     text
