@@ -7,6 +7,7 @@ mod legacy;
 mod pair;
 mod profile;
 mod status;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,12 @@ enum Command {
         /// A child's name or id.
         child: Option<String>,
         /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The household live: a line for every change, until Ctrl-C.
+    Watch {
+        /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -127,6 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { child, json } => {
             status::run(&mut hub().await?, child.as_deref(), json).await?
         }
+        Command::Watch { json } => watch::run(&mut hub().await?, json).await?,
         Command::Children(command) => children::run(&mut hub().await?, command).await?,
         Command::Extend {
             child,

@@ -185,3 +185,61 @@ fn a_guardian_pairs_and_acts_from_the_terminal() {
     drop(hub);
     fails(&household(&anna, &["status"]), 4, "cannot reach the hub");
 }
+
+#[test]
+fn two_guardians_see_each_others_actions_in_watch_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(&dir.path().join("hub"));
+    let anna = dir.path().join("anna.json");
+    let dad = dir.path().join("dad.json");
+    ok(household(
+        &anna,
+        &["pair", &hub.invite_guardian("Anna"), "--hub", &hub.address],
+    ));
+    ok(household(
+        &dad,
+        &["pair", &hub.invite_guardian("Dad"), "--hub", &hub.address],
+    ));
+    ok(household(&anna, &["children", "add", "Mia"]));
+
+    let mut watch = Command::new(CLI)
+        .arg("--config")
+        .arg(&dad)
+        .args(["watch", "--json"])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> serde_json::Value {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a line from watch within 20 s");
+        serde_json::from_str(&line).unwrap()
+    };
+    let snapshot = next();
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["children"][0]["name"], "Mia");
+    assert_eq!(next()["type"], "caught_up");
+
+    ok(household(&anna, &["extend", "Mia", "15"]));
+    let event = next();
+    assert_eq!(event["type"], "event");
+    assert_eq!(event["kind"], "time_granted");
+    assert_eq!(event["actor"], "Anna");
+    assert_eq!(event["summary"], "added 15 min for Mia");
+    let status = next();
+    assert_eq!(status["type"], "status");
+    assert_eq!(status["name"], "Mia");
+
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
