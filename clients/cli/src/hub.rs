@@ -110,14 +110,8 @@ pub fn refusal(hub: &str, status: tonic::Status) -> CliError {
             violation.field, violation.description
         ));
     }
-    let reason = details
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default();
-    CliError::Refused(match reason.as_str() {
-        "" => format!("the hub refused: {}", status.message()),
-        _ => format!("the hub refused ({reason}): {}", status.message()),
-    })
+    // The hub's message is a sentence for people; its ErrorInfo reason is for programs.
+    CliError::Refused(format!("the hub refused: {}", status.message()))
 }
 
 fn source_chain(err: &dyn std::error::Error) -> String {

@@ -6,6 +6,7 @@ mod hub;
 mod legacy;
 mod pair;
 mod profile;
+mod requests;
 mod status;
 mod watch;
 
@@ -96,6 +97,24 @@ enum Command {
         #[arg(long)]
         until: Option<String>,
     },
+    /// The children's pending requests for more time.
+    Requests {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request, with the minutes asked for or others.
+    Approve {
+        /// The request's id (from `household requests`).
+        request_id: String,
+        /// Minutes to give, 1 to 1440 [default: what was asked].
+        minutes: Option<u32>,
+    },
+    /// Deny a request.
+    Deny {
+        /// The request's id (from `household requests`).
+        request_id: String,
+    },
     /// Talk to Child Screen Time devices (and child agents) over the legacy UDP protocol.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
@@ -154,6 +173,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unlock { child, until } => {
             act::run(&mut hub().await?, &child, act::Action::Unlock { until }).await?
         }
+        Command::Requests { json } => requests::list(&mut hub().await?, json).await?,
+        Command::Approve {
+            request_id,
+            minutes,
+        } => requests::approve(&mut hub().await?, request_id, minutes).await?,
+        Command::Deny { request_id } => requests::deny(&mut hub().await?, request_id).await?,
         Command::Legacy(command) => legacy::run(command).await?,
     }
     Ok(())

@@ -58,8 +58,13 @@ impl Hub {
     }
 
     fn invite_guardian(&self, name: &str) -> String {
+        self.invite(&["--role", "guardian", "--name", name])
+    }
+
+    fn invite(&self, args: &[&str]) -> String {
         let output = Command::new(hub_binary())
-            .args(["invite", "--role", "guardian", "--name", name])
+            .arg("invite")
+            .args(args)
             .arg("--admin-socket")
             .arg(self.data.join("admin.sock"))
             .output()
@@ -242,4 +247,91 @@ fn two_guardians_see_each_others_actions_in_watch_json() {
 
     let _ = watch.kill();
     let _ = watch.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_childs_request_is_listed_and_answered_once() {
+    use household_proto::v1::{self, outbox_item::Item, session_request::Message as Up};
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(&dir.path().join("hub"));
+    let anna = dir.path().join("anna.json");
+    ok(household(
+        &anna,
+        &["pair", &hub.invite_guardian("Anna"), "--hub", &hub.address],
+    ));
+    ok(household(&anna, &["children", "add", "Mia"]));
+    let children: serde_json::Value =
+        serde_json::from_str(&ok(household(&anna, &["children", "list", "--json"]))).unwrap();
+    let mia = children["children"][0]["child_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Mia's tablet asks for 20 minutes through its session.
+    let code = hub.invite(&["--role", "device", "--name", "tablet", "--child", &mia]);
+    let tablet = household_client::enroll(&hub.address, &code, &household_client::About::default())
+        .await
+        .unwrap()
+        .credential;
+    let channel = household_client::connect(
+        &hub.address,
+        &tablet.ca_pem,
+        Some((&tablet.chain_pem, &tablet.key_pem)),
+    )
+    .await
+    .unwrap();
+    let (up, rx) = tokio::sync::mpsc::channel(8);
+    for message in [
+        Up::Hello(v1::Hello {
+            instance_id: "tablet-1".into(),
+            agent_time_unix_micros: jiff::Timestamp::now().as_microsecond(),
+            ..Default::default()
+        }),
+        Up::OutboxItem(v1::OutboxItem {
+            outbox_id: 1,
+            recorded_unix_micros: jiff::Timestamp::now().as_microsecond(),
+            item: Some(Item::TimeRequest(v1::TimeRequestSubmission {
+                minutes: 20,
+                note: "homework".into(),
+            })),
+        }),
+    ] {
+        up.send(v1::SessionRequest {
+            message: Some(message),
+        })
+        .await
+        .unwrap();
+    }
+    let _session = v1::agent_client::AgentClient::new(channel)
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let request_id = loop {
+        let listed: serde_json::Value =
+            serde_json::from_str(&ok(household(&anna, &["requests", "--json"]))).unwrap();
+        if let Some(id) = listed["requests"][0]["request_id"].as_str() {
+            assert_eq!(listed["requests"][0]["minutes"], 20);
+            assert_eq!(listed["requests"][0]["child"], "Mia");
+            break id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request is listed within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let printed = ok(household(&anna, &["approve", &request_id, "15"]));
+    assert!(printed.contains("15 min"), "{printed}");
+    // The first answer wins.
+    fails(
+        &household(&anna, &["deny", &request_id]),
+        1,
+        "already approved with 15 minutes by Anna",
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(household(&anna, &["requests", "--json"]))).unwrap();
+    assert_eq!(listed["requests"], serde_json::json!([]));
 }
