@@ -2,6 +2,7 @@
 
 mod act;
 mod children;
+mod history;
 mod hub;
 mod legacy;
 mod pair;
@@ -115,6 +116,20 @@ enum Command {
         /// The request's id (from `household requests`).
         request_id: String,
     },
+    /// Who did what for a child, and when.
+    History {
+        /// A child's name or id.
+        child: String,
+        /// How far back: a span (7d, 36h, 90m) or an instant.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Only events of this kind (time_granted, locked, …); may be repeated.
+        #[arg(long = "kind")]
+        kinds: Vec<String>,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Talk to Child Screen Time devices (and child agents) over the legacy UDP protocol.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
@@ -179,6 +194,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             minutes,
         } => requests::approve(&mut hub().await?, request_id, minutes).await?,
         Command::Deny { request_id } => requests::deny(&mut hub().await?, request_id).await?,
+        Command::History {
+            child,
+            since,
+            kinds,
+            json,
+        } => history::run(&mut hub().await?, &child, &since, &kinds, json).await?,
         Command::Legacy(command) => legacy::run(command).await?,
     }
     Ok(())

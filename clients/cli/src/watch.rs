@@ -19,12 +19,40 @@ const LAST_RETRY: Duration = Duration::from_secs(30);
 
 /// Names of the household's guardians and children, for people.
 #[derive(Default)]
-struct Names {
+pub struct Names {
     guardians: HashMap<String, String>,
     children: HashMap<String, String>,
 }
 
 impl Names {
+    /// The names the hub knows now (for commands that print past events).
+    pub async fn of(hub: &mut Hub) -> Result<Names, CliError> {
+        let guardians = hub
+            .client
+            .list_guardians(v1::ListGuardiansRequest::default())
+            .await
+            .map_err(|s| hub.refused(s))?
+            .into_inner()
+            .guardians;
+        let children = hub
+            .client
+            .list_children(v1::ListChildrenRequest {})
+            .await
+            .map_err(|s| hub.refused(s))?
+            .into_inner()
+            .children;
+        Ok(Names {
+            guardians: guardians
+                .into_iter()
+                .map(|g| (g.guardian_id, g.display_name))
+                .collect(),
+            children: children
+                .into_iter()
+                .map(|c| (c.child_id, c.display_name))
+                .collect(),
+        })
+    }
+
     fn guardian(&self, id: &str) -> String {
         self.guardians
             .get(id)
@@ -185,7 +213,7 @@ fn kind_name(event: &v1::Event) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn event_json(names: &Names, event: &v1::Event) -> serde_json::Value {
+pub fn event_json(names: &Names, event: &v1::Event) -> serde_json::Value {
     json!({
         "type": "event",
         "seq": event.seq,
@@ -198,11 +226,11 @@ fn event_json(names: &Names, event: &v1::Event) -> serde_json::Value {
     })
 }
 
-fn event_line(names: &Names, event: &v1::Event) -> String {
+pub fn event_line(names: &Names, event: &v1::Event) -> String {
     let at = jiff::Timestamp::from_microsecond(event.time_unix_micros)
         .map(|t| {
             t.to_zoned(jiff::tz::TimeZone::system())
-                .strftime("%H:%M:%S")
+                .strftime("%Y-%m-%d %H:%M:%S")
                 .to_string()
         })
         .unwrap_or_default();

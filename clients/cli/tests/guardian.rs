@@ -181,6 +181,21 @@ fn a_guardian_pairs_and_acts_from_the_terminal() {
         "--until",
     );
 
+    // History tells who did what.
+    let history = ok(household(
+        &anna,
+        &["history", "Mia", "--kind", "time_granted", "--json"],
+    ));
+    let granted: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    assert_eq!(granted["actor"], "Anna");
+    assert_eq!(granted["summary"], "added 30 min for Mia");
+    assert_eq!(history.lines().count(), 1, "{history}");
+    fails(
+        &household(&anna, &["history", "Mia", "--kind", "grant"]),
+        1,
+        "time_granted",
+    );
+
     ok(household(&anna, &["lock", "Mia", "--until", "23:59"]));
     assert_eq!(status_json(&anna)["children"][0]["state"], "locked");
     ok(household(&anna, &["unlock", "Mia"]));
