@@ -2,8 +2,10 @@
 
 mod act;
 mod children;
+mod credentials;
 mod history;
 mod hub;
+mod invite;
 mod legacy;
 mod pair;
 mod profile;
@@ -116,6 +118,12 @@ enum Command {
         /// The request's id (from `household requests`).
         request_id: String,
     },
+    /// Pairing codes for a new guardian or a child's new device.
+    #[command(subcommand)]
+    Invite(invite::InviteCommand),
+    /// The household's guardians and devices, and the credentials they act with.
+    #[command(subcommand)]
+    Credentials(credentials::CredentialsCommand),
     /// Who did what for a child, and when.
     History {
         /// A child's name or id.
@@ -200,6 +208,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kinds,
             json,
         } => history::run(&mut hub().await?, &child, &since, &kinds, json).await?,
+        Command::Invite(command) => invite::run(&mut hub().await?, command).await?,
+        Command::Credentials(command) => credentials::run(&mut hub().await?, command).await?,
         Command::Legacy(command) => legacy::run(command).await?,
     }
     Ok(())

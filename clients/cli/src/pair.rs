@@ -36,6 +36,12 @@ pub async fn run(
         hub: hub.to_owned(),
         display_name: response.display_name.clone(),
         identity_id: response.identity_id.clone(),
+        credential_id: match &response.credential {
+            Some(v1::enroll_response::Credential::Certificate(c)) => {
+                c.certificate_sha256_hex.clone()
+            }
+            _ => String::new(),
+        },
         ca_pem: enrolled.credential.ca_pem,
         chain_pem: enrolled.credential.chain_pem,
         key_pem: enrolled.credential.key_pem,

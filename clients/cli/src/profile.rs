@@ -21,6 +21,8 @@ pub struct Profile {
     pub display_name: String,
     /// The guardian's identity on the hub.
     pub identity_id: String,
+    /// This terminal's credential: its certificate's SHA-256, as the hub names it.
+    pub credential_id: String,
     pub ca_pem: String,
     pub chain_pem: String,
     pub key_pem: String,

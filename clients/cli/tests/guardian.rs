@@ -350,3 +350,56 @@ async fn a_childs_request_is_listed_and_answered_once() {
         serde_json::from_str(&ok(household(&anna, &["requests", "--json"]))).unwrap();
     assert_eq!(listed["requests"], serde_json::json!([]));
 }
+
+#[test]
+fn a_guardian_invites_another_and_revokes_a_lost_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(&dir.path().join("hub"));
+    let anna = dir.path().join("anna.json");
+    let dad = dir.path().join("dad.json");
+    ok(household(
+        &anna,
+        &["pair", &hub.invite_guardian("Anna"), "--hub", &hub.address],
+    ));
+
+    let printed = ok(household(&anna, &["invite", "guardian", "Dad"]));
+    assert!(printed.contains("pairing code for Dad"), "{printed}");
+    let code = printed.lines().last().unwrap().trim();
+    ok(household(&dad, &["pair", code, "--hub", &hub.address]));
+    ok(household(&dad, &["status"]));
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(household(&anna, &["credentials", "list", "--json"]))).unwrap();
+    let identities = listed["identities"].as_array().unwrap();
+    let dad_id = identities
+        .iter()
+        .find(|i| i["name"] == "Dad")
+        .map(|i| i["identity_id"].as_str().unwrap().to_owned())
+        .expect("Dad is listed");
+    let anna_id = identities
+        .iter()
+        .find(|i| i["name"] == "Anna")
+        .map(|i| i["identity_id"].as_str().unwrap().to_owned())
+        .expect("Anna is listed");
+
+    // This terminal cannot cut itself off.
+    fails(
+        &household(&anna, &["credentials", "revoke", &anna_id]),
+        1,
+        "this terminal",
+    );
+    ok(household(&anna, &["credentials", "revoke", &dad_id]));
+    fails(&household(&dad, &["status"]), 1, "the hub refused");
+
+    // A device invite names the child.
+    ok(household(&anna, &["children", "add", "Mia"]));
+    let printed = ok(household(&anna, &["invite", "device", "--child", "Mia"]));
+    assert!(
+        printed.contains("pairing code for Mia's device"),
+        "{printed}"
+    );
+    assert!(
+        printed.lines().last().unwrap().starts_with("hh1."),
+        "{printed}"
+    );
+}
