@@ -19,6 +19,18 @@ pub enum ChildrenCommand {
         /// The child's name.
         name: String,
     },
+    /// Give a child another name.
+    Rename {
+        /// The child's name or id now.
+        child: String,
+        /// The new name.
+        name: String,
+    },
+    /// Remove a child (their devices first). Their history stays.
+    Remove {
+        /// The child's name or id.
+        child: String,
+    },
 }
 
 pub async fn run(hub: &mut Hub, command: ChildrenCommand) -> Result<(), CliError> {
@@ -62,6 +74,27 @@ pub async fn run(hub: &mut Hub, command: ChildrenCommand) -> Result<(), CliError
                 .child
                 .unwrap_or_default();
             println!("added {} ({})", child.display_name, child.child_id);
+        }
+        ChildrenCommand::Rename { child, name } => {
+            let child = hub.child(&child).await?;
+            hub.client
+                .rename_child(v1::RenameChildRequest {
+                    child_id: child.child_id,
+                    display_name: name.clone(),
+                })
+                .await
+                .map_err(|s| hub.refused(s))?;
+            println!("{} is now {name}", child.display_name);
+        }
+        ChildrenCommand::Remove { child } => {
+            let child = hub.child(&child).await?;
+            hub.client
+                .remove_child(v1::RemoveChildRequest {
+                    child_id: child.child_id,
+                })
+                .await
+                .map_err(|s| hub.refused(s))?;
+            println!("removed {}; their history stays", child.display_name);
         }
     }
     Ok(())

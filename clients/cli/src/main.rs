@@ -3,6 +3,7 @@
 mod act;
 mod children;
 mod credentials;
+mod devices;
 mod history;
 mod hub;
 mod invite;
@@ -118,6 +119,9 @@ enum Command {
         /// The request's id (from `household requests`).
         request_id: String,
     },
+    /// The children's devices.
+    #[command(subcommand)]
+    Devices(devices::DevicesCommand),
     /// Pairing codes for a new guardian or a child's new device.
     #[command(subcommand)]
     Invite(invite::InviteCommand),
@@ -208,6 +212,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kinds,
             json,
         } => history::run(&mut hub().await?, &child, &since, &kinds, json).await?,
+        Command::Devices(command) => devices::run(&mut hub().await?, command).await?,
         Command::Invite(command) => invite::run(&mut hub().await?, command).await?,
         Command::Credentials(command) => credentials::run(&mut hub().await?, command).await?,
         Command::Legacy(command) => legacy::run(command).await?,

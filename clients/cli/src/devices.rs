@@ -1,0 +1,191 @@
+//! `household devices list|rename|remove|add-legacy`.
+
+use clap::Subcommand;
+use household_proto::v1;
+use serde_json::json;
+
+use crate::act::idempotency_key;
+use crate::hub::{CliError, Hub};
+
+#[derive(Subcommand)]
+pub enum DevicesCommand {
+    /// Every device (or one child's), with whether it is online.
+    List {
+        /// Only this child's (name or id).
+        #[arg(long)]
+        child: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a device another name.
+    Rename {
+        /// The device's id or name.
+        device: String,
+        /// The new name.
+        name: String,
+    },
+    /// Remove a device: its credential stops working at once.
+    Remove {
+        /// The device's id or name.
+        device: String,
+    },
+    /// Adopt an unmodified Child Screen Time Android child; the hub keeps it in step.
+    AddLegacy {
+        /// Its IPv4 address, with :PORT if not 8888.
+        #[arg(long)]
+        ip: String,
+        /// The CST device ID it shows (16 hexadecimal digits).
+        #[arg(long)]
+        device_id: String,
+        /// The child it belongs to (name or id).
+        #[arg(long)]
+        child: String,
+        /// The device's name [default: "CHILD's phone"].
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+pub async fn run(hub: &mut Hub, command: DevicesCommand) -> Result<(), CliError> {
+    match command {
+        DevicesCommand::List {
+            child,
+            json: as_json,
+        } => {
+            let child_id = match child {
+                Some(name) => hub.child(&name).await?.child_id,
+                None => String::new(),
+            };
+            let devices = devices(hub, child_id).await?;
+            if as_json {
+                let list: Vec<_> = devices
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "device_id": d.device_id,
+                            "child_id": d.child_id,
+                            "name": d.display_name,
+                            "kind": kind_key(d.kind),
+                            "online": d.online,
+                            "enrolled": d.enrolled,
+                            "last_seen_unix_micros": d.last_seen_unix_micros,
+                        })
+                    })
+                    .collect();
+                println!("{}", json!({ "devices": list }));
+            } else {
+                for d in &devices {
+                    println!(
+                        "{}  {} ({}, {}{})",
+                        d.device_id,
+                        d.display_name,
+                        kind_name(d.kind),
+                        if d.online { "online" } else { "offline" },
+                        if d.enrolled { "" } else { ", not enrolled yet" }
+                    );
+                }
+            }
+        }
+        DevicesCommand::Rename { device, name } => {
+            let device = find(hub, &device).await?;
+            hub.client
+                .rename_device(v1::RenameDeviceRequest {
+                    device_id: device.device_id,
+                    display_name: name.clone(),
+                })
+                .await
+                .map_err(|s| hub.refused(s))?;
+            println!("{} is now {name}", device.display_name);
+        }
+        DevicesCommand::Remove { device } => {
+            let device = find(hub, &device).await?;
+            hub.client
+                .remove_device(v1::RemoveDeviceRequest {
+                    device_id: device.device_id,
+                })
+                .await
+                .map_err(|s| hub.refused(s))?;
+            println!("removed {}", device.display_name);
+        }
+        DevicesCommand::AddLegacy {
+            ip,
+            device_id,
+            child,
+            name,
+        } => {
+            let child = hub.child(&child).await?;
+            let name = name.unwrap_or_else(|| format!("{}'s phone", child.display_name));
+            let device = hub
+                .client
+                .add_device(v1::AddDeviceRequest {
+                    child_id: child.child_id,
+                    display_name: name,
+                    kind: Some(v1::add_device_request::Kind::LegacyCst(
+                        v1::LegacyCstDeviceSpec {
+                            address: ip,
+                            cst_device_id: device_id,
+                        },
+                    )),
+                    idempotency_key: idempotency_key(),
+                })
+                .await
+                .map_err(|s| hub.refused(s))?
+                .into_inner()
+                .device
+                .unwrap_or_default();
+            println!(
+                "added {} ({}) at {}",
+                device.display_name, device.device_id, device.legacy_address
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn devices(hub: &mut Hub, child_id: String) -> Result<Vec<v1::Device>, CliError> {
+    Ok(hub
+        .client
+        .list_devices(v1::ListDevicesRequest { child_id })
+        .await
+        .map_err(|s| hub.refused(s))?
+        .into_inner()
+        .devices)
+}
+
+/// The device whose id or name (any case) is `name`.
+async fn find(hub: &mut Hub, name: &str) -> Result<v1::Device, CliError> {
+    let devices = devices(hub, String::new()).await?;
+    let wanted = name.to_lowercase();
+    let mut found: Vec<v1::Device> = devices
+        .into_iter()
+        .filter(|d| d.device_id == name || d.display_name.to_lowercase() == wanted)
+        .collect();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(CliError::Refused(format!(
+            "no device called {name:?}; `household devices list` shows them"
+        ))),
+        n => Err(CliError::Refused(format!(
+            "{n} devices are called {name:?}; give the device's id"
+        ))),
+    }
+}
+
+/// A device kind's name in JSON.
+fn kind_key(kind: i32) -> &'static str {
+    match v1::DeviceKind::try_from(kind) {
+        Ok(v1::DeviceKind::Agent) => "agent",
+        Ok(v1::DeviceKind::LegacyCst) => "legacy_cst",
+        _ => "unknown",
+    }
+}
+
+/// A device kind in words.
+fn kind_name(kind: i32) -> &'static str {
+    match v1::DeviceKind::try_from(kind) {
+        Ok(v1::DeviceKind::Agent) => "agent",
+        Ok(v1::DeviceKind::LegacyCst) => "legacy CST",
+        _ => "unknown",
+    }
+}
