@@ -9,6 +9,7 @@ mod hub;
 mod invite;
 mod legacy;
 mod pair;
+mod policy;
 mod profile;
 mod requests;
 mod status;
@@ -122,6 +123,9 @@ enum Command {
     /// The children's devices.
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
+    /// A child's rules: daily minutes, bedtime, credits, grace.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Pairing codes for a new guardian or a child's new device.
     #[command(subcommand)]
     Invite(invite::InviteCommand),
@@ -145,6 +149,26 @@ enum Command {
     /// Talk to Child Screen Time devices (and child agents) over the legacy UDP protocol.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Show a child's policy.
+    Show {
+        /// A child's name or id.
+        child: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change what the flags name; a change another guardian made meanwhile is never
+    /// overwritten.
+    Set {
+        /// A child's name or id.
+        child: String,
+        #[command(flatten)]
+        changes: policy::Changes,
+    },
 }
 
 #[tokio::main]
@@ -213,6 +237,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => history::run(&mut hub().await?, &child, &since, &kinds, json).await?,
         Command::Devices(command) => devices::run(&mut hub().await?, command).await?,
+        Command::Policy(PolicyCommand::Show { child, json }) => {
+            policy::show(&mut hub().await?, &child, json).await?
+        }
+        Command::Policy(PolicyCommand::Set { child, changes }) => {
+            policy::set(&mut hub().await?, &child, &changes).await?
+        }
         Command::Invite(command) => invite::run(&mut hub().await?, command).await?,
         Command::Credentials(command) => credentials::run(&mut hub().await?, command).await?,
         Command::Legacy(command) => legacy::run(command).await?,

@@ -181,6 +181,44 @@ fn a_guardian_pairs_and_acts_from_the_terminal() {
         "--until",
     );
 
+    // Policy: read, change what the flags name, write back with the revision read.
+    ok(household(
+        &anna,
+        &[
+            "policy",
+            "set",
+            "Mia",
+            "--daily",
+            "all=60,sat=120",
+            "--bedtime",
+            "20:30-07:00",
+            "--grace",
+            "3m",
+        ],
+    ));
+    let policy: serde_json::Value =
+        serde_json::from_str(&ok(household(&anna, &["policy", "show", "Mia", "--json"]))).unwrap();
+    assert_eq!(policy["daily_minutes"]["sat"], 120);
+    assert_eq!(policy["daily_minutes"]["mon"], 60);
+    assert_eq!(
+        policy["downtime"]["wed"],
+        serde_json::json!(["bedtime 20:30-07:00"])
+    );
+    assert_eq!(policy["grace_minutes"], 3);
+    fails(
+        &household(&anna, &["policy", "set", "Mia", "--daily", "mon=2000"]),
+        1,
+        "daily_minutes",
+    );
+    let unchanged: serde_json::Value =
+        serde_json::from_str(&ok(household(&anna, &["policy", "show", "Mia", "--json"]))).unwrap();
+    assert_eq!(unchanged["revision"], policy["revision"]);
+    // No bedtime for the rest of the test, whatever the hour it runs at.
+    ok(household(
+        &anna,
+        &["policy", "set", "Mia", "--bedtime", "none"],
+    ));
+
     // History tells who did what.
     let history = ok(household(
         &anna,
