@@ -11,6 +11,7 @@ mod legacy;
 mod pair;
 mod policy;
 mod profile;
+mod report;
 mod requests;
 mod status;
 mod watch;
@@ -146,6 +147,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A child's use per day, split by device, as bars; and the totals.
+    Report {
+        /// A child's name or id.
+        child: String,
+        /// Days back from today (today included), 1 to 93.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Talk to Child Screen Time devices (and child agents) over the legacy UDP protocol.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
@@ -245,6 +257,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Invite(command) => invite::run(&mut hub().await?, command).await?,
         Command::Credentials(command) => credentials::run(&mut hub().await?, command).await?,
+        Command::Report { child, days, json } => {
+            report::run(&mut hub().await?, &child, days, json).await?
+        }
         Command::Legacy(command) => legacy::run(command).await?,
     }
     Ok(())

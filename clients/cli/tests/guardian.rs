@@ -219,6 +219,19 @@ fn a_guardian_pairs_and_acts_from_the_terminal() {
         &["policy", "set", "Mia", "--bedtime", "none"],
     ));
 
+    let report: serde_json::Value = serde_json::from_str(&ok(household(
+        &anna,
+        &["report", "Mia", "--days", "3", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(report["days"].as_array().unwrap().len(), 3);
+    assert_eq!(report["total_used_seconds"], 0);
+    fails(
+        &household(&anna, &["report", "Mia", "--days", "0"]),
+        1,
+        "--days must be 1 to 93",
+    );
+
     // History tells who did what.
     let history = ok(household(
         &anna,
