@@ -19,7 +19,7 @@ mod watch;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::hub::{CliError, Hub};
 
@@ -158,6 +158,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the shell completion script for bash, zsh, fish or powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `household man > household.1`.
+    Man,
     /// Talk to Child Screen Time devices (and child agents) over the legacy UDP protocol.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
@@ -260,6 +267,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { child, days, json } => {
             report::run(&mut hub().await?, &child, days, json).await?
         }
+        Command::Completions { shell } => {
+            // Into memory first: the generator panics on a closed stdout (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "household", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
         Command::Legacy(command) => legacy::run(command).await?,
     }
     Ok(())

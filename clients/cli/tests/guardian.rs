@@ -454,3 +454,20 @@ fn a_guardian_invites_another_and_revokes_a_lost_terminal() {
         "{printed}"
     );
 }
+
+#[test]
+fn completions_and_the_manual_come_from_the_same_definitions() {
+    let profile = Path::new("/nonexistent/profile.json");
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let script = ok(household(profile, &["completions", shell]));
+        assert!(script.contains("extend"), "{shell}: {script}");
+    }
+    let manual = ok(household(profile, &["man"]));
+    assert!(manual.starts_with(".ie"), "{manual}");
+    assert!(manual.contains("Exit codes"), "{manual}");
+    fails(
+        &household(profile, &["completions", "tcsh"]),
+        2,
+        "invalid value",
+    );
+}
