@@ -124,6 +124,42 @@ impl RateLimit {
     }
 }
 
+/// One token bucket for all sources together, beside the per-source ones:
+/// many addresses (a local user has all of 127.0.0.0/8) cannot add up to
+/// more than `per_second` after a `burst`.
+#[derive(Debug)]
+pub struct GlobalRate {
+    per_second: f64,
+    burst: f64,
+    bucket: Bucket,
+}
+
+impl GlobalRate {
+    pub fn new(per_second: f64, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            per_second,
+            burst,
+            bucket: Bucket {
+                tokens: burst,
+                at: now,
+            },
+        }
+    }
+
+    /// Takes one token; false means drop the datagram.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        self.bucket.tokens = refilled(&self.bucket, now, self.per_second, self.burst);
+        self.bucket.at = now;
+        if self.bucket.tokens >= 1.0 {
+            self.bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 fn refilled(bucket: &Bucket, now: Instant, per_second: f64, burst: f64) -> f64 {
     let elapsed = now.duration_since(bucket.at).as_secs_f64();
     (bucket.tokens + elapsed * per_second).min(burst)
@@ -164,6 +200,16 @@ mod tests {
         assert!(!limit.allow(ip, t0 + Duration::from_millis(500)));
         let other: IpAddr = [10, 0, 0, 2].into();
         assert!(limit.allow(other, t0), "sources are limited separately");
+    }
+
+    #[test]
+    fn the_global_rate_holds_across_sources() {
+        let t0 = Instant::now();
+        let mut global = GlobalRate::new(10.0, 5, t0);
+        assert!((0..5).all(|_| global.allow(t0)));
+        assert!(!global.allow(t0));
+        assert!(global.allow(t0 + Duration::from_millis(100)));
+        assert!(!global.allow(t0 + Duration::from_millis(100)));
     }
 
     #[test]

@@ -49,6 +49,15 @@ impl Command {
         }
     }
 
+    /// The reply the Android child sends when this command fails.
+    pub fn failure_reply(self) -> Reply {
+        match self {
+            Command::GetTimeLeft => Reply::TimeDataFailed,
+            Command::LockDevice => Reply::LockFailed,
+            Command::ExtendTime { .. } => Reply::Error(ErrorReply::ProcessingFailed),
+        }
+    }
+
     /// Whether a read-only responder may run it.
     pub fn is_read_only(self) -> bool {
         matches!(self, Command::GetTimeLeft)

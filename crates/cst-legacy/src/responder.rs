@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::guard::{RateLimit, ReplayWindow};
+use crate::guard::{GlobalRate, RateLimit, ReplayWindow};
 use crate::message::{
     COMMAND_PREFIX, Command, DISCOVERY, DISCOVERY_REPLY, ErrorReply, MAX_DATAGRAM, REPLY_PREFIX,
     Reply,
@@ -48,6 +48,17 @@ pub trait Handler: Send + Sync + 'static {
     /// Executes `command`, sent from `source`, and returns the reply.
     fn handle(&self, command: Command, source: SocketAddr) -> impl Future<Output = Reply> + Send;
 
+    /// Whether commands from `source` may be carried out at all. A sealed
+    /// command from a source it does not admit is answered with the
+    /// command's failure reply and reported as [`Refusal::NotAdmitted`].
+    /// The child agent admits no address of its own device, so a local user
+    /// who learnt the key cannot grant themselves time. The default admits
+    /// every source.
+    fn admits(&self, source: SocketAddr) -> bool {
+        let _ = source;
+        true
+    }
+
     /// Learns of a sealed command from `source` that opened (so it was
     /// sealed with this device's key) but was not executed; the reply has
     /// been decided already. Datagrams dropped before that point (oversized,
@@ -68,6 +79,9 @@ pub enum Refusal<'a> {
     /// A text that is not a command; answered with `error`, as the Android
     /// child answers it.
     NotACommand { text: &'a str, error: ErrorReply },
+    /// A command from a source the handler does not admit
+    /// ([`Handler::admits`]); answered with the command's failure reply.
+    NotAdmitted(Command),
 }
 
 impl Refusal<'_> {
@@ -78,6 +92,7 @@ impl Refusal<'_> {
             Refusal::ReadOnly(Command::LockDevice) => Reply::LockFailed,
             Refusal::ReadOnly(_) => Reply::Error(ErrorReply::ProcessingFailed),
             Refusal::NotACommand { error, .. } => Reply::Error(*error),
+            Refusal::NotAdmitted(command) => command.failure_reply(),
         }
     }
 }
@@ -96,11 +111,15 @@ pub struct ResponderConfig {
     pub rate_burst: u32,
     /// Most source addresses tracked by the rate limit.
     pub rate_sources: usize,
+    /// Datagrams per second from all sources together, after their burst.
+    pub global_rate_per_second: f64,
+    pub global_rate_burst: u32,
 }
 
 impl ResponderConfig {
     /// Defaults that no real parent app comes near: a tap sends one
-    /// datagram; the limit is 5 per second per address after a burst of 20.
+    /// datagram; the limit is 5 per second per address after a burst of 20,
+    /// and 20 per second from all addresses together after a burst of 40.
     pub fn new(key: Key, mode: Mode) -> Self {
         Self {
             key,
@@ -110,6 +129,8 @@ impl ResponderConfig {
             rate_per_second: 5.0,
             rate_burst: 20,
             rate_sources: 1024,
+            global_rate_per_second: 20.0,
+            global_rate_burst: 40,
         }
     }
 }
@@ -122,10 +143,14 @@ pub struct Counters {
     pub discovery: AtomicU64,
     pub executed: AtomicU64,
     pub refused_read_only: AtomicU64,
+    /// Sealed commands from a source the handler does not admit.
+    pub refused_source: AtomicU64,
     /// Opened, but not a command (answered with an `ERROR|…` reply).
     pub rejected: AtomicU64,
     pub dropped_oversized: AtomicU64,
     pub dropped_rate_limited: AtomicU64,
+    /// Dropped by the limit on all sources together.
+    pub dropped_global_rate: AtomicU64,
     pub dropped_off: AtomicU64,
     pub dropped_unknown: AtomicU64,
     pub dropped_undecryptable: AtomicU64,
@@ -192,6 +217,11 @@ impl<H: Handler> Responder<H> {
             self.config.rate_burst,
             self.config.rate_sources,
         );
+        let mut global = GlobalRate::new(
+            self.config.global_rate_per_second,
+            self.config.global_rate_burst,
+            Instant::now(),
+        );
         // One byte more than the apps accept, to tell "too long" from "exactly 1024".
         let mut buffer = vec![0u8; MAX_DATAGRAM + 1];
         tokio::pin!(shutdown);
@@ -207,7 +237,7 @@ impl<H: Handler> Responder<H> {
                 _ = &mut shutdown => return Ok(()),
             };
             let reply = self
-                .answer(&buffer[..len], source, &mut replays, &mut rate)
+                .answer(&buffer[..len], source, &mut replays, &mut rate, &mut global)
                 .await;
             if let Some(reply) = reply {
                 match self.socket.send_to(reply.as_bytes(), source).await {
@@ -225,6 +255,7 @@ impl<H: Handler> Responder<H> {
         source: SocketAddr,
         replays: &mut ReplayWindow,
         rate: &mut RateLimit,
+        global: &mut GlobalRate,
     ) -> Option<String> {
         let counters = &self.counters;
         bump(&counters.received);
@@ -235,6 +266,10 @@ impl<H: Handler> Responder<H> {
         let now = Instant::now();
         if !rate.allow(source.ip(), now) {
             bump(&counters.dropped_rate_limited);
+            return None;
+        }
+        if !global.allow(now) {
+            bump(&counters.dropped_global_rate);
             return None;
         }
         if self.config.mode == Mode::Off {
@@ -276,6 +311,13 @@ impl<H: Handler> Responder<H> {
             Err(error) => {
                 bump(&counters.rejected);
                 let refusal = Refusal::NotACommand { text: &text, error };
+                let reply = refusal.reply();
+                self.handler.refused(refusal, source).await;
+                reply
+            }
+            Ok(command) if !self.handler.admits(source) => {
+                bump(&counters.refused_source);
+                let refusal = Refusal::NotAdmitted(command);
                 let reply = refusal.reply();
                 self.handler.refused(refusal, source).await;
                 reply

@@ -21,13 +21,20 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 struct Recorder {
     calls: Mutex<Vec<(Command, SocketAddr)>>,
     refusals: Mutex<Vec<(String, SocketAddr)>>,
+    /// Addresses whose commands are not admitted.
+    barred: Mutex<Vec<std::net::IpAddr>>,
 }
 
 impl Handler for Recorder {
+    fn admits(&self, source: SocketAddr) -> bool {
+        !self.barred.lock().unwrap().contains(&source.ip())
+    }
+
     async fn refused(&self, refusal: Refusal<'_>, source: SocketAddr) {
         let what = match refusal {
             Refusal::ReadOnly(command) => format!("read-only {command}"),
             Refusal::NotACommand { text, error } => format!("{text:?} {error}"),
+            Refusal::NotAdmitted(command) => format!("not admitted {command}"),
         };
         self.refusals.lock().unwrap().push((what, source));
     }
@@ -435,4 +442,78 @@ fn base64_decode(text: &str) -> Vec<u8> {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn commands_from_a_source_not_admitted_get_their_failure_reply_and_run_nothing() {
+    let child = child("127.0.0.1:0", |_| {}).await;
+    child
+        .recorder
+        .barred
+        .lock()
+        .unwrap()
+        .push([127, 0, 0, 1].into());
+    for (command, reply) in [
+        ("EXTEND_TIME:1440", "ERROR|Command processing failed"),
+        ("LOCK_DEVICE", "DEVICE_LOCKED|ERROR|Failed to lock device"),
+        ("GET_TIME_LEFT", "TIME_LEFT|ERROR|Failed to get time data"),
+    ] {
+        assert_eq!(send(&child, command).await.unwrap().to_string(), reply);
+    }
+    assert!(child.recorder.commands().is_empty());
+    assert_eq!(
+        child.recorder.refusals(),
+        [
+            "not admitted EXTEND_TIME:1440",
+            "not admitted LOCK_DEVICE",
+            "not admitted GET_TIME_LEFT"
+        ]
+    );
+    assert_eq!(Counters::get(&child.counters.refused_source), 3);
+    // Discovery is not a command: still answered.
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket
+        .send_to(DISCOVERY.as_bytes(), child.address)
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    let (len, _) = tokio::time::timeout(TIMEOUT, socket.recv_from(&mut buffer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buffer[..len], DISCOVERY_REPLY.as_bytes());
+}
+
+#[tokio::test]
+async fn a_flood_from_many_sources_is_cut_to_the_global_burst() {
+    let child = child("127.0.0.1:0", |c| {
+        c.global_rate_burst = 10;
+        c.global_rate_per_second = 0.001;
+    })
+    .await;
+    // 50 loopback addresses, 4 datagrams each: within every per-address burst.
+    let mut sockets = Vec::new();
+    for n in 1..=50u8 {
+        let socket = UdpSocket::bind((std::net::Ipv4Addr::new(127, 0, 1, n), 0))
+            .await
+            .unwrap();
+        for _ in 0..4 {
+            socket
+                .send_to(DISCOVERY.as_bytes(), child.address)
+                .await
+                .unwrap();
+        }
+        sockets.push(socket);
+    }
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while Counters::get(&child.counters.received) < 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all datagrams arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(Counters::get(&child.counters.discovery), 10);
+    assert_eq!(Counters::get(&child.counters.dropped_global_rate), 190);
+    assert_eq!(Counters::get(&child.counters.dropped_rate_limited), 0);
 }
