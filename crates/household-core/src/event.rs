@@ -314,6 +314,9 @@ pub enum LegacyOutcome {
     /// Accepted but not carried out (the device could not store it, or, on the hub's
     /// bridge, the Android child did not answer).
     Failed,
+    /// Refused: sent from one of the device's own addresses (loopback or a local
+    /// interface), that is by a user of the device itself, such as the child.
+    RejectedLocal,
 }
 
 impl LegacyOutcome {

@@ -243,12 +243,13 @@ fn legacy_outcome_to_core(outcome: i32) -> Result<LegacyOutcome, ConvertError> {
         Ok(v1::LegacyOutcome::RejectedReadOnly) => Ok(LegacyOutcome::RejectedReadOnly),
         Ok(v1::LegacyOutcome::RejectedInvalid) => Ok(LegacyOutcome::RejectedInvalid),
         Ok(v1::LegacyOutcome::Failed) => Ok(LegacyOutcome::Failed),
+        Ok(v1::LegacyOutcome::RejectedLocal) => Ok(LegacyOutcome::RejectedLocal),
         other => Err(ConvertError::not_allowed(
             "legacy_command.outcome",
             enum_value(outcome, other.ok().map(|o| o.as_str_name())),
             "LEGACY_OUTCOME_APPLIED, LEGACY_OUTCOME_REJECTED_REPLAY, \
              LEGACY_OUTCOME_REJECTED_RATE_LIMIT, LEGACY_OUTCOME_REJECTED_READ_ONLY, \
-             LEGACY_OUTCOME_REJECTED_INVALID, LEGACY_OUTCOME_FAILED",
+             LEGACY_OUTCOME_REJECTED_INVALID, LEGACY_OUTCOME_FAILED, LEGACY_OUTCOME_REJECTED_LOCAL",
         )),
     }
 }
