@@ -28,6 +28,10 @@ use crate::store::{Checkpoint, Store, StoreError};
 /// How often the open usage interval is saved: a kill loses at most this
 /// much real time of measurement.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+/// First pause before a failed store write is tried again; it doubles up to
+/// [`LAST_STORE_RETRY`].
+const FIRST_STORE_RETRY: Duration = Duration::from_secs(1);
+const LAST_STORE_RETRY: Duration = Duration::from_secs(30);
 
 /// What can go wrong in an agent action.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,31 @@ pub struct Agent {
     device_id: String,
     inner: Mutex<Inner>,
     transitions: watch::Sender<Option<Transition>>,
+    /// The device's state on every change, for the session locker.
+    state: watch::Sender<ChildState>,
+}
+
+/// What is wrong with the agent right now, for `status` and the logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The store refuses writes: measuring and enforcing go on in memory.
+    pub store_error: Option<String>,
+    /// The usage source cannot answer: the device counts as in use.
+    pub source_error: Option<String>,
+}
+
+impl Health {
+    /// One line per problem, none when all is well.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(e) = &self.store_error {
+            problems.push(format!("store failing (kept in memory, retried): {e}"));
+        }
+        if let Some(e) = &self.source_error {
+            problems.push(format!("usage source failing (counted as in use): {e}"));
+        }
+        problems
+    }
 }
 
 struct Inner {
@@ -60,6 +89,9 @@ struct Inner {
     /// Events already applied but not yet stored — usage the disk refused,
     /// legacy commands noted for audit; they go out with the next write.
     unsaved: Vec<Event>,
+    health: Health,
+    /// While the store fails: when to try it again, and the pause after that.
+    store_retry: Option<(Instant, Duration)>,
 }
 
 impl Agent {
@@ -67,11 +99,11 @@ impl Agent {
     /// interval a kill left open, and starts the clock where it left off.
     pub fn open(
         store: Store,
+        device_id: String,
         policy: Policy,
         speed: f64,
         clocks: Reading,
     ) -> Result<Self, AgentError> {
-        let device_id = store.device_id()?;
         let checkpoint = store.checkpoint()?;
         let mut ledger = Ledger::new(policy, DeviceId::from(device_id.as_str()))?;
         // One event at a time from disk; only what today needs stays.
@@ -99,8 +131,11 @@ impl Agent {
                 last_state: None,
                 last_checkpoint: clocks.mono,
                 unsaved: Vec::new(),
+                health: Health::default(),
+                store_retry: None,
             }),
             transitions: watch::channel(None).0,
+            state: watch::channel(ChildState::Active).0,
         };
         // The state it starts in is the first transition: whoever subscribes
         // later finds it waiting (a device already out of time must lock).
@@ -125,6 +160,11 @@ impl Agent {
 
     /// One meter sample: moves the clock, charges use, saves what must be
     /// saved, and tells the enforcer about a change of state.
+    ///
+    /// Enforcement never waits on the disk: a write that fails is logged,
+    /// its events stay in memory (applied, and so enforced) and are tried
+    /// again after 1 s, 2 s, … up to 30 s, and the state is checked all the
+    /// same.
     pub fn tick(&self, active: bool, clocks: Reading) -> Result<Status, AgentError> {
         let mut inner = self.lock()?;
         let tick = inner.clock.tick(clocks);
@@ -135,18 +175,65 @@ impl Agent {
             let now = now_of(&inner)?;
             inner.ledger.forget_before_today(now);
         }
-        if !inner.unsaved.is_empty()
-            || clocks.mono.duration_since(inner.last_checkpoint) >= CHECKPOINT_EVERY
-        {
+        let due = match inner.store_retry {
+            Some((at, _)) => clocks.mono >= at,
+            None => {
+                !inner.unsaved.is_empty()
+                    || clocks.mono.duration_since(inner.last_checkpoint) >= CHECKPOINT_EVERY
+            }
+        };
+        if due {
             let checkpoint = Checkpoint {
                 clock_unix_micros: tick.now_unix_micros,
                 open_interval: inner.meter.open(),
             };
-            self.store.append(&inner.unsaved, Some(&checkpoint))?;
-            inner.unsaved.clear();
+            let written = self.store.append(&inner.unsaved, Some(&checkpoint));
             inner.last_checkpoint = clocks.mono;
+            match written {
+                Ok(()) => {
+                    inner.unsaved.clear();
+                    if inner.store_retry.take().is_some() {
+                        tracing::warn!("the store accepts writes again; nothing was lost");
+                        inner.health.store_error = None;
+                    }
+                }
+                Err(e) => self.store_failed(&mut inner, &e, clocks.mono),
+            }
         }
         self.observe(&mut inner)
+    }
+
+    /// Notes a failed write: logged loudly when it starts, retried later.
+    fn store_failed(&self, inner: &mut Inner, error: &StoreError, now: Instant) {
+        let pause = match inner.store_retry {
+            None => {
+                tracing::error!(
+                    error = %error,
+                    unsaved = inner.unsaved.len(),
+                    "cannot write the store; measuring and enforcing go on in memory, retrying"
+                );
+                FIRST_STORE_RETRY
+            }
+            Some((_, pause)) => (pause * 2).min(LAST_STORE_RETRY),
+        };
+        inner.store_retry = Some((now + pause, pause));
+        inner.health.store_error = Some(error.to_string());
+    }
+
+    /// What is wrong right now.
+    pub fn health(&self) -> Result<Health, AgentError> {
+        Ok(self.lock()?.health.clone())
+    }
+
+    /// The usage source's trouble (`Some`) or its recovery (`None`).
+    pub fn set_source_error(&self, error: Option<String>) -> Result<(), AgentError> {
+        self.lock()?.health.source_error = error;
+        Ok(())
+    }
+
+    /// The device's state on every change: the session locker follows it.
+    pub fn states(&self) -> watch::Receiver<ChildState> {
+        self.state.subscribe()
     }
 
     /// The live status.
@@ -203,7 +290,7 @@ impl Agent {
         failure_reply: &str,
     ) -> Result<Status, AgentError> {
         self.legacy_action(note, failure_reply, |ledger, actor, now, _| {
-            Ok(vec![ledger.lock(actor, now)?])
+            Ok(vec![ledger.lock_for_the_day(actor, now)?])
         })
     }
 
@@ -300,16 +387,41 @@ impl Agent {
 
     /// Stores `events` (with any unsaved usage before them) and only then
     /// applies them: an action is acknowledged only once it is durable.
+    ///
+    /// Events that only restrict (a lock) are the exception: if the store
+    /// fails they are applied all the same and kept in memory for the next
+    /// write, so the device locks whatever the disk does.
     fn record(&self, inner: &mut Inner, events: &[Event]) -> Result<Status, AgentError> {
         let mut batch = std::mem::take(&mut inner.unsaved);
         batch.extend_from_slice(events);
         if let Err(e) = self.store.append(&batch, None) {
+            let restricts_only = events
+                .iter()
+                .all(|e| matches!(e.kind, EventKind::Locked { .. }));
+            if restricts_only {
+                inner.ledger.commit(events);
+                inner.unsaved = batch;
+                self.store_failed(inner, &e, Instant::now());
+                return self.observe(inner);
+            }
             batch.truncate(batch.len() - events.len());
             inner.unsaved = batch;
             return Err(e.into());
         }
         inner.ledger.commit(events);
         self.observe(inner)
+    }
+
+    /// Locks this device until the end of the day because the day's use
+    /// is not known (the store was lost): offline, today counts as spent.
+    /// Kept in memory if it cannot be stored.
+    pub fn lock_unknown_day(&self, reason: &str) -> Result<Status, AgentError> {
+        let mut inner = self.lock()?;
+        let now = now_of(&inner)?;
+        let event = inner
+            .ledger
+            .lock_for_the_day_because(Actor::System, now, reason)?;
+        self.record(&mut inner, &[event])
     }
 
     /// Reads the status and hands a change of state to the enforcer.
@@ -327,6 +439,8 @@ impl Agent {
             }));
         }
         inner.last_state = Some(state);
+        self.state
+            .send_if_modified(|last| std::mem::replace(last, state) != state);
         Ok(status)
     }
 
@@ -372,14 +486,24 @@ mod tests {
     /// Midnight UTC of a day in November 2023.
     const MIDNIGHT: i64 = 1_700_000_000 * 1_000_000 / (24 * HOUR_MICROS) * (24 * HOUR_MICROS);
 
+    const ID: &str = "3F2A9C1B7D4E8A60";
+
     fn start_at(dir: &std::path::Path, wall_unix_micros: i64) -> (Agent, Reading) {
+        start_with(dir, wall_unix_micros, Policy::default())
+    }
+
+    fn start_with(
+        dir: &std::path::Path,
+        wall_unix_micros: i64,
+        policy: Policy,
+    ) -> (Agent, Reading) {
         let store = Store::open(dir).unwrap();
         let r0 = Reading {
             mono: Instant::now(),
             boot: Duration::from_secs(1000),
             wall_unix_micros,
         };
-        (Agent::open(store, Policy::default(), 1.0, r0).unwrap(), r0)
+        (Agent::open(store, ID.into(), policy, 1.0, r0).unwrap(), r0)
     }
 
     #[test]
@@ -458,12 +582,18 @@ mod tests {
             agent
                 .tick(true, r0.after(Duration::from_secs(60), then))
                 .unwrap();
-            agent
-                .legacy_lock(
-                    &note("LOCK_DEVICE"),
-                    "DEVICE_LOCKED|ERROR|Failed to lock device",
-                )
-                .unwrap();
+            // A lock with no end, as a guardian's through a hub.
+            {
+                let mut inner = agent.lock().unwrap();
+                let now = now_of(&inner).unwrap();
+                let mut lock = inner.ledger.legacy_command(&note("LOCK_DEVICE"), now);
+                lock.kind = EventKind::Locked {
+                    device: Some(DeviceId::from(ID)),
+                    until: None,
+                    reason: None,
+                };
+                agent.record(&mut inner, &[lock]).unwrap();
+            }
             agent.close().unwrap();
         }
         let now = MIDNIGHT + 12 * HOUR_MICROS;
@@ -471,7 +601,7 @@ mod tests {
         agent.note_legacy_command(&note("GET_TIME_LEFT")).unwrap();
         agent.close().unwrap();
         let before = agent.recent_events(100).unwrap();
-        assert!(before.len() >= 4, "{before:?}");
+        assert!(before.len() >= 3, "{before:?}");
         let pruned = agent.prune_events(30).unwrap();
         assert_eq!(pruned, before.len() - 2);
         let kinds: Vec<&'static str> = agent
@@ -506,7 +636,7 @@ mod tests {
             ..Policy::default()
         };
         let reading = Reading::now();
-        let agent = Agent::open(store, policy, 1.0, reading).unwrap();
+        let agent = Agent::open(store, ID.into(), policy, 1.0, reading).unwrap();
         // Subscribed after opening, before any tick: the lock is waiting.
         let transitions = agent.transitions();
         let pending = transitions.borrow().clone();
@@ -518,6 +648,61 @@ mod tests {
                 remaining_minutes: 0,
             })
         );
+    }
+
+    /// A failing disk stops nothing: the day runs out, the state turns
+    /// BLOCKED and the lock is announced while every write fails; a legacy
+    /// lock holds in memory; once the disk is back, nothing was lost.
+    #[test]
+    fn a_failing_store_does_not_keep_the_device_from_locking() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let noon = MIDNIGHT + 12 * HOUR_MICROS;
+        let policy = Policy {
+            daily_minutes: household_core::DailyMinutes::every_day(2),
+            grace_minutes: 0,
+            ..Policy::default()
+        };
+        let (agent, r0) = start_with(dir.path(), noon, policy);
+        let transitions = agent.transitions();
+        agent.store.fail_writes.store(true, Ordering::Relaxed);
+        let minute = Duration::from_secs(60);
+        let at = |n: u32| r0.after(n * minute, noon + i64::from(n) * 60_000_000);
+        let first = agent.tick(true, at(1)).unwrap();
+        assert_eq!(first.remaining_minutes(), 1);
+        assert!(agent.health().unwrap().store_error.is_some());
+        let out = agent.tick(true, at(2)).unwrap();
+        assert_eq!(out.state_on_device(&DeviceId::from(ID)), Blocked);
+        assert_eq!(
+            transitions.borrow().as_ref().map(|t| t.kind),
+            Some(HookKind::Lock),
+            "the lock is announced although nothing could be stored"
+        );
+        // A grant cannot be acknowledged without being stored: refused.
+        let refused = agent.spend_credit(5).unwrap_err();
+        assert!(matches!(refused, AgentError::Store(_)), "{refused}");
+        assert_eq!(agent.status().unwrap().remaining_minutes(), 0);
+        // A legacy LOCK_DEVICE holds too, in memory.
+        let note = LegacyNote {
+            command: "LOCK_DEVICE".into(),
+            address: "192.168.1.20:40123".into(),
+            outcome: LegacyOutcome::Applied,
+            reply: "DEVICE_LOCKED|Device is now blocked".into(),
+        };
+        let locked = agent
+            .legacy_lock(&note, "DEVICE_LOCKED|ERROR|Failed to lock device")
+            .unwrap();
+        assert_eq!(locked.state_on_device(&DeviceId::from(ID)), Locked);
+        // The disk comes back: the next retry stores everything.
+        agent.store.fail_writes.store(false, Ordering::Relaxed);
+        agent.tick(true, at(3)).unwrap();
+        assert_eq!(agent.health().unwrap(), Health::default());
+        agent.close().unwrap();
+        drop(agent);
+        let (agent, _) = start_at(dir.path(), noon + 3 * 60_000_000);
+        let status = agent.status().unwrap();
+        assert_eq!(status.used_seconds, 180);
+        assert_eq!(status.state_on_device(&DeviceId::from(ID)), Locked);
     }
 
     #[test]

@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cst_legacy::{
-    Command, DeviceId, ErrorReply, Handler, LegacyState, Mode, Refusal, Reply, Responder,
-    ResponderConfig,
+    Command, DeviceId, Handler, LegacyState, Mode, Refusal, Reply, Responder, ResponderConfig,
 };
 use household_core::{CstState, LegacyOutcome};
 use tokio::sync::watch;
@@ -45,11 +44,20 @@ pub async fn bind(
     let responder = Responder::bind(
         address,
         ResponderConfig::new(key, mode),
-        Arc::new(AgentHandler { agent }),
+        Arc::new(AgentHandler {
+            agent,
+            allow_local: config.legacy_allow_local,
+        }),
     )
     .await
     .with_context(|| format!("cannot bind the legacy responder to UDP {address}"))?;
     tracing::info!(%address, ?mode, "legacy CST responder listening");
+    if config.legacy_allow_local {
+        tracing::warn!(
+            "legacy_allow_local: commands from this device's own addresses are carried out, \
+             so any local user who knows the device ID can grant time"
+        );
+    }
     Ok(Some(LegacyResponder(responder)))
 }
 
@@ -64,9 +72,18 @@ impl LegacyResponder {
 
 struct AgentHandler {
     agent: Arc<Agent>,
+    /// Carry out commands from this device's own addresses (tests, demos).
+    allow_local: bool,
 }
 
 impl Handler for AgentHandler {
+    /// Commands from the device's own addresses (loopback, its interfaces)
+    /// come from a user of the device — the child — and are refused unless
+    /// `--legacy-allow-local`: budget changes come from guardians elsewhere.
+    fn admits(&self, source: SocketAddr) -> bool {
+        self.allow_local || !crate::local_address::is_own(source.ip())
+    }
+
     /// Runs on the blocking pool: the agent's state is shared with the meter
     /// and the control socket, and a grant or lock is flushed to disk before
     /// it is answered.
@@ -76,7 +93,7 @@ impl Handler for AgentHandler {
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(%source, %command, error = %e, "legacy command failed");
-                failure(command)
+                command.failure_reply()
             })
     }
 
@@ -100,6 +117,7 @@ fn refusal_note(refusal: &Refusal<'_>, source: SocketAddr) -> LegacyNote {
     let (command, outcome) = match refusal {
         Refusal::ReadOnly(command) => (command.to_string(), LegacyOutcome::RejectedReadOnly),
         Refusal::NotACommand { text, .. } => ((*text).to_owned(), LegacyOutcome::RejectedInvalid),
+        Refusal::NotAdmitted(command) => (command.to_string(), LegacyOutcome::RejectedLocal),
     };
     LegacyNote {
         command,
@@ -114,7 +132,7 @@ fn refusal_note(refusal: &Refusal<'_>, source: SocketAddr) -> LegacyNote {
 /// before the reply is sent.
 fn execute(agent: &Agent, command: Command, source: SocketAddr) -> Reply {
     tracing::info!(%source, %command, "legacy command");
-    let failed = failure(command);
+    let failed = command.failure_reply();
     let note = |outcome, reply: &Reply| LegacyNote {
         command: command.to_string(),
         address: source.to_string(),
@@ -170,20 +188,12 @@ fn time_left(agent: &Agent, status: &household_core::Status) -> Reply {
     }
 }
 
-/// The failure reply the parent app knows for each command.
-fn failure(command: Command) -> Reply {
-    match command {
-        Command::GetTimeLeft => Reply::TimeDataFailed,
-        Command::LockDevice => Reply::LockFailed,
-        Command::ExtendTime { .. } => Reply::Error(ErrorReply::ProcessingFailed),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
+    use cst_legacy::ErrorReply;
     use household_core::{Actor, EventKind, Policy};
 
     use super::*;
@@ -192,7 +202,16 @@ mod tests {
 
     fn agent(dir: &std::path::Path) -> Arc<Agent> {
         let store = Store::open(dir).unwrap();
-        Arc::new(Agent::open(store, Policy::default(), 1.0, Reading::now()).unwrap())
+        Arc::new(
+            Agent::open(
+                store,
+                "3F2A9C1B7D4E8A60".into(),
+                Policy::default(),
+                1.0,
+                Reading::now(),
+            )
+            .unwrap(),
+        )
     }
 
     fn source() -> SocketAddr {
@@ -208,6 +227,7 @@ mod tests {
         let agent = agent(dir.path());
         let handler = AgentHandler {
             agent: agent.clone(),
+            allow_local: false,
         };
         let (held_tx, held_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -241,6 +261,7 @@ mod tests {
         let agent = agent(dir.path());
         let handler = AgentHandler {
             agent: agent.clone(),
+            allow_local: false,
         };
         handler
             .refused(Refusal::ReadOnly(Command::LockDevice), source())
@@ -283,6 +304,7 @@ mod tests {
         let agent = agent(dir.path());
         let handler = AgentHandler {
             agent: agent.clone(),
+            allow_local: false,
         };
         let extended = handler
             .handle(Command::ExtendTime { minutes: 15 }, source())

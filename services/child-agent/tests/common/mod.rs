@@ -30,13 +30,24 @@ impl Home {
         self.dir.path().join(name)
     }
 
-    /// Starts `child-agent run` on this directory with a free legacy port.
+    /// Starts `child-agent run` on this directory with a free legacy port,
+    /// simulated use at `speed`, and legacy commands from loopback allowed
+    /// (the tests play the parent app on this machine).
     pub fn start(&self, speed: f64, extra: &[&str]) -> Agent {
         self.start_with_env(speed, extra, &[])
     }
 
     /// [`Home::start`] with extra environment variables for the agent.
     pub fn start_with_env(&self, speed: f64, extra: &[&str], env: &[(&str, String)]) -> Agent {
+        let speed = speed.to_string();
+        let mut args = vec!["--speed", &speed, "--legacy-allow-local"];
+        args.extend_from_slice(extra);
+        self.start_plain(&args, env)
+    }
+
+    /// Starts `child-agent run` with the data directory, the policy, a free
+    /// legacy port on 127.0.0.1 and `args`, nothing else.
+    pub fn start_plain(&self, args: &[&str], env: &[(&str, String)]) -> Agent {
         let port = free_udp_port();
         let child = Command::new(BIN)
             .arg("run")
@@ -44,15 +55,13 @@ impl Home {
             .arg(self.path())
             .arg("--policy")
             .arg(self.file("policy.toml"))
-            .arg("--speed")
-            .arg(speed.to_string())
             .args([
                 "--legacy-bind",
                 "127.0.0.1",
                 "--legacy-port",
                 &port.to_string(),
             ])
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
