@@ -19,6 +19,7 @@ use household_core::{
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
+use crate::audit::AuditBudget;
 use crate::clock::{AgentClock, Reading};
 use crate::enforcer::{HookKind, Transition};
 use crate::ledger::{Ledger, LegacyNote};
@@ -46,6 +47,12 @@ pub enum AgentError {
     CreditSize(i64),
     #[error("the agent's state is unavailable after an earlier failure")]
     Poisoned,
+    #[error(
+        "more than {} legacy commands that change the budget within {:?}",
+        crate::audit::ACTIONS_PER_WINDOW,
+        crate::audit::WINDOW
+    )]
+    TooManyActions,
 }
 
 pub struct Agent {
@@ -90,6 +97,8 @@ struct Inner {
     /// legacy commands noted for audit; they go out with the next write.
     unsaved: Vec<Event>,
     health: Health,
+    /// What of the legacy traffic may reach the store.
+    audit: AuditBudget,
     /// While the store fails: when to try it again, and the pause after that.
     store_retry: Option<(Instant, Duration)>,
 }
@@ -132,6 +141,7 @@ impl Agent {
                 last_checkpoint: clocks.mono,
                 unsaved: Vec::new(),
                 health: Health::default(),
+                audit: AuditBudget::new(clocks.mono),
                 store_retry: None,
             }),
             transitions: watch::channel(None).0,
@@ -175,6 +185,8 @@ impl Agent {
             let now = now_of(&inner)?;
             inner.ledger.forget_before_today(now);
         }
+        let summaries = inner.audit.roll(clocks.mono);
+        Self::note_summaries(&mut inner, summaries)?;
         let due = match inner.store_retry {
             Some((at, _)) => clocks.mono >= at,
             None => {
@@ -260,9 +272,30 @@ impl Agent {
     /// sequence now and is stored with the next write, at the latest the
     /// meter's next tick (within a quarter of a second), so it costs no flush
     /// of its own.
+    ///
+    /// Only so many are stored one by one (see [`crate::audit`]); the rest
+    /// are counted and summed up when the minute ends.
     pub fn note_legacy_command(&self, note: &LegacyNote) -> Result<(), AgentError> {
         let mut inner = self.lock()?;
-        let now = now_of(&inner)?;
+        let summaries = inner.audit.roll(Instant::now());
+        Self::note_summaries(&mut inner, summaries)?;
+        if inner.audit.admit_note(note) {
+            Self::note(&mut inner, note)?;
+        }
+        Ok(())
+    }
+
+    fn note_summaries(inner: &mut Inner, summaries: Vec<LegacyNote>) -> Result<(), AgentError> {
+        for summary in &summaries {
+            tracing::warn!(command = %summary.command, outcome = ?summary.outcome, "legacy commands summed up");
+            Self::note(inner, summary)?;
+        }
+        Ok(())
+    }
+
+    /// Numbers an audit event now; it is stored with the next write.
+    fn note(inner: &mut Inner, note: &LegacyNote) -> Result<(), AgentError> {
+        let now = now_of(inner)?;
         let event = inner.ledger.legacy_command(note, now);
         inner.ledger.commit(std::slice::from_ref(&event));
         inner.unsaved.push(event);
@@ -312,6 +345,17 @@ impl Agent {
         ) -> Result<Vec<Event>, AgentError>,
     ) -> Result<Status, AgentError> {
         let mut inner = self.lock()?;
+        if !inner.audit.admit_action() {
+            let refused = LegacyNote {
+                outcome: LegacyOutcome::RejectedRateLimit,
+                reply: failure_reply.to_owned(),
+                ..note.clone()
+            };
+            if inner.audit.admit_note(&refused) {
+                Self::note(&mut inner, &refused)?;
+            }
+            return Err(AgentError::TooManyActions);
+        }
         let now = now_of(&inner)?;
         let audit = inner.ledger.legacy_command(note, now);
         let audit_seq = audit.seq;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 use zbus::Connection;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
@@ -68,11 +68,11 @@ impl Session {
 }
 
 /// logind, for one child's user. The bus connection is made at first use
-/// and, while it cannot be made, tried again at every use — so an agent
-/// started before the bus carries on once it is there.
+/// and made again after a call fails — so an agent started before the bus,
+/// or one whose bus restarted, carries on once the bus is there.
 #[derive(Debug, Clone)]
 pub struct Logind {
-    connection: Arc<OnceCell<Connection>>,
+    connection: Arc<Mutex<Option<Connection>>>,
     uid: u32,
 }
 
@@ -89,15 +89,22 @@ impl Logind {
         self.list().await.map(|_| ())
     }
 
-    async fn connection(&self) -> Result<&Connection, LogindError> {
-        self.connection
-            .get_or_try_init(|| async {
-                tokio::time::timeout(CALL_TIMEOUT, Connection::system())
-                    .await
-                    .map_err(|_| LogindError::Timeout { method: "connect" })?
-                    .map_err(LogindError::Connect)
-            })
+    async fn connection(&self) -> Result<Connection, LogindError> {
+        let mut cached = self.connection.lock().await;
+        if let Some(connection) = cached.as_ref() {
+            return Ok(connection.clone());
+        }
+        let connection = tokio::time::timeout(CALL_TIMEOUT, Connection::system())
             .await
+            .map_err(|_| LogindError::Timeout { method: "connect" })?
+            .map_err(LogindError::Connect)?;
+        *cached = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Drops the connection after a failed call; the next call connects anew.
+    async fn forget_connection(&self) {
+        *self.connection.lock().await = None;
     }
 
     /// The child's sessions, with their state.
@@ -162,13 +169,22 @@ impl Logind {
         R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
     {
         let connection = self.connection().await?;
-        let reply = tokio::time::timeout(
+        let reply = match tokio::time::timeout(
             CALL_TIMEOUT,
             connection.call_method(Some(DESTINATION), path, Some(interface), method, body),
         )
         .await
-        .map_err(|_| LogindError::Timeout { method })?
-        .map_err(|source| LogindError::Call { method, source })?;
+        {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(source)) => {
+                self.forget_connection().await;
+                return Err(LogindError::Call { method, source });
+            }
+            Err(_) => {
+                self.forget_connection().await;
+                return Err(LogindError::Timeout { method });
+            }
+        };
         reply.body().deserialize().map_err(|e| LogindError::Shape {
             method,
             message: e.to_string(),

@@ -2,6 +2,7 @@
 //! time is gone, and answers the legacy CST parent app.
 
 mod agent;
+mod audit;
 mod client;
 mod clock;
 mod config;

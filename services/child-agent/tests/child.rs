@@ -266,3 +266,43 @@ fn a_damaged_or_lost_store_keeps_the_id_and_locks_the_day() {
     assert_eq!(home.status().unwrap()["state"], "LOCKED");
     assert_eq!(home.command(&["show-id"]).stdout, id);
 }
+
+/// Sealed commands (the child has the ID) from 200 loopback addresses for
+/// three seconds: refused, and all but a handful only counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn junk_from_many_local_addresses_stores_a_bounded_handful_of_events() {
+    let home = Home::new(ONE_HOUR);
+    let agent = home.start_plain(&["--usage-source", "simulated"], &[]);
+    let id = String::from_utf8(home.command(&["show-id"]).stdout).unwrap();
+    let key = id.trim().parse::<DeviceId>().unwrap().key();
+    let to = SocketAddr::from(([127, 0, 0, 1], agent.port));
+    let mut sockets = Vec::new();
+    for n in 0..200u32 {
+        let ip = std::net::Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250 + 1) as u8);
+        sockets.push(tokio::net::UdpSocket::bind((ip, 0)).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        for socket in &sockets {
+            let sealed = format!("CST_CMD:{}", key.seal("EXTEND_TIME:1440"));
+            socket.send_to(sealed.as_bytes(), to).await.unwrap();
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent > 2000, "sent {sent}");
+    assert!(agent.terminate());
+    let log = home.command(&["log", "--limit", "100000"]);
+    let legacy = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .filter(|l| l.contains("legacy_command"))
+        .count();
+    // 5 one by one, and at most one summary per outcome after a minute.
+    assert!(
+        legacy <= 5 + 7,
+        "{legacy} legacy events stored for {sent} datagrams"
+    );
+    assert!(legacy >= 1, "the refusals are audited");
+    assert_eq!(home.status().unwrap()["credit_minutes"], 60);
+}

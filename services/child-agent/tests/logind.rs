@@ -179,3 +179,51 @@ fn a_failing_usage_source_counts_as_use_and_is_reported() {
     let before = used(&status);
     home.wait_for("use still counted", |s| used(s) >= before + 2);
 }
+
+/// The unix path of a bus address `unix:path=P,guid=…`.
+fn bus_path(address: &str) -> Option<String> {
+    let rest = address.strip_prefix("unix:path=")?;
+    Some(rest.split(',').next()?.to_owned())
+}
+
+#[test]
+fn the_agent_carries_on_when_the_bus_comes_late_and_when_it_comes_back() {
+    let Some(first) = standin(vec![FakeSession::active("c1", CHILD_UID)]) else {
+        return;
+    };
+    let Some(first_path) = bus_path(&first.address) else {
+        println!(
+            "skipped: the private bus is not at a unix path ({})",
+            first.address
+        );
+        return;
+    };
+    let home = Home::new("timezone = \"UTC\"\ndaily_minutes = 0\ngrace_minutes = 0\n");
+    // The bus the agent is told about is not there yet; a hook locks meanwhile.
+    let bus = home.file("bus");
+    let address = format!("unix:path={}", bus.display());
+    let _agent = home.start_plain(
+        &[
+            "--child-user",
+            "nobody",
+            "--legacy-mode",
+            "off",
+            "--on-lock",
+            "true",
+        ],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", address)],
+    );
+    std::os::unix::fs::symlink(&first_path, &bus).unwrap();
+    wait_until(&first, "the child's session locked", |l| l.get("c1").locked);
+
+    // The bus goes away and another comes up at the same address.
+    drop(first);
+    let second = standin(vec![FakeSession::active("c1", CHILD_UID)]).unwrap();
+    let second_path = bus_path(&second.address).unwrap();
+    let link = home.file("bus.new");
+    std::os::unix::fs::symlink(&second_path, &link).unwrap();
+    std::fs::rename(&link, &bus).unwrap();
+    wait_until(&second, "the child's session locked on the new bus", |l| {
+        l.get("c1").locked
+    });
+}
