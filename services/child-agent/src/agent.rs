@@ -71,6 +71,8 @@ pub struct Health {
     pub store_error: Option<String>,
     /// The usage source cannot answer: the device counts as in use.
     pub source_error: Option<String>,
+    /// The policy file was refused: the last good policy is enforced.
+    pub policy_error: Option<String>,
 }
 
 impl Health {
@@ -82,6 +84,9 @@ impl Health {
         }
         if let Some(e) = &self.source_error {
             problems.push(format!("usage source failing (counted as in use): {e}"));
+        }
+        if let Some(e) = &self.policy_error {
+            problems.push(e.clone());
         }
         problems
     }
@@ -240,6 +245,12 @@ impl Agent {
     /// The usage source's trouble (`Some`) or its recovery (`None`).
     pub fn set_source_error(&self, error: Option<String>) -> Result<(), AgentError> {
         self.lock()?.health.source_error = error;
+        Ok(())
+    }
+
+    /// The policy file's trouble, shown until the agent runs with a good one.
+    pub fn set_policy_error(&self, error: Option<String>) -> Result<(), AgentError> {
+        self.lock()?.health.policy_error = error;
         Ok(())
     }
 

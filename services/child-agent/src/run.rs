@@ -30,7 +30,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     unsafe { libc::umask(0o077) };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let policy = policy::load(config.policy.as_deref())?;
+    let policy = policy::load(config.policy.as_deref());
     let (data_dir, speed) = (config.data_dir.clone(), config.speed);
     let agent =
         Arc::new(tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed)).await??);

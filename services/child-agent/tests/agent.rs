@@ -160,3 +160,26 @@ fn bad_settings_are_refused_with_the_field_named() {
         "a refused start creates no store"
     );
 }
+
+#[test]
+fn a_bad_policy_file_is_reported_where_and_the_last_good_policy_stays_in_force() {
+    let home = Home::new(ONE_HOUR);
+    let agent = home.start(1.0, &[]);
+    assert_eq!(home.status().unwrap()["allowance_minutes"], 60);
+    assert!(agent.terminate());
+    // The child (or a slip of the keyboard) breaks the file.
+    std::fs::write(
+        home.file("policy.toml"),
+        "timezone = \"UTC\"\ndaily_minutes = 600\ngrace_minutes = \"lots\"\n",
+    )
+    .unwrap();
+    let _agent = home.start(1.0, &[]);
+    let status = home.status().unwrap();
+    assert_eq!(
+        status["allowance_minutes"], 60,
+        "the last good policy holds"
+    );
+    let problems = status["problems"].to_string();
+    assert!(problems.contains("line 3, column 17"), "{problems}");
+    assert!(problems.contains("last good policy"), "{problems}");
+}
