@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use household_core::{
     Actor, ChildState, CreditRefusal, CreditSize, DeviceId, Event, EventKind, InputError,
-    LegacyOutcome, Policy, Status, time::instant_from_unix_micros,
+    LegacyOutcome, Policy, Status, WARNING_SECONDS, time::instant_from_unix_micros,
 };
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
@@ -481,19 +481,38 @@ impl Agent {
 
     /// Reads the status and hands a change of state to the enforcer.
     fn observe(&self, inner: &mut Inner) -> Result<Status, AgentError> {
-        let status = inner.ledger.status_at(now_of(inner)?, inner.meter.open());
+        let now = now_of(inner)?;
+        let status = inner.ledger.status_at(now, inner.meter.open());
         let state = status.state_on_device(inner.ledger.device());
-        if let Some(kind) = hook_for(inner.last_state, state) {
-            if let Some(from) = inner.last_state {
-                tracing::info!(?from, to = %state, "state changed");
+        let bedtime_in = status
+            .next_downtime_at
+            .map(|at| at.duration_since(now))
+            .filter(|left| !left.is_negative());
+        // Bedtime soon warns like time running out.
+        let seen = match bedtime_in {
+            Some(left) if state == ChildState::Active && left.as_secs() <= WARNING_SECONDS => {
+                ChildState::Warning
             }
+            _ => state,
+        };
+        let hooks = hooks_for(inner.last_state, seen);
+        if !hooks.is_empty() {
+            if let Some(from) = inner.last_state {
+                tracing::info!(?from, to = %seen, "state changed");
+            }
+            let to_bedtime = bedtime_in.map_or(i64::MAX, |left| (left.as_secs() + 59) / 60);
             self.transitions.send_replace(Some(Transition {
-                kind,
+                hooks,
                 state: state.name(),
                 remaining_minutes: status.remaining_minutes(),
+                minutes_to_lock: if state.allows_use() {
+                    status.remaining_minutes().min(to_bedtime)
+                } else {
+                    0
+                },
             }));
         }
-        inner.last_state = Some(state);
+        inner.last_state = Some(seen);
         self.state
             .send_if_modified(|last| std::mem::replace(last, state) != state);
         Ok(status)
@@ -515,19 +534,31 @@ fn now_of(inner: &Inner) -> Result<Timestamp, InputError> {
     instant_from_unix_micros(inner.clock.now_unix_micros())
 }
 
-/// Which hook a change from `previous` to `next` calls for: lock or unlock
-/// when the device changes between usable and not, a warning when a usable
-/// device enters WARNING or GRACE. At start (`previous` is `None`) the device
-/// is put in the state it should be in, whatever happened while the agent
-/// was down.
-pub fn hook_for(previous: Option<ChildState>, next: ChildState) -> Option<HookKind> {
+/// Which hooks a change from `previous` to `next` calls for, in order: lock
+/// or unlock when the device changes between usable and not, a warning when
+/// a usable device is in WARNING or GRACE and was not before — after the
+/// unlock, when it comes with one. At start (`previous` is `None`) the
+/// device is put in the state it should be in, whatever happened while the
+/// agent was down, and a device that starts in WARNING is warned.
+pub fn hooks_for(previous: Option<ChildState>, next: ChildState) -> &'static [HookKind] {
+    let warns = matches!(next, ChildState::Warning | ChildState::Grace);
     match previous {
-        Some(previous) if previous == next => None,
+        Some(previous) if previous == next => &[],
         Some(previous) if previous.allows_use() == next.allows_use() => {
-            matches!(next, ChildState::Warning | ChildState::Grace).then_some(HookKind::Warning)
+            if warns {
+                &[HookKind::Warning]
+            } else {
+                &[]
+            }
         }
-        _ if next.allows_use() => Some(HookKind::Unlock),
-        _ => Some(HookKind::Lock),
+        _ if next.allows_use() => {
+            if warns {
+                &[HookKind::Unlock, HookKind::Warning]
+            } else {
+                &[HookKind::Unlock]
+            }
+        }
+        _ => &[HookKind::Lock],
     }
 }
 
@@ -698,9 +729,10 @@ mod tests {
         assert_eq!(
             pending,
             Some(Transition {
-                kind: HookKind::Lock,
+                hooks: &[HookKind::Lock],
                 state: "BLOCKED",
                 remaining_minutes: 0,
+                minutes_to_lock: 0,
             })
         );
     }
@@ -729,8 +761,8 @@ mod tests {
         let out = agent.tick(true, at(2)).unwrap();
         assert_eq!(out.state_on_device(&DeviceId::from(ID)), Blocked);
         assert_eq!(
-            transitions.borrow().as_ref().map(|t| t.kind),
-            Some(HookKind::Lock),
+            transitions.borrow().as_ref().map(|t| t.hooks),
+            Some(&[HookKind::Lock][..]),
             "the lock is announced although nothing could be stored"
         );
         // A grant cannot be acknowledged without being stored: refused.
@@ -760,17 +792,67 @@ mod tests {
         assert_eq!(status.state_on_device(&DeviceId::from(ID)), Locked);
     }
 
+    /// Bedtime five minutes away warns, as the last five minutes of the day's
+    /// time do, and a device that starts in WARNING is warned at once.
+    #[test]
+    fn a_device_is_warned_before_bedtime_and_when_it_starts_in_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        // 20:50 UTC; bedtime at 21:00.
+        let ten_to_nine = MIDNIGHT + 20 * HOUR_MICROS + 50 * 60_000_000;
+        let policy: Policy = toml::from_str(
+            "time_zone = \"UTC\"\n[[downtime]]\nstart = \"21:00\"\nend = \"07:00\"\n",
+        )
+        .unwrap();
+        let (agent, r0) = start_with(dir.path(), ten_to_nine, policy);
+        let transitions = agent.transitions();
+        let hooks = || {
+            transitions
+                .borrow()
+                .as_ref()
+                .map(|t| (t.hooks, t.state, t.minutes_to_lock))
+        };
+        assert_eq!(hooks(), Some((&[HookKind::Unlock][..], "ACTIVE", 10)));
+        let minute = Duration::from_secs(60);
+        let at = |n: u32| r0.after(n * minute, ten_to_nine + i64::from(n) * 60_000_000);
+        agent.tick(false, at(4)).unwrap();
+        assert_eq!(
+            hooks(),
+            Some((&[HookKind::Unlock][..], "ACTIVE", 10)),
+            "6 minutes to go"
+        );
+        agent.tick(false, at(5)).unwrap();
+        assert_eq!(hooks(), Some((&[HookKind::Warning][..], "ACTIVE", 5)));
+        agent.tick(false, at(10)).unwrap();
+        assert_eq!(hooks(), Some((&[HookKind::Lock][..], "DOWNTIME", 0)));
+        drop(agent);
+
+        let dir = tempfile::tempdir().unwrap();
+        let policy = Policy {
+            daily_minutes: household_core::DailyMinutes::every_day(3),
+            ..Policy::default()
+        };
+        let (agent, _) = start_with(dir.path(), MIDNIGHT + 12 * HOUR_MICROS, policy);
+        let started = agent.transitions().borrow().as_ref().map(|t| t.hooks);
+        assert_eq!(started, Some(&[HookKind::Unlock, HookKind::Warning][..]));
+    }
+
     #[test]
     fn hooks_follow_the_usable_boundary_and_warn_inside_it() {
-        assert_eq!(hook_for(None, Active), Some(HookKind::Unlock));
-        assert_eq!(hook_for(None, Blocked), Some(HookKind::Lock));
-        assert_eq!(hook_for(Some(Active), Active), None);
-        assert_eq!(hook_for(Some(Active), Warning), Some(HookKind::Warning));
-        assert_eq!(hook_for(Some(Warning), Grace), Some(HookKind::Warning));
-        assert_eq!(hook_for(Some(Grace), Blocked), Some(HookKind::Lock));
-        assert_eq!(hook_for(Some(Blocked), Locked), None);
-        assert_eq!(hook_for(Some(Blocked), Warning), Some(HookKind::Unlock));
-        assert_eq!(hook_for(Some(Warning), Active), None);
-        assert_eq!(hook_for(Some(Active), Downtime), Some(HookKind::Lock));
+        use HookKind::{Lock, Unlock};
+        assert_eq!(hooks_for(None, Active), [Unlock]);
+        assert_eq!(hooks_for(None, Warning), [Unlock, HookKind::Warning]);
+        assert_eq!(hooks_for(None, Blocked), [Lock]);
+        assert_eq!(hooks_for(Some(Active), Active), []);
+        assert_eq!(hooks_for(Some(Active), Warning), [HookKind::Warning]);
+        assert_eq!(hooks_for(Some(Warning), Grace), [HookKind::Warning]);
+        assert_eq!(hooks_for(Some(Grace), Blocked), [Lock]);
+        assert_eq!(hooks_for(Some(Blocked), Locked), []);
+        assert_eq!(
+            hooks_for(Some(Blocked), Warning),
+            [Unlock, HookKind::Warning]
+        );
+        assert_eq!(hooks_for(Some(Blocked), Active), [Unlock]);
+        assert_eq!(hooks_for(Some(Warning), Active), []);
+        assert_eq!(hooks_for(Some(Active), Downtime), [Lock]);
     }
 }
