@@ -2,9 +2,7 @@
 //! both bounded in memory and both driven by tokio's clock (so tests can
 //! pause it).
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -19,9 +17,22 @@ use tokio::time::Instant;
 pub struct ReplayWindow {
     window: Duration,
     capacity: usize,
-    hasher: RandomState,
-    seen: HashMap<u64, Instant>,
-    order: VecDeque<(Instant, u64)>,
+    seen: HashMap<Digest, Instant>,
+    order: VecDeque<(Instant, Digest)>,
+}
+
+/// What the replay window remembers of a sealed command: the first 16
+/// bytes of SHA-256 of its decoded `IV ‖ ciphertext`. Stable across
+/// processes, so a child agent can keep its window across a restart.
+pub type Digest = [u8; 16];
+
+/// The [`Digest`] of decoded sealed bytes.
+pub fn digest(sealed: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    let full = sha2::Sha256::digest(sealed);
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
 }
 
 impl ReplayWindow {
@@ -31,7 +42,6 @@ impl ReplayWindow {
         Self {
             window,
             capacity: capacity.max(1),
-            hasher: RandomState::new(),
             seen: HashMap::new(),
             order: VecDeque::new(),
         }
@@ -40,7 +50,27 @@ impl ReplayWindow {
     /// Records `sealed` at `now`; returns false if it was already seen
     /// within the window. The second value says whether an entry younger
     /// than the window had to be forgotten to stay within capacity.
+    #[cfg(test)]
     pub fn first_sight(&mut self, sealed: &[u8], now: Instant) -> (bool, bool) {
+        self.first_sight_of(digest(sealed), now)
+    }
+
+    /// Remembers commands seen before this window existed (by an earlier
+    /// run), each `age` ago; those older than the window are skipped.
+    pub fn seed(&mut self, seen: &[(Digest, Duration)], now: Instant) {
+        let mut entries: Vec<(Instant, Digest)> = seen
+            .iter()
+            .filter(|(_, age)| *age < self.window)
+            .map(|(d, age)| (now.checked_sub(*age).unwrap_or(now), *d))
+            .collect();
+        entries.sort();
+        for (at, digest) in entries {
+            self.first_sight_of(digest, at);
+        }
+    }
+
+    /// [`ReplayWindow::first_sight`] by digest.
+    pub fn first_sight_of(&mut self, hash: Digest, now: Instant) -> (bool, bool) {
         while let Some(&(at, hash)) = self.order.front() {
             if now.duration_since(at) < self.window {
                 break;
@@ -50,7 +80,6 @@ impl ReplayWindow {
                 self.seen.remove(&hash);
             }
         }
-        let hash = self.hasher.hash_one(sealed);
         if self.seen.contains_key(&hash) {
             return (false, false);
         }
@@ -176,6 +205,26 @@ mod tests {
         assert_eq!(window.first_sight(b"abc", t0), (true, false));
         assert!(!window.first_sight(b"abc", t0 + Duration::from_secs(599)).0);
         assert!(window.first_sight(b"abc", t0 + Duration::from_secs(601)).0);
+    }
+
+    #[test]
+    fn a_seeded_window_remembers_what_an_earlier_run_saw() {
+        let t0 = Instant::now() + Duration::from_secs(3600);
+        let mut window = ReplayWindow::new(Duration::from_secs(600), 16);
+        window.seed(
+            &[
+                (digest(b"recent"), Duration::from_secs(60)),
+                (digest(b"old"), Duration::from_secs(700)),
+            ],
+            t0,
+        );
+        assert!(!window.first_sight(b"recent", t0).0);
+        assert!(window.first_sight(b"old", t0).0);
+        assert!(
+            window
+                .first_sight(b"recent", t0 + Duration::from_secs(541))
+                .0
+        );
     }
 
     #[test]

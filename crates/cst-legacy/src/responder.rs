@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
+pub use crate::guard::Digest;
 use crate::guard::{GlobalRate, RateLimit, ReplayWindow};
 use crate::message::{
     COMMAND_PREFIX, Command, DISCOVERY, DISCOVERY_REPLY, ErrorReply, MAX_DATAGRAM, REPLY_PREFIX,
@@ -57,6 +58,16 @@ pub trait Handler: Send + Sync + 'static {
     fn admits(&self, source: SocketAddr) -> bool {
         let _ = source;
         true
+    }
+
+    /// Learns that a sealed command with `digest` was seen for the first
+    /// time, before it is handled or refused: a handler that keeps the
+    /// digests (see [`ResponderConfig::replay_seen`]) keeps the replay
+    /// window across a restart. Calls come in arrival order; the default
+    /// forgets.
+    fn remember(&self, digest: Digest) -> impl Future<Output = ()> + Send {
+        let _ = digest;
+        async {}
     }
 
     /// Learns of a sealed command from `source` that opened (so it was
@@ -106,6 +117,9 @@ pub struct ResponderConfig {
     pub replay_window: Duration,
     /// Most sealed commands remembered for the replay window.
     pub replay_capacity: usize,
+    /// Commands an earlier run saw, with how long ago: the window starts
+    /// with them (see [`Handler::remember`]).
+    pub replay_seen: Vec<(Digest, Duration)>,
     /// Datagrams per second each source address may send, after its burst.
     pub rate_per_second: f64,
     pub rate_burst: u32,
@@ -126,6 +140,7 @@ impl ResponderConfig {
             mode,
             replay_window: Duration::from_secs(600),
             replay_capacity: 4096,
+            replay_seen: Vec::new(),
             rate_per_second: 5.0,
             rate_burst: 20,
             rate_sources: 1024,
@@ -212,6 +227,7 @@ impl<H: Handler> Responder<H> {
     /// Answers datagrams until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let mut replays = ReplayWindow::new(self.config.replay_window, self.config.replay_capacity);
+        replays.seed(&self.config.replay_seen, Instant::now());
         let mut rate = RateLimit::new(
             self.config.rate_per_second,
             self.config.rate_burst,
@@ -298,7 +314,8 @@ impl<H: Handler> Responder<H> {
         // Keyed on the decoded bytes, not the text: a capture re-wrapped,
         // with a newline dropped, a space added or the padding cut, is still
         // the same sealed command.
-        let (first, evicted) = replays.first_sight(&raw, now);
+        let digest = crate::guard::digest(&raw);
+        let (first, evicted) = replays.first_sight_of(digest, now);
         if evicted {
             bump(&counters.replay_evicted);
         }
@@ -307,6 +324,7 @@ impl<H: Handler> Responder<H> {
             bump(&counters.dropped_replayed);
             return None;
         }
+        self.handler.remember(digest).await;
         let reply = match Command::parse(&text) {
             Err(error) => {
                 bump(&counters.rejected);

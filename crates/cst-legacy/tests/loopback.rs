@@ -23,9 +23,14 @@ struct Recorder {
     refusals: Mutex<Vec<(String, SocketAddr)>>,
     /// Addresses whose commands are not admitted.
     barred: Mutex<Vec<std::net::IpAddr>>,
+    remembered: Mutex<Vec<cst_legacy::Digest>>,
 }
 
 impl Handler for Recorder {
+    async fn remember(&self, digest: cst_legacy::Digest) {
+        self.remembered.lock().unwrap().push(digest);
+    }
+
     fn admits(&self, source: SocketAddr) -> bool {
         !self.barred.lock().unwrap().contains(&source.ip())
     }
@@ -516,4 +521,25 @@ async fn a_flood_from_many_sources_is_cut_to_the_global_burst() {
     assert_eq!(Counters::get(&child.counters.discovery), 10);
     assert_eq!(Counters::get(&child.counters.dropped_global_rate), 190);
     assert_eq!(Counters::get(&child.counters.dropped_rate_limited), 0);
+}
+
+#[tokio::test]
+async fn a_window_seeded_with_what_a_handler_remembered_catches_a_replay_after_a_restart() {
+    let first = child("127.0.0.1:0", |_| {}).await;
+    let datagram = format!("{COMMAND_PREFIX}{}", key().seal("EXTEND_TIME:30"));
+    assert_eq!(replies_to(&first, datagram.as_bytes()).await.len(), 1);
+    let remembered = first.recorder.remembered.lock().unwrap().clone();
+    assert_eq!(remembered.len(), 1);
+    drop(first);
+    // The next run starts with what the first one remembered, a minute ago.
+    let second = child("127.0.0.1:0", |c| {
+        c.replay_seen = remembered
+            .iter()
+            .map(|d| (*d, Duration::from_secs(60)))
+            .collect();
+    })
+    .await;
+    assert!(replies_to(&second, datagram.as_bytes()).await.is_empty());
+    assert!(second.recorder.commands().is_empty());
+    assert_eq!(Counters::get(&second.counters.dropped_replayed), 1);
 }
