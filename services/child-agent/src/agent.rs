@@ -399,6 +399,36 @@ impl Agent {
         result
     }
 
+    /// Keeps a legacy command's digest for the replay window across restarts.
+    pub fn remember_replay(&self, digest: [u8; 16], window: Duration) -> Result<(), AgentError> {
+        let inner = self.lock()?;
+        let now = inner.clock.now_unix_micros();
+        let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+        self.store
+            .remember_replay(digest, now, now.saturating_sub(window))?;
+        Ok(())
+    }
+
+    /// The digests seen within `window` of now (by the agent clock, which
+    /// never runs back across a restart), each with its age.
+    pub fn recent_replays(
+        &self,
+        window: Duration,
+    ) -> Result<Vec<([u8; 16], Duration)>, AgentError> {
+        let now = self.lock()?.clock.now_unix_micros();
+        let window_micros = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+        let seen = self
+            .store
+            .replays_since(now.saturating_sub(window_micros))?;
+        Ok(seen
+            .into_iter()
+            .map(|(digest, at)| {
+                let age = u64::try_from(now.saturating_sub(at)).unwrap_or(0);
+                (digest, Duration::from_micros(age))
+            })
+            .collect())
+    }
+
     /// Removes stored events older than `keep_days` days of agent time,
     /// except the locks still in force (so an old `LOCK_DEVICE` that nobody
     /// lifted still holds after a restart). Run at start; returns how many.

@@ -41,12 +41,22 @@ pub async fn bind(
         .context("the stored device ID")?
         .key();
     let address = SocketAddr::new(config.legacy_bind, config.legacy_port);
+    let mut settings = ResponderConfig::new(key, mode);
+    // The replay window goes on where the last run left it.
+    let (window, reading) = (settings.replay_window, agent.clone());
+    settings.replay_seen = tokio::task::spawn_blocking(move || reading.recent_replays(window))
+        .await?
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the replay window kept in the store");
+            Vec::new()
+        });
     let responder = Responder::bind(
         address,
-        ResponderConfig::new(key, mode),
+        settings,
         Arc::new(AgentHandler {
             agent,
             allow_local: config.legacy_allow_local,
+            replay_window: window,
         }),
     )
     .await
@@ -74,6 +84,7 @@ struct AgentHandler {
     agent: Arc<Agent>,
     /// Carry out commands from this device's own addresses (tests, demos).
     allow_local: bool,
+    replay_window: std::time::Duration,
 }
 
 impl Handler for AgentHandler {
@@ -82,6 +93,15 @@ impl Handler for AgentHandler {
     /// `--legacy-allow-local`: budget changes come from guardians elsewhere.
     fn admits(&self, source: SocketAddr) -> bool {
         self.allow_local || !crate::local_address::is_own(source.ip())
+    }
+
+    /// Kept in the store, so a capture replayed after a restart is caught.
+    async fn remember(&self, digest: cst_legacy::Digest) {
+        let (agent, window) = (self.agent.clone(), self.replay_window);
+        let kept = tokio::task::spawn_blocking(move || agent.remember_replay(digest, window)).await;
+        if !matches!(kept, Ok(Ok(()))) {
+            tracing::error!("cannot keep a legacy command's digest for the replay window");
+        }
     }
 
     /// Runs on the blocking pool: the agent's state is shared with the meter
@@ -228,6 +248,7 @@ mod tests {
         let handler = AgentHandler {
             agent: agent.clone(),
             allow_local: false,
+            replay_window: std::time::Duration::from_secs(600),
         };
         let (held_tx, held_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -262,6 +283,7 @@ mod tests {
         let handler = AgentHandler {
             agent: agent.clone(),
             allow_local: false,
+            replay_window: std::time::Duration::from_secs(600),
         };
         handler
             .refused(Refusal::ReadOnly(Command::LockDevice), source())
@@ -305,6 +327,7 @@ mod tests {
         let handler = AgentHandler {
             agent: agent.clone(),
             allow_local: false,
+            replay_window: std::time::Duration::from_secs(600),
         };
         let extended = handler
             .handle(Command::ExtendTime { minutes: 15 }, source())

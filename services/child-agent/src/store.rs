@@ -56,6 +56,9 @@ pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     events: sled::Tree,
+    /// Digests of legacy commands seen, with the agent time (big-endian
+    /// Unix microseconds): the replay window, kept across restarts.
+    replay: sled::Tree,
     /// Set by tests to make every write fail, as a failing disk does.
     #[cfg(test)]
     pub fail_writes: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -150,6 +153,7 @@ impl Store {
         Ok(Self {
             meta: db.open_tree("meta")?,
             events: db.open_tree("events")?,
+            replay: db.open_tree("replay")?,
             db,
             #[cfg(test)]
             fail_writes: Default::default(),
@@ -246,6 +250,57 @@ impl Store {
             }
         })?;
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Notes a legacy command's digest, seen at `at_unix_micros`. Not
+    /// flushed on its own: the grant or lock the command causes flushes it
+    /// with itself, and a read's digest goes with the next write. Entries
+    /// older than `forget_before_unix_micros` are dropped now and then, so
+    /// the tree stays about the size of the window.
+    pub fn remember_replay(
+        &self,
+        digest: [u8; 16],
+        at_unix_micros: i64,
+        forget_before_unix_micros: i64,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        self.replay.insert(digest, &at_unix_micros.to_be_bytes())?;
+        // Now and then (1 in 64, by the digest's random first byte): prune.
+        if digest[0] & 0x3f == 0 {
+            self.forget_replays_before(forget_before_unix_micros)?;
+        }
+        Ok(())
+    }
+
+    /// The digests seen at or after `since_unix_micros`, with their times.
+    pub fn replays_since(
+        &self,
+        since_unix_micros: i64,
+    ) -> Result<Vec<([u8; 16], i64)>, StoreError> {
+        self.forget_replays_before(since_unix_micros)?;
+        let mut seen = Vec::new();
+        for entry in self.replay.iter() {
+            let (key, value) = entry?;
+            if let (Ok(digest), Ok(at)) =
+                (<[u8; 16]>::try_from(&*key), <[u8; 8]>::try_from(&*value))
+            {
+                seen.push((digest, i64::from_be_bytes(at)));
+            }
+        }
+        Ok(seen)
+    }
+
+    fn forget_replays_before(&self, before_unix_micros: i64) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for entry in self.replay.iter() {
+            let (key, value) = entry?;
+            let at = <[u8; 8]>::try_from(&*value).map_or(i64::MIN, i64::from_be_bytes);
+            if at < before_unix_micros {
+                batch.remove(key);
+            }
+        }
+        self.replay.apply_batch(batch)?;
         Ok(())
     }
 
