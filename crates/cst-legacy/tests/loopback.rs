@@ -543,3 +543,26 @@ async fn a_window_seeded_with_what_a_handler_remembered_catches_a_replay_after_a
     assert!(second.recorder.commands().is_empty());
     assert_eq!(Counters::get(&second.counters.dropped_replayed), 1);
 }
+
+#[tokio::test]
+async fn a_command_sent_to_a_broadcast_address_takes_the_reply_from_the_childs_own() {
+    let child = child("0.0.0.0:0", |_| {}).await;
+    let broadcast: SocketAddr = format!("127.255.255.255:{}", child.address.port())
+        .parse()
+        .unwrap();
+    let reply = client::send_command(broadcast, &key(), "GET_TIME_LEFT", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(reply.to_string(), "TIME_LEFT|42|ACTIVE|120");
+    // A reply sealed with another key is not the child's: ignored.
+    let other = "0123456789ABCDEF".parse::<DeviceId>().unwrap().key();
+    let err = client::send_command(
+        broadcast,
+        &other,
+        "GET_TIME_LEFT",
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+}
