@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::agent::Agent;
 use crate::config::{AgentConfig, LegacyModeArg};
 use crate::ledger::LegacyNote;
+use crate::session_lock::LockOutcome;
 
 /// The bound responder, ready to serve.
 pub struct LegacyResponder(Responder<AgentHandler>);
@@ -29,6 +30,7 @@ pub struct LegacyResponder(Responder<AgentHandler>);
 pub async fn bind(
     config: &AgentConfig,
     agent: Arc<Agent>,
+    lock_outcomes: Option<watch::Receiver<LockOutcome>>,
 ) -> anyhow::Result<Option<LegacyResponder>> {
     let mode = match config.legacy_mode {
         LegacyModeArg::Off => return Ok(None),
@@ -57,6 +59,7 @@ pub async fn bind(
             agent,
             allow_local: config.legacy_allow_local,
             replay_window: window,
+            lock_outcomes,
         }),
     )
     .await
@@ -85,7 +88,14 @@ struct AgentHandler {
     /// Carry out commands from this device's own addresses (tests, demos).
     allow_local: bool,
     replay_window: std::time::Duration,
+    /// What the session locker achieves, when it runs: a `LOCK_DEVICE` is
+    /// answered with success only once the child's sessions are locked.
+    lock_outcomes: Option<watch::Receiver<LockOutcome>>,
 }
+
+/// How long a `LOCK_DEVICE` waits to hear that the lock was enforced; the
+/// parent app waits 5 seconds for the reply.
+const LOCK_CONFIRM: std::time::Duration = std::time::Duration::from_millis(3500);
 
 impl Handler for AgentHandler {
     /// Commands from the device's own addresses (loopback, its interfaces)
@@ -109,12 +119,21 @@ impl Handler for AgentHandler {
     /// it is answered.
     async fn handle(&self, command: Command, source: SocketAddr) -> Reply {
         let agent = self.agent.clone();
-        tokio::task::spawn_blocking(move || execute(&agent, command, source))
+        let mut outcomes = self.lock_outcomes.clone();
+        // Rounds before this one do not tell whether this lock holds.
+        let before = outcomes.as_mut().map(|o| o.borrow_and_update().round);
+        let reply = tokio::task::spawn_blocking(move || execute(&agent, command, source))
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(%source, %command, error = %e, "legacy command failed");
                 command.failure_reply()
-            })
+            });
+        match (reply, outcomes, before) {
+            (Reply::DeviceLocked, Some(outcomes), Some(before)) => {
+                self.confirm_lock(outcomes, before, source).await
+            }
+            (reply, _, _) => reply,
+        }
     }
 
     /// Sealed with this device's key but not executed: kept for audit too.
@@ -128,6 +147,48 @@ impl Handler for AgentHandler {
             Ok(Err(e)) => tracing::error!(%source, error = %e, "cannot record legacy command"),
             Err(e) => tracing::error!(%source, error = %e, "cannot record legacy command"),
         }
+    }
+}
+
+impl AgentHandler {
+    /// Waits for the session locker's next round: `DEVICE_LOCKED` if it
+    /// locked the child's sessions, the failure reply (as an Android child
+    /// that could not lock) if it could not, or did not say in time. The
+    /// lock itself stays recorded either way, and the locker keeps trying.
+    async fn confirm_lock(
+        &self,
+        mut outcomes: watch::Receiver<LockOutcome>,
+        before: u64,
+        source: SocketAddr,
+    ) -> Reply {
+        let waited = tokio::time::timeout(LOCK_CONFIRM, outcomes.wait_for(|o| o.round > before));
+        // The guard `wait_for` returns is let go of at once.
+        let result = match waited.await {
+            Ok(Ok(outcome)) => outcome.result.clone(),
+            Ok(Err(_)) => Some(Err("the session locker stopped".to_owned())),
+            Err(_) => Some(Err(format!("no lock within {LOCK_CONFIRM:?}"))),
+        };
+        let why = match result {
+            Some(Ok(_)) => return Reply::DeviceLocked,
+            Some(Err(e)) => e,
+            None => "no result".to_owned(),
+        };
+        tracing::error!(%source, %why, "LOCK_DEVICE recorded but the child's sessions could not be locked");
+        let reply = Reply::LockFailed;
+        let note = LegacyNote {
+            command: Command::LockDevice.to_string(),
+            address: source.to_string(),
+            outcome: LegacyOutcome::Failed,
+            reply: reply.to_string(),
+        };
+        let agent = self.agent.clone();
+        if !matches!(
+            tokio::task::spawn_blocking(move || agent.note_legacy_command(&note)).await,
+            Ok(Ok(()))
+        ) {
+            tracing::error!(%source, "cannot record legacy command");
+        }
+        reply
     }
 }
 
@@ -249,6 +310,7 @@ mod tests {
             agent: agent.clone(),
             allow_local: false,
             replay_window: std::time::Duration::from_secs(600),
+            lock_outcomes: None,
         };
         let (held_tx, held_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -284,6 +346,7 @@ mod tests {
             agent: agent.clone(),
             allow_local: false,
             replay_window: std::time::Duration::from_secs(600),
+            lock_outcomes: None,
         };
         handler
             .refused(Refusal::ReadOnly(Command::LockDevice), source())
@@ -328,6 +391,7 @@ mod tests {
             agent: agent.clone(),
             allow_local: false,
             replay_window: std::time::Duration::from_secs(600),
+            lock_outcomes: None,
         };
         let extended = handler
             .handle(Command::ExtendTime { minutes: 15 }, source())

@@ -56,9 +56,13 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         Ok(())
     });
     let lock_outcomes = watch::channel(LockOutcome::default()).0;
-    if config.session_lock == SessionLock::Logind
-        && let Some(logind) = logind.clone()
-    {
+    let session_locker = match config.session_lock {
+        SessionLock::Logind => logind.clone(),
+        SessionLock::Off => None,
+    };
+    // A legacy LOCK_DEVICE is confirmed by the locker when there is one.
+    let confirms = session_locker.is_some().then(|| lock_outcomes.subscribe());
+    if let Some(logind) = session_locker {
         let (states, outcomes, stop) =
             (agent.states(), lock_outcomes.clone(), shutdown.subscribe());
         tasks.spawn(async move {
@@ -76,7 +80,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let (control_agent, data_dir, stop) =
         (agent.clone(), config.data_dir.clone(), shutdown.subscribe());
     tasks.spawn(async move { Ok(control::serve(control_agent, &data_dir, stop).await?) });
-    if let Some(responder) = legacy::bind(&config, agent.clone()).await? {
+    if let Some(responder) = legacy::bind(&config, agent.clone(), confirms).await? {
         let stop = shutdown.subscribe();
         tasks.spawn(async move { responder.serve(stop).await });
     }

@@ -227,3 +227,52 @@ fn the_agent_carries_on_when_the_bus_comes_late_and_when_it_comes_back() {
         l.get("c1").locked
     });
 }
+
+/// A CST parent's LOCK_DEVICE is answered as the Android child answers it:
+/// success once the device is locked, `DEVICE_LOCKED|ERROR|…` when the lock
+/// could not be enforced (it stays recorded, and the locker keeps trying).
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_device_says_whether_the_lock_was_enforced() {
+    let Some(logind) = standin(vec![FakeSession::active("c1", CHILD_UID)]) else {
+        return;
+    };
+    let home = Home::new("timezone = \"UTC\"\ndaily_minutes = 60\ngrace_minutes = 0\n");
+    let agent = home.start_plain(
+        &["--child-user", "nobody", "--legacy-allow-local"],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", logind.address.clone())],
+    );
+    let id = String::from_utf8(home.command(&["show-id"]).stdout).unwrap();
+    let key = id.trim().parse::<cst_legacy::DeviceId>().unwrap().key();
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], agent.port));
+    let send = |command: &'static str| {
+        let key = key.clone();
+        async move {
+            cst_legacy::client::send_command(to, &key, command, Duration::from_secs(5))
+                .await
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert_eq!(
+        send("LOCK_DEVICE").await,
+        "DEVICE_LOCKED|Device is now blocked"
+    );
+    assert!(logind.get("c1").locked);
+    assert_eq!(send("GET_TIME_LEFT").await, "TIME_LEFT|0|BLOCKED|60");
+    assert_eq!(send("EXTEND_TIME:5").await, "TIME_EXTENDED|5 minutes added");
+
+    // logind refuses to lock: the parent app hears so.
+    logind.set("c1", |s| {
+        s.locked = false;
+        s.lock_fails = true;
+    });
+    assert_eq!(
+        send("LOCK_DEVICE").await,
+        "DEVICE_LOCKED|ERROR|Failed to lock device"
+    );
+    assert_eq!(
+        home.status().unwrap()["state"],
+        "LOCKED",
+        "the lock stays recorded"
+    );
+}

@@ -21,6 +21,8 @@ pub struct FakeSession {
     pub class: String,
     /// How often `Lock` was called on it.
     pub lock_calls: u32,
+    /// `Lock` answers with an error (as logind does when not allowed).
+    pub lock_fails: bool,
 }
 
 impl FakeSession {
@@ -35,6 +37,7 @@ impl FakeSession {
             remote: false,
             class: "user".into(),
             lock_calls: 0,
+            lock_fails: false,
         }
     }
 
@@ -83,11 +86,15 @@ impl SessionObject {
 
 #[zbus::interface(name = "org.freedesktop.login1.Session")]
 impl SessionObject {
-    fn lock(&self) {
+    fn lock(&self) -> zbus::fdo::Result<()> {
         self.with(|s| {
-            s.locked = true;
             s.lock_calls += 1;
-        });
+            if s.lock_fails {
+                return Err(zbus::fdo::Error::AccessDenied("not allowed".into()));
+            }
+            s.locked = true;
+            Ok(())
+        })
     }
 
     #[zbus(property)]

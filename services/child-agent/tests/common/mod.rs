@@ -69,11 +69,14 @@ impl Home {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let agent = Agent { child, port };
+        let mut agent = Agent { child, port };
         let socket = self.file("control.sock");
         let deadline = Instant::now() + Duration::from_secs(30);
         // Connecting proves this agent listens (a kill -9 leaves a stale file).
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("the agent exited at start: {status}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "the agent did not open its control socket"
