@@ -82,7 +82,19 @@ pub async fn send_command(
     command: &str,
     timeout: Duration,
 ) -> Result<Reply, ClientError> {
-    let socket = UdpSocket::bind((unspecified_like(to.ip()), 0)).await?;
+    send_command_from(unspecified_like(to.ip()), to, key, command, timeout).await
+}
+
+/// [`send_command`] from the local address `from` (on a device with several
+/// addresses, the one the child should see).
+pub async fn send_command_from(
+    from: IpAddr,
+    to: SocketAddr,
+    key: &Key,
+    command: &str,
+    timeout: Duration,
+) -> Result<Reply, ClientError> {
+    let socket = UdpSocket::bind((from, 0)).await?;
     socket.set_broadcast(true)?;
     let datagram = format!("{COMMAND_PREFIX}{}", key.seal(command));
     if datagram.len() > MAX_DATAGRAM {
