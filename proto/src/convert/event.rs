@@ -138,6 +138,11 @@ fn kind_to_core(payload: &Payload, device: Option<&DeviceId>) -> Result<EventKin
         Payload::DeviceOffline(_) => EventKind::DeviceOffline {
             device: required(device)?,
         },
+        Payload::DeviceTrouble(t) => EventKind::DeviceTrouble {
+            device: required(device)?,
+            trouble: t.trouble.clone(),
+            cleared: t.cleared,
+        },
         Payload::LegacyCommand(c) => EventKind::LegacyCommand {
             command: legacy_command_text(c)?,
             outcome: legacy_outcome_to_core(c.outcome)?,

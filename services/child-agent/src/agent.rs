@@ -211,7 +211,9 @@ impl Agent {
                     inner.unsaved.clear();
                     if inner.store_retry.take().is_some() {
                         tracing::warn!("the store accepts writes again; nothing was lost");
-                        inner.health.store_error = None;
+                        if let Some(error) = inner.health.store_error.take() {
+                            Self::raise(&mut inner, &format!("store failing: {error}"), true)?;
+                        }
                     }
                 }
                 Err(e) => self.store_failed(&mut inner, &e, clocks.mono),
@@ -220,7 +222,8 @@ impl Agent {
         self.observe(&mut inner)
     }
 
-    /// Notes a failed write: logged loudly when it starts, retried later.
+    /// Notes a failed write: logged loudly and raised for the guardians when
+    /// it starts (the event waits in memory with the rest), retried later.
     fn store_failed(&self, inner: &mut Inner, error: &StoreError, now: Instant) {
         let pause = match inner.store_retry {
             None => {
@@ -229,6 +232,9 @@ impl Agent {
                     unsaved = inner.unsaved.len(),
                     "cannot write the store; measuring and enforcing go on in memory, retrying"
                 );
+                if let Err(e) = Self::raise(inner, &format!("store failing: {error}"), false) {
+                    tracing::error!(error = %e, "cannot raise the store's trouble");
+                }
                 FIRST_STORE_RETRY
             }
             Some((_, pause)) => (pause * 2).min(LAST_STORE_RETRY),
@@ -242,15 +248,37 @@ impl Agent {
         Ok(self.lock()?.health.clone())
     }
 
-    /// The usage source's trouble (`Some`) or its recovery (`None`).
+    /// Records trouble for the guardians (a `DeviceTrouble` event, stored
+    /// with the next write), or its end.
+    fn raise(inner: &mut Inner, trouble: &str, cleared: bool) -> Result<(), AgentError> {
+        let now = now_of(inner)?;
+        let event = inner.ledger.trouble(trouble, cleared, now);
+        inner.ledger.commit(std::slice::from_ref(&event));
+        inner.unsaved.push(event);
+        Ok(())
+    }
+
+    /// The usage source's trouble (`Some`) or its recovery (`None`), raised
+    /// for the guardians as well.
     pub fn set_source_error(&self, error: Option<String>) -> Result<(), AgentError> {
-        self.lock()?.health.source_error = error;
+        let mut inner = self.lock()?;
+        let (trouble, cleared) = match (&error, &inner.health.source_error) {
+            (Some(now), _) => (format!("usage source failing: {now}"), false),
+            (None, Some(before)) => (format!("usage source failing: {before}"), true),
+            (None, None) => return Ok(()),
+        };
+        Self::raise(&mut inner, &trouble, cleared)?;
+        inner.health.source_error = error;
         Ok(())
     }
 
     /// The policy file's trouble, shown until the agent runs with a good one.
     pub fn set_policy_error(&self, error: Option<String>) -> Result<(), AgentError> {
-        self.lock()?.health.policy_error = error;
+        let mut inner = self.lock()?;
+        if let Some(trouble) = &error {
+            Self::raise(&mut inner, trouble, false)?;
+        }
+        inner.health.policy_error = error;
         Ok(())
     }
 
@@ -815,6 +843,21 @@ mod tests {
         agent.tick(true, at(3)).unwrap();
         assert_eq!(agent.health().unwrap(), Health::default());
         agent.close().unwrap();
+        // The guardians learn of it: the trouble, then its end.
+        let troubles: Vec<(String, bool)> = agent
+            .recent_events(100)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::DeviceTrouble {
+                    trouble, cleared, ..
+                } => Some((trouble, cleared)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(troubles.len(), 2, "{troubles:?}");
+        assert!(troubles[0].0.contains("injected write failure") && !troubles[0].1);
+        assert!(troubles[1].1, "cleared");
         drop(agent);
         let (agent, _) = start_at(dir.path(), noon + 3 * 60_000_000);
         let status = agent.status().unwrap();

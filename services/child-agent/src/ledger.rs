@@ -166,6 +166,20 @@ impl Ledger {
         )
     }
 
+    /// Trouble of this device's agent for the guardians, or (`cleared`) its end.
+    pub fn trouble(&self, trouble: &str, cleared: bool, now: Timestamp) -> Event {
+        self.event(
+            self.next_seq,
+            now,
+            self.device_actor(),
+            EventKind::DeviceTrouble {
+                device: self.device.clone(),
+                trouble: trouble.to_owned(),
+                cleared,
+            },
+        )
+    }
+
     /// Takes events that were built from this ledger and are now stored, or
     /// that are replayed from the store.
     pub fn commit(&mut self, events: &[Event]) {
