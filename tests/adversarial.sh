@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# The child's attacks on the child agent: a local unprivileged user (`nobody`, switched to
+# with setpriv) against the release binaries, one line per attack with its outcome.
+#
+#   cargo build --release -p child-agent -p household-cli
+#   sudo tests/adversarial.sh            # BIN_DIR=target/release by default
+#
+# Every attack must be held; the script exits 1 if one was not. Traffic stays on this
+# machine: loopback, and unicast to the machine's own address (delivered locally).
+# The attacks on logind locking (unlocking the session, metering another user) need a
+# stand-in logind and are in services/child-agent/tests/logind.rs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BIN_DIR=${BIN_DIR:-target/release}
+if [ "$(id -u)" != 0 ]; then
+    echo "skipped: the attacks run as nobody, and switching to nobody needs root"
+    exit 0
+fi
+if ! command -v setpriv >/dev/null 2>&1; then
+    echo "skipped: setpriv (util-linux) is not installed"
+    exit 0
+fi
+for bin in child-agent household; do
+    if [ ! -x "$BIN_DIR/$bin" ]; then
+        echo "no $BIN_DIR/$bin: cargo build --release -p child-agent -p household-cli" >&2
+        exit 2
+    fi
+done
+
+work=$(mktemp -d)
+chmod 755 "$work"
+mkdir "$work/bin"
+cp "$BIN_DIR/child-agent" "$BIN_DIR/household" "$work/bin/"
+chmod 755 "$work/bin" "$work/bin/"*
+agent_pid=
+cleanup() {
+    if [ -n "$agent_pid" ]; then
+        kill "$agent_pid" 2>/dev/null
+        wait "$agent_pid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+as_child() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+agent() { "$work/bin/child-agent" "$@"; }
+passed=0
+failed=0
+# report HELD? NAME OUTCOME
+report() {
+    if [ "$1" = 0 ]; then
+        passed=$((passed + 1))
+        printf 'held    %s: %s\n' "$2" "$3"
+    else
+        failed=$((failed + 1))
+        printf 'BROKEN  %s: %s\n' "$2" "$3"
+    fi
+}
+status_field() { agent status --json --data-dir "$data" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+# A device out of time for today, with one 5-minute credit the child may spend.
+data="$work/data"
+cat >"$work/policy.toml" <<'EOF'
+time_zone = "UTC"
+daily_minutes = 0
+grace_minutes = 0
+[extension_credits_per_day]
+five_minute_count = 1
+ten_minute_count = 0
+EOF
+port=$((40000 + RANDOM % 20000))
+agent run --data-dir "$data" --policy "$work/policy.toml" --usage-source simulated \
+    --legacy-bind 0.0.0.0 --legacy-port "$port" \
+    --on-lock "echo locked >> $work/hooks.log" 2>"$work/agent.log" &
+agent_pid=$!
+for _ in $(seq 1 300); do
+    [ -S "$data/control.sock" ] && agent status --data-dir "$data" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+if ! agent status --data-dir "$data" >/dev/null 2>&1; then
+    echo "the agent did not start:" >&2
+    cat "$work/agent.log" >&2
+    exit 2
+fi
+id=$(agent show-id --data-dir "$data")
+
+# 1. The device ID over the control socket.
+out=$(as_child "$work/bin/child-agent" show-id --data-dir "$data" 2>&1)
+if [ -z "$(printf '%s' "$out" | grep -E '^[0-9A-F]{16}$')" ]; then
+    report 0 "show-id as the child" "refused (${out##*: })"
+else
+    report 1 "show-id as the child" "got the device ID"
+fi
+
+# 2. The ID file, the store, the event log.
+if as_child cat "$data/device-id" >/dev/null 2>&1 || as_child ls "$data/store" >/dev/null 2>&1 \
+    || as_child ls "$data" >/dev/null 2>&1; then
+    report 1 "read the store and the ID file" "readable"
+else
+    report 0 "read the store and the ID file" "permission denied (data dir 0711, store owner-only)"
+fi
+if as_child "$work/bin/child-agent" log --data-dir "$data" >/dev/null 2>&1; then
+    report 1 "read the event log" "allowed"
+else
+    report 0 "read the event log" "refused"
+fi
+
+# 3. A leaked ID used from the device itself: loopback, its own address, other digits.
+legacy_send() {
+    as_child "$work/bin/household" legacy send --port "$port" --device-id "$id" --timeout 2 "$@" 2>&1
+}
+credit=$(status_field credit_minutes)
+own=$(ip -4 -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+for target in 127.0.0.1 ${own:+"$own"}; do
+    for command in EXTEND_TIME:1440 'EXTEND_TIME:١٤٤٠'; do
+        out=$(legacy_send --to "$target" "$command")
+        now=$(status_field credit_minutes)
+        if [ "$now" = "$credit" ]; then
+            report 0 "legacy send --to $target $command" "refused (${out##*answered: }), credit still $now min"
+        else
+            report 1 "legacy send --to $target $command" "credit became $now min"
+        fi
+    done
+done
+[ -n "$own" ] || echo "note    the machine has no non-loopback IPv4 address: only loopback was tried"
+
+# 4. 150 MiB on one control-socket line.
+before=$(awk '/^VmRSS/ {print $2}' "/proc/$agent_pid/status")
+out=$(as_child /usr/bin/python3 - "$data/control.sock" <<'EOF' 2>&1
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(10)
+chunk = b"x" * (1 << 20)
+sent = 0
+try:
+    for _ in range(150):
+        s.sendall(chunk)
+        sent += len(chunk)
+except OSError:
+    pass
+answer = b""
+try:
+    while True:
+        part = s.recv(65536)
+        if not part:
+            break
+        answer += part
+except OSError:
+    pass
+print(sent, answer.decode(errors="replace").strip())
+EOF
+)
+after=$(awk '/^VmRSS/ {print $2}' "/proc/$agent_pid/status")
+grown=$((after - before))
+if printf '%s' "$out" | grep -q "longer than 4096 bytes" && [ "$grown" -lt 16384 ]; then
+    report 0 "150 MiB request line" "cut off after $((${out%% *} / 1048576)) MiB sent, agent grew $grown KiB"
+else
+    report 1 "150 MiB request line" "agent grew $grown KiB; answer: ${out:0:120}"
+fi
+
+# 5. Sealed junk from 200 loopback addresses.
+for _ in 1 2 3 4 5; do
+    for n in $(seq 1 200); do
+        legacy_send --to 127.0.0.1 --from "127.1.0.$n" --timeout 0.3 EXTEND_TIME:1440 >/dev/null &
+    done
+    wait $(jobs -p | grep -v "^$agent_pid$") 2>/dev/null
+done
+events=$(agent log --data-dir "$data" --limit 100000 | grep -c '"legacy_command"')
+if [ "$events" -le 12 ] && [ "$(status_field credit_minutes)" = "$credit" ]; then
+    report 0 "1000 sealed commands from 200 loopback addresses" "$events audit events stored (bound: 5 a minute one by one + 1 summary per outcome)"
+else
+    report 1 "1000 sealed commands from 200 loopback addresses" "$events audit events stored"
+fi
+
+# 6. Stop the agent.
+if as_child kill -TERM "$agent_pid" 2>/dev/null || ! kill -0 "$agent_pid" 2>/dev/null; then
+    report 1 "kill the agent" "it stopped"
+else
+    report 0 "kill the agent" "not permitted"
+fi
+
+# 7. After all that: still locked, and the lock hook ran.
+state=$(status_field state)
+if [ "$state" = BLOCKED ] && grep -q locked "$work/hooks.log" 2>/dev/null; then
+    report 0 "the device after the attacks" "still $state, the lock hook ran"
+else
+    report 1 "the device after the attacks" "state $state"
+fi
+
+# 8. What the child may do: spend its own credit, once.
+first=$(as_child "$work/bin/child-agent" request-time 5 --data-dir "$data" 2>&1)
+first_ok=$?
+second=$(as_child "$work/bin/child-agent" request-time 5 --data-dir "$data" 2>&1)
+second_ok=$?
+if [ "$first_ok" = 0 ] && [ "$second_ok" != 0 ]; then
+    report 0 "spend credits as the child" "one 5-minute credit granted, the next refused (${second##*: })"
+else
+    report 1 "spend credits as the child" "first: $first_ok, second: $second_ok"
+fi
+
+# 9. A real run that could lock nothing does not start quietly.
+out=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus agent run --data-dir "$work/other" \
+    --child-user nobody --legacy-mode off 2>&1)
+code=$?
+if [ "$code" != 0 ] && printf '%s' "$out" | grep -q -- "--no-enforce"; then
+    report 0 "a real run with no logind and no hook" "refused to start"
+else
+    report 1 "a real run with no logind and no hook" "exit $code"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
