@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent.
-    Run(config::RunArgs),
+    Run(Box<config::RunArgs>),
     /// Print the device ID to type into the CST parent app.
     ShowId(DataDir),
     /// Show today's time, state and credits.
