@@ -52,7 +52,8 @@ pub struct Session {
     pub active: bool,
     /// `LockedHint`: the session's screen is locked.
     pub locked: bool,
-    /// `IdleHint`: the desktop says nobody touched it for a while.
+    /// `IdleHint`: the desktop says nobody touched it for a while (read for
+    /// the log; see [`Session::in_use`]).
     pub idle: bool,
     pub remote: bool,
     /// `user`, `greeter`, `lock-screen`, …
@@ -60,10 +61,12 @@ pub struct Session {
 }
 
 impl Session {
-    /// Someone sits at it and can use it: a local user session in the
-    /// foreground, not locked, not idle.
+    /// Someone can use it: a local user session in the foreground, not
+    /// locked. `IdleHint` is not believed: many desktops never set it, and
+    /// the session's owner — the child — may set it at will; an unattended
+    /// desktop counts until its screen locks.
     pub fn in_use(&self) -> bool {
-        self.active && !self.locked && !self.idle && !self.remote && self.class == "user"
+        self.active && !self.locked && !self.remote && self.class == "user"
     }
 }
 

@@ -1,11 +1,13 @@
 //! The default enforcement on Linux: while the device may not be used
-//! (BLOCKED, DOWNTIME, LOCKED), every session of the child's that is not
-//! locked is locked through logind — at once when the state changes, and
-//! again within [`RELOCK_EVERY`] whenever the child unlocks one.
+//! (BLOCKED, DOWNTIME, LOCKED), every session of the child's is locked
+//! through logind — at once when the state changes, and again every
+//! [`RELOCK_EVERY`], so a session the child unlocks is locked again within
+//! that time.
 //!
-//! A desktop that does not report its lock screen in `LockedHint` is asked
-//! to lock again every [`RELOCK_EVERY`]: failing closed, a lock too many is
-//! better than one too few. Each attempt's outcome is published (see
+//! Every session is asked every time, whatever its `LockedHint` says: the
+//! session's owner may set that hint at will, and a desktop may not set it
+//! at all. A desktop ignores a lock request while it is locked; failing
+//! closed, a lock too many is better than one too few. Each attempt's outcome is published (see
 //! [`LockOutcome`]), so a caller that just locked the device (the legacy
 //! `LOCK_DEVICE`) can tell whether it was enforced.
 
@@ -67,16 +69,16 @@ pub async fn run(
     }
 }
 
-/// Locks every session of the child's that is not locked; returns how many.
+/// Asks logind to lock every session of the child's; returns how many were
+/// not reported locked before.
 async fn lock_all(logind: &Logind, state: ChildState) -> Result<usize, LogindError> {
     let mut locked = 0;
     for session in logind.child_sessions().await? {
-        if session.locked {
-            continue;
-        }
         logind.lock(&session).await?;
-        tracing::info!(session = %session.id, %state, "locked the child's session");
-        locked += 1;
+        if !session.locked {
+            tracing::info!(session = %session.id, %state, "locked the child's session");
+            locked += 1;
+        }
     }
     Ok(locked)
 }

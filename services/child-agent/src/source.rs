@@ -20,8 +20,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum UsageSource {
     /// Always in use.
     Simulated,
-    /// A session of the child's, local, active, not locked and not idle
-    /// (see [`crate::logind::Session::in_use`]).
+    /// A session of the child's, local, active and not locked (see
+    /// [`crate::logind::Session::in_use`]).
     Logind(Logind),
     /// A user-supplied probe run with `sh -c`; exit status 0 means in use.
     Command(String),
@@ -103,14 +103,17 @@ mod tests {
     }
 
     #[test]
-    fn only_an_active_local_unlocked_non_idle_user_session_is_use() {
+    fn only_an_active_local_unlocked_user_session_is_use() {
         assert!(session(true, false, false, false, "user").in_use());
         assert!(!session(false, false, false, false, "user").in_use());
         assert!(
             !session(true, true, false, false, "user").in_use(),
             "locked"
         );
-        assert!(!session(true, false, true, false, "user").in_use(), "idle");
+        assert!(
+            session(true, false, true, false, "user").in_use(),
+            "IdleHint is the child's to set: not believed"
+        );
         assert!(
             !session(true, false, false, true, "user").in_use(),
             "remote"
