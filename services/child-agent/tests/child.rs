@@ -306,3 +306,59 @@ async fn junk_from_many_local_addresses_stores_a_bounded_handful_of_events() {
     assert!(legacy >= 1, "the refusals are audited");
     assert_eq!(home.status().unwrap()["credit_minutes"], 60);
 }
+
+/// The child fills the disk the store is on (here a 4 MiB tmpfs in a mount
+/// namespace of the test's own): the day still runs out and the device
+/// locks. Needs root for the namespace; skips, saying why, without it.
+#[test]
+fn a_full_disk_does_not_keep_the_device_from_locking() {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: a mount namespace needs root");
+        return;
+    }
+    let home = Home::new("timezone = \"UTC\"\ndaily_minutes = 2\ngrace_minutes = 0\n");
+    let data = home.file("data");
+    std::fs::create_dir(&data).unwrap();
+    let hooks = home.file("hooks.log");
+    // Inside the namespace: mount, start the agent (60x), wait for its
+    // socket, fill the disk, wait for the lock hook; all loops bounded.
+    let script = format!(
+        "mount -t tmpfs -o size=4m tmpfs {data} || exit 3\n\
+         {bin} run --data-dir {data} --policy {policy} --speed 60 --legacy-mode off \
+           --on-lock 'echo \"lock $CHILD_AGENT_STATE\" >> {hooks}' &\n\
+         agent=$!\n\
+         i=0; while [ ! -S {data}/control.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n\
+         dd if=/dev/zero of={data}/fill bs=64k 2>/dev/null\n\
+         i=0; while ! grep -q '^lock ' {hooks} 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n\
+         df -k {data} | tail -1\n\
+         {bin} status --json --data-dir {data}\n\
+         kill $agent; wait $agent\n",
+        data = data.display(),
+        bin = BIN,
+        policy = home.file("policy.toml").display(),
+        hooks = hooks.display(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output();
+    let out = match out {
+        Ok(out) if out.status.code() == Some(3) => {
+            println!("skipped: cannot mount a tmpfs here: {}", stderr(&out));
+            return;
+        }
+        Ok(out) => out,
+        Err(e) => {
+            println!("skipped: cannot run unshare: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" 100% "), "the disk was full: {stdout}");
+    let log = std::fs::read_to_string(&hooks).unwrap_or_default();
+    assert!(
+        log.lines().any(|l| l == "lock BLOCKED"),
+        "hooks: {log:?}; {stdout}"
+    );
+    assert!(stdout.contains("\"state\":\"BLOCKED\""), "{stdout}");
+}
