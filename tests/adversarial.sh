@@ -6,7 +6,8 @@
 #   sudo tests/adversarial.sh            # BIN_DIR=target/release by default
 #
 # Every attack must be held; the script exits 1 if one was not. Traffic stays on this
-# machine: loopback, and unicast to the machine's own address (delivered locally).
+# machine: loopback, and unicast to the machine's own address (delivered locally). The
+# full-disk attack mounts a small tmpfs in a mount namespace of its own.
 # The attacks on logind locking (unlocking the session, metering another user) need a
 # stand-in logind and are in services/child-agent/tests/logind.rs.
 set -uo pipefail
@@ -208,7 +209,34 @@ else
     report 1 "spend credits as the child" "first: $first_ok, second: $second_ok"
 fi
 
-# 9. A real run that could lock nothing does not start quietly.
+# 9. Fill the disk under the store: a 4 MiB tmpfs (world-writable, as /tmp is) in a mount
+# namespace of this script's own, the agent's data inside, the child filling it.
+mkdir "$work/disk"
+printf 'time_zone = "UTC"\ndaily_minutes = 2\ngrace_minutes = 0\n' >"$work/short.toml"
+out=$(unshare --mount --propagation private sh -c "
+    mount -t tmpfs -o size=4m,mode=1777 tmpfs '$work/disk' || exit 3
+    '$work/bin/child-agent' run --data-dir '$work/disk/data' --policy '$work/short.toml' \
+        --speed 60 --legacy-mode off --on-lock 'echo lock >> $work/disk.log' 2>/dev/null &
+    agent=\$!
+    i=0; while [ ! -S '$work/disk/data/control.sock' ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+        dd if=/dev/zero of='$work/disk/junk' bs=64k 2>/dev/null
+    df -k '$work/disk' | tail -1 | awk '{print \$5}'
+    i=0; while ! grep -q '^lock' '$work/disk.log' 2>/dev/null && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done
+    '$work/bin/child-agent' status --json --data-dir '$work/disk/data'
+    kill \$agent; wait \$agent
+" 2>&1)
+code=$?
+if [ "$code" = 3 ]; then
+    echo "note    cannot mount a tmpfs here: the full-disk attack was not tried"
+elif printf '%s' "$out" | grep -q '^100%' && grep -q '^lock' "$work/disk.log" 2>/dev/null \
+    && printf '%s' "$out" | grep -q '"state":"BLOCKED"'; then
+    report 0 "fill the disk under the store" "disk 100% full; the day ran out and the device locked"
+else
+    report 1 "fill the disk under the store" "$(first_line "$out")"
+fi
+
+# 10. A real run that could lock nothing does not start quietly.
 out=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus agent run --data-dir "$work/other" \
     --child-user nobody --legacy-mode off 2>&1)
 code=$?
