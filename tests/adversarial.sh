@@ -3,13 +3,15 @@
 # with setpriv) against the release binaries, one line per attack with its outcome.
 #
 #   cargo build --release -p child-agent -p household-cli
+#   cargo build --release -p child-agent --example logind_standin
 #   sudo tests/adversarial.sh            # BIN_DIR=target/release by default
 #
 # Every attack must be held; the script exits 1 if one was not. Traffic stays on this
 # machine: loopback, and unicast to the machine's own address (delivered locally). The
 # full-disk attack mounts a small tmpfs in a mount namespace of its own.
-# The attacks on logind locking (unlocking the session, metering another user) need a
-# stand-in logind and are in services/child-agent/tests/logind.rs.
+# The logind attacks run against a stand-in logind on a private bus, built with
+#   cargo build --release -p child-agent --example logind_standin
+# (services/child-agent/tests/logind.rs has more of them, metering included).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,11 +37,12 @@ mkdir "$work/bin"
 cp "$BIN_DIR/child-agent" "$BIN_DIR/household" "$work/bin/"
 chmod 755 "$work/bin" "$work/bin/"*
 agent_pid=
+real_pid=
 cleanup() {
-    if [ -n "$agent_pid" ]; then
-        kill "$agent_pid" 2>/dev/null
-        wait "$agent_pid" 2>/dev/null
-    fi
+    for pid in $agent_pid $real_pid; do
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -74,7 +77,8 @@ five_minute_count = 1
 ten_minute_count = 0
 EOF
 port=$((40000 + RANDOM % 20000))
-agent run --data-dir "$data" --policy "$work/policy.toml" --usage-source simulated \
+# exec'd directly (not through the function), so that $! is the agent itself.
+"$work/bin/child-agent" run --data-dir "$data" --policy "$work/policy.toml" --usage-source simulated \
     --legacy-bind 0.0.0.0 --legacy-port "$port" \
     --on-lock "echo locked >> $work/hooks.log" 2>"$work/agent.log" &
 agent_pid=$!
@@ -236,7 +240,63 @@ else
     report 1 "fill the disk under the store" "$(first_line "$out")"
 fi
 
-# 10. A real run that could lock nothing does not start quietly.
+# 10. The child unlocks their session while out of time (with their password, say): a real
+# run (logind metering and locking, the default) against a stand-in logind on a private
+# bus, which plays the desktop.
+standin_bin="$BIN_DIR/examples/logind_standin"
+if [ -x "$standin_bin" ] && command -v dbus-daemon >/dev/null 2>&1; then
+    cp "$standin_bin" "$work/bin/"
+    coproc STANDIN { "$work/bin/logind_standin"; }
+    standin_pid=$STANDIN_PID
+    read -r -t 10 -u "${STANDIN[0]}" bus
+    standin() {
+        echo "$1" >&"${STANDIN[1]}"
+        read -r -t 10 -u "${STANDIN[0]}" answer
+        printf '%s' "$answer"
+    }
+    # wait_locked ID: true once the stand-in reports the session locked (10 s at most).
+    wait_locked() {
+        for _ in $(seq 1 100); do
+            case "$(standin "show $1")" in locked=true*) return 0 ;; esac
+            sleep 0.1
+        done
+        return 1
+    }
+    printf 'time_zone = "UTC"\ndaily_minutes = 0\ngrace_minutes = 0\n' >"$work/none.toml"
+    DBUS_SYSTEM_BUS_ADDRESS="$bus" "$work/bin/child-agent" run --data-dir "$work/real" --policy "$work/none.toml" \
+        --child-user nobody --legacy-mode off 2>"$work/real.log" &
+    real_pid=$!
+    if wait_locked c1; then
+        slowest=0
+        relocked=yes
+        for _ in 1 2 3; do
+            standin "unlock c1" >/dev/null
+            started=$(date +%s%N)
+            wait_locked c1 || relocked=no
+            took=$((($(date +%s%N) - started) / 1000000))
+            [ "$took" -gt "$slowest" ] && slowest=$took
+        done
+        if [ "$relocked" = yes ] && [ "$slowest" -lt 5000 ]; then
+            report 0 "unlock the session while out of time, 3 times" "locked again each time, within $slowest ms"
+        else
+            report 1 "unlock the session while out of time, 3 times" "relocked: $relocked, slowest $slowest ms"
+        fi
+        case "$(standin "show p1")" in
+            *lock_calls=0) report 0 "the parent's session" "left alone" ;;
+            *) report 1 "the parent's session" "$(standin "show p1")" ;;
+        esac
+    else
+        report 1 "a real run locks the child's session by default" "not locked within 10 s: $(tail -1 "$work/real.log")"
+    fi
+    kill "$real_pid" 2>/dev/null
+    wait "$real_pid" 2>/dev/null
+    eval "exec ${STANDIN[1]}>&-"
+    wait "$standin_pid" 2>/dev/null
+else
+    echo "note    no $standin_bin or no dbus-daemon: the logind attacks were not tried here (cargo build --release -p child-agent --example logind_standin)"
+fi
+
+# 11. A real run that could lock nothing does not start quietly.
 out=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus agent run --data-dir "$work/other" \
     --child-user nobody --legacy-mode off 2>&1)
 code=$?
