@@ -28,6 +28,7 @@ impl Payload {
             Payload::GuardianEnrolled(_) => EventKind::GuardianEnrolled,
             Payload::IdentityRevoked(_) => EventKind::IdentityRevoked,
             Payload::GuardianInvited(_) => EventKind::GuardianInvited,
+            Payload::DeviceTrouble(_) => EventKind::DeviceTrouble,
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum LegacyCommand {
         /// The child's UDP port.
         #[arg(long, default_value_t = CHILD_PORT)]
         port: u16,
+        /// Send from this local address (default: the system's choice).
+        #[arg(long)]
+        from: Option<IpAddr>,
         /// The device ID the child shows: 16 hexadecimal digits.
         #[arg(long)]
         device_id: DeviceId,
@@ -75,11 +78,17 @@ pub async fn run(command: LegacyCommand) -> anyhow::Result<()> {
         LegacyCommand::Send {
             to,
             port,
+            from,
             device_id,
             timeout,
             command,
         } => {
-            let reply = client::send_command(
+            let unspecified = match to {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            let reply = client::send_command_from(
+                from.unwrap_or(unspecified),
                 SocketAddr::new(to, port),
                 &device_id.key(),
                 &command,

@@ -132,3 +132,55 @@ async fn discover_lists_a_child_found_by_loopback_broadcast() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "127.0.0.1\n");
 }
+
+/// An Android child on a phone set to Arabic: it formats the numbers of
+/// `TIME_LEFT` in Arabic-Indic digits. This one answers from its own
+/// address (127.0.0.1) whatever address the command was sent to, and
+/// records where each command came from.
+async fn arabic_child() -> (u16, tokio::sync::mpsc::UnboundedReceiver<SocketAddr>) {
+    let key = ID.parse::<DeviceId>().unwrap().key();
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 1100];
+        // Bounded: a test sends only a few commands.
+        for _ in 0..16 {
+            let Ok((len, from)) = socket.recv_from(&mut buffer).await else {
+                return;
+            };
+            let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
+            let Some(sealed) = text.strip_prefix("CST_CMD:") else {
+                continue;
+            };
+            if key.open(sealed).is_err() {
+                continue;
+            }
+            let _ = tx.send(from);
+            let reply = format!("CST_RESP:{}", key.seal("TIME_LEFT|٧٨|ACTIVE|١٢٠"));
+            let answer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            answer.send_to(reply.as_bytes(), from).await.unwrap();
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_in_other_digits_and_from_another_address_of_a_broadcast_target_are_read() {
+    let (port, mut sources) = arabic_child().await;
+    let mut args = send_args(port, ID, "GET_TIME_LEFT");
+    args[3] = "127.255.255.255".into();
+    args.splice(4..4, ["--from".to_owned(), "127.0.0.9".to_owned()]);
+    let out = household(args).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Time Left: 78 min (Total: 120 min) - Status: ACTIVE\n"
+    );
+    let from = sources.recv().await.unwrap();
+    assert_eq!(from.ip().to_string(), "127.0.0.9", "sent from --from");
+}

@@ -72,16 +72,30 @@ pub async fn discover(broadcast: SocketAddr, timeout: Duration) -> io::Result<Ve
 
 /// Seals `command` (any text: the child's parser decides) for the child at
 /// `to`, sends it, and waits up to `timeout` for the reply. The reply may
-/// come from any port of that host (the Android child answers from a fresh
-/// socket); datagrams from elsewhere, or that do not open with this key, are
-/// ignored.
+/// come from any port (the Android child answers from a fresh socket) and
+/// from any address: `to` may be a broadcast address, and a child answers
+/// from its own. What makes a reply the child's is that it opens with the
+/// key; datagrams that do not are ignored.
 pub async fn send_command(
     to: SocketAddr,
     key: &Key,
     command: &str,
     timeout: Duration,
 ) -> Result<Reply, ClientError> {
-    let socket = UdpSocket::bind((unspecified_like(to.ip()), 0)).await?;
+    send_command_from(unspecified_like(to.ip()), to, key, command, timeout).await
+}
+
+/// [`send_command`] from the local address `from` (on a device with several
+/// addresses, the one the child should see).
+pub async fn send_command_from(
+    from: IpAddr,
+    to: SocketAddr,
+    key: &Key,
+    command: &str,
+    timeout: Duration,
+) -> Result<Reply, ClientError> {
+    let socket = UdpSocket::bind((from, 0)).await?;
+    socket.set_broadcast(true)?;
     let datagram = format!("{COMMAND_PREFIX}{}", key.seal(command));
     if datagram.len() > MAX_DATAGRAM {
         return Err(ClientError::TooLong {
@@ -92,13 +106,13 @@ pub async fn send_command(
     let deadline = Instant::now() + timeout;
     let mut buffer = [0u8; MAX_DATAGRAM + 1];
     loop {
-        let (len, from) =
+        let (len, _from) =
             match tokio::time::timeout_at(deadline, socket.recv_from(&mut buffer)).await {
                 Err(_) => return Err(ClientError::Timeout { to, timeout }),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Ok(received) => received?,
             };
-        if from.ip() != to.ip() || len > MAX_DATAGRAM {
+        if len > MAX_DATAGRAM {
             continue;
         }
         let Some(text) = std::str::from_utf8(&buffer[..len])

@@ -2,9 +2,7 @@
 //! both bounded in memory and both driven by tokio's clock (so tests can
 //! pause it).
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -19,9 +17,22 @@ use tokio::time::Instant;
 pub struct ReplayWindow {
     window: Duration,
     capacity: usize,
-    hasher: RandomState,
-    seen: HashMap<u64, Instant>,
-    order: VecDeque<(Instant, u64)>,
+    seen: HashMap<Digest, Instant>,
+    order: VecDeque<(Instant, Digest)>,
+}
+
+/// What the replay window remembers of a sealed command: the first 16
+/// bytes of SHA-256 of its decoded `IV ‖ ciphertext`. Stable across
+/// processes, so a child agent can keep its window across a restart.
+pub type Digest = [u8; 16];
+
+/// The [`Digest`] of decoded sealed bytes.
+pub fn digest(sealed: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    let full = sha2::Sha256::digest(sealed);
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
 }
 
 impl ReplayWindow {
@@ -31,7 +42,6 @@ impl ReplayWindow {
         Self {
             window,
             capacity: capacity.max(1),
-            hasher: RandomState::new(),
             seen: HashMap::new(),
             order: VecDeque::new(),
         }
@@ -40,7 +50,27 @@ impl ReplayWindow {
     /// Records `sealed` at `now`; returns false if it was already seen
     /// within the window. The second value says whether an entry younger
     /// than the window had to be forgotten to stay within capacity.
+    #[cfg(test)]
     pub fn first_sight(&mut self, sealed: &[u8], now: Instant) -> (bool, bool) {
+        self.first_sight_of(digest(sealed), now)
+    }
+
+    /// Remembers commands seen before this window existed (by an earlier
+    /// run), each `age` ago; those older than the window are skipped.
+    pub fn seed(&mut self, seen: &[(Digest, Duration)], now: Instant) {
+        let mut entries: Vec<(Instant, Digest)> = seen
+            .iter()
+            .filter(|(_, age)| *age < self.window)
+            .map(|(d, age)| (now.checked_sub(*age).unwrap_or(now), *d))
+            .collect();
+        entries.sort();
+        for (at, digest) in entries {
+            self.first_sight_of(digest, at);
+        }
+    }
+
+    /// [`ReplayWindow::first_sight`] by digest.
+    pub fn first_sight_of(&mut self, hash: Digest, now: Instant) -> (bool, bool) {
         while let Some(&(at, hash)) = self.order.front() {
             if now.duration_since(at) < self.window {
                 break;
@@ -50,7 +80,6 @@ impl ReplayWindow {
                 self.seen.remove(&hash);
             }
         }
-        let hash = self.hasher.hash_one(sealed);
         if self.seen.contains_key(&hash) {
             return (false, false);
         }
@@ -124,6 +153,42 @@ impl RateLimit {
     }
 }
 
+/// One token bucket for all sources together, beside the per-source ones:
+/// many addresses (a local user has all of 127.0.0.0/8) cannot add up to
+/// more than `per_second` after a `burst`.
+#[derive(Debug)]
+pub struct GlobalRate {
+    per_second: f64,
+    burst: f64,
+    bucket: Bucket,
+}
+
+impl GlobalRate {
+    pub fn new(per_second: f64, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            per_second,
+            burst,
+            bucket: Bucket {
+                tokens: burst,
+                at: now,
+            },
+        }
+    }
+
+    /// Takes one token; false means drop the datagram.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        self.bucket.tokens = refilled(&self.bucket, now, self.per_second, self.burst);
+        self.bucket.at = now;
+        if self.bucket.tokens >= 1.0 {
+            self.bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 fn refilled(bucket: &Bucket, now: Instant, per_second: f64, burst: f64) -> f64 {
     let elapsed = now.duration_since(bucket.at).as_secs_f64();
     (bucket.tokens + elapsed * per_second).min(burst)
@@ -140,6 +205,26 @@ mod tests {
         assert_eq!(window.first_sight(b"abc", t0), (true, false));
         assert!(!window.first_sight(b"abc", t0 + Duration::from_secs(599)).0);
         assert!(window.first_sight(b"abc", t0 + Duration::from_secs(601)).0);
+    }
+
+    #[test]
+    fn a_seeded_window_remembers_what_an_earlier_run_saw() {
+        let t0 = Instant::now() + Duration::from_secs(3600);
+        let mut window = ReplayWindow::new(Duration::from_secs(600), 16);
+        window.seed(
+            &[
+                (digest(b"recent"), Duration::from_secs(60)),
+                (digest(b"old"), Duration::from_secs(700)),
+            ],
+            t0,
+        );
+        assert!(!window.first_sight(b"recent", t0).0);
+        assert!(window.first_sight(b"old", t0).0);
+        assert!(
+            window
+                .first_sight(b"recent", t0 + Duration::from_secs(541))
+                .0
+        );
     }
 
     #[test]
@@ -164,6 +249,16 @@ mod tests {
         assert!(!limit.allow(ip, t0 + Duration::from_millis(500)));
         let other: IpAddr = [10, 0, 0, 2].into();
         assert!(limit.allow(other, t0), "sources are limited separately");
+    }
+
+    #[test]
+    fn the_global_rate_holds_across_sources() {
+        let t0 = Instant::now();
+        let mut global = GlobalRate::new(10.0, 5, t0);
+        assert!((0..5).all(|_| global.allow(t0)));
+        assert!(!global.allow(t0));
+        assert!(global.allow(t0 + Duration::from_millis(100)));
+        assert!(!global.allow(t0 + Duration::from_millis(100)));
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod responder;
 pub mod seal;
 
 pub use message::{Command, ErrorReply, LegacyState, Reply};
-pub use responder::{Counters, Handler, Mode, Refusal, Responder, ResponderConfig};
+pub use responder::{Counters, Digest, Handler, Mode, Refusal, Responder, ResponderConfig};
 pub use seal::{BadDeviceId, DeviceId, Key, OpenError};
 
 #[doc(hidden)]

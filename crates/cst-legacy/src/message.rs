@@ -39,13 +39,22 @@ impl Command {
                 if parts.len() != 2 {
                     return Err(ErrorReply::ExtendFormat);
                 }
-                let minutes: i32 = parts[1].parse().map_err(|_| ErrorReply::MinutesValue)?;
+                let minutes = java_parse_int(parts[1]).ok_or(ErrorReply::MinutesValue)?;
                 if !EXTEND_MINUTES.contains(&minutes) {
                     return Err(ErrorReply::MinutesRange);
                 }
                 Ok(Command::ExtendTime { minutes })
             }
             _ => Err(ErrorReply::UnknownCommand),
+        }
+    }
+
+    /// The reply the Android child sends when this command fails.
+    pub fn failure_reply(self) -> Reply {
+        match self {
+            Command::GetTimeLeft => Reply::TimeDataFailed,
+            Command::LockDevice => Reply::LockFailed,
+            Command::ExtendTime { .. } => Reply::Error(ErrorReply::ProcessingFailed),
         }
     }
 
@@ -73,6 +82,54 @@ fn java_split(text: &str) -> Vec<&str> {
         parts.pop();
     }
     parts
+}
+
+/// The first code point (the zero) of every run of ten decimal digits in
+/// Unicode 15.1 (general category Nd): each run holds 0 to 9 in order, so a
+/// digit's value is its distance from its zero.
+const DIGIT_ZEROS: [u32; 68] = [
+    0x0030, 0x0660, 0x06f0, 0x07c0, 0x0966, 0x09e6, 0x0a66, 0x0ae6, 0x0b66, 0x0be6, 0x0c66, 0x0ce6,
+    0x0d66, 0x0de6, 0x0e50, 0x0ed0, 0x0f20, 0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80,
+    0x1a90, 0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0,
+    0xff10, 0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0,
+    0x11650, 0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x11f50, 0x16a60,
+    0x16ac0, 0x16b50, 0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e4f0,
+    0x1e950, 0x1fbf0,
+];
+
+/// The value of `c` as a decimal digit in any script, as Java's
+/// `Character.digit(c, 10)` gives it (`٧` is 7, `७` is 7).
+pub fn decimal_digit(c: char) -> Option<u32> {
+    let code = u32::from(c);
+    let zero = match DIGIT_ZEROS.binary_search(&code) {
+        Ok(i) => DIGIT_ZEROS[i],
+        Err(0) => return None,
+        Err(i) => DIGIT_ZEROS[i - 1],
+    };
+    (code - zero < 10).then_some(code - zero)
+}
+
+/// An `int` as Java's `Integer.parseInt` reads it: an optional ASCII `+` or
+/// `-`, then one or more decimal digits of any script (mixed scripts too),
+/// nothing else, within `i32`. Android children format numbers with the
+/// phone's locale, so `TIME_LEFT|٧٨|ACTIVE|١٢٠` comes from an Arabic phone.
+pub fn java_parse_int(text: &str) -> Option<i32> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for c in digits.chars() {
+        value = value * 10 + i64::from(decimal_digit(c)?);
+        if value > i64::from(i32::MAX) + 1 {
+            return None;
+        }
+    }
+    i32::try_from(if negative { -value } else { value }).ok()
 }
 
 /// The child's state as the legacy protocol knows it.
@@ -197,10 +254,11 @@ impl Reply {
                 "BLOCKED" => LegacyState::Blocked,
                 _ => return Err(unknown()),
             };
+            let number = |text: &str| java_parse_int(text).map(i64::from).ok_or_else(unknown);
             return Ok(Reply::TimeLeft {
-                remaining_minutes: remaining.parse().map_err(|_| unknown())?,
+                remaining_minutes: number(remaining)?,
                 state,
-                credit_minutes: credit.parse().map_err(|_| unknown())?,
+                credit_minutes: number(credit)?,
             });
         }
         if let Some(minutes) = text
@@ -208,7 +266,7 @@ impl Reply {
             .and_then(|rest| rest.strip_suffix(" minutes added"))
         {
             return Ok(Reply::TimeExtended {
-                minutes: minutes.parse().map_err(|_| unknown())?,
+                minutes: java_parse_int(minutes).ok_or_else(unknown)?,
             });
         }
         Err(unknown())
@@ -241,5 +299,76 @@ impl Reply {
 impl From<ErrorReply> for Reply {
     fn from(error: ErrorReply) -> Self {
         Reply::Error(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_of_every_script_count_as_java_counts_them() {
+        assert_eq!(decimal_digit('7'), Some(7));
+        assert_eq!(decimal_digit('٧'), Some(7)); // Arabic-Indic
+        assert_eq!(decimal_digit('۷'), Some(7)); // Extended Arabic-Indic (Persian)
+        assert_eq!(decimal_digit('७'), Some(7)); // Devanagari
+        assert_eq!(decimal_digit('７'), Some(7)); // fullwidth
+        assert_eq!(decimal_digit('\u{1D7D5}'), Some(7)); // mathematical bold
+        for not_a_digit in ['a', '/', ':', '٫', '½', '²', 'Ⅶ', '\u{2F}', '\u{10FFFF}'] {
+            assert_eq!(decimal_digit(not_a_digit), None, "{not_a_digit:?}");
+        }
+        // Every zero is a zero and every run is ten long.
+        for &zero in &DIGIT_ZEROS {
+            for value in 0..10 {
+                let c = char::from_u32(zero + value).unwrap();
+                assert_eq!(decimal_digit(c), Some(value), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn integers_parse_as_integer_parse_int_parses_them() {
+        assert_eq!(java_parse_int("٧٨"), Some(78));
+        assert_eq!(java_parse_int("١٢٠"), Some(120));
+        assert_eq!(java_parse_int("+15"), Some(15));
+        assert_eq!(java_parse_int("-3"), Some(-3));
+        assert_eq!(java_parse_int("٣0"), Some(30), "scripts may mix");
+        assert_eq!(java_parse_int("2147483647"), Some(i32::MAX));
+        assert_eq!(java_parse_int("-2147483648"), Some(i32::MIN));
+        for bad in [
+            "",
+            "+",
+            "-",
+            "2147483648",
+            "1 5",
+            " 15",
+            "15 ",
+            "1.5",
+            "0x10",
+            "++1",
+            "١٢٠a",
+        ] {
+            assert_eq!(java_parse_int(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn replies_and_commands_from_a_phone_in_another_language() {
+        assert_eq!(
+            Reply::parse("TIME_LEFT|٧٨|ACTIVE|١٢٠"),
+            Ok(Reply::TimeLeft {
+                remaining_minutes: 78,
+                state: LegacyState::Active,
+                credit_minutes: 120,
+            })
+        );
+        assert_eq!(
+            Command::parse("EXTEND_TIME:٣٠"),
+            Ok(Command::ExtendTime { minutes: 30 })
+        );
+        assert_eq!(
+            Command::parse("EXTEND_TIME:١٥٠٠"),
+            Err(ErrorReply::MinutesRange)
+        );
     }
 }

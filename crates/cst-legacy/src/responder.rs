@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::guard::{RateLimit, ReplayWindow};
+pub use crate::guard::Digest;
+use crate::guard::{GlobalRate, RateLimit, ReplayWindow};
 use crate::message::{
     COMMAND_PREFIX, Command, DISCOVERY, DISCOVERY_REPLY, ErrorReply, MAX_DATAGRAM, REPLY_PREFIX,
     Reply,
@@ -48,6 +49,27 @@ pub trait Handler: Send + Sync + 'static {
     /// Executes `command`, sent from `source`, and returns the reply.
     fn handle(&self, command: Command, source: SocketAddr) -> impl Future<Output = Reply> + Send;
 
+    /// Whether commands from `source` may be carried out at all. A sealed
+    /// command from a source it does not admit is answered with the
+    /// command's failure reply and reported as [`Refusal::NotAdmitted`].
+    /// The child agent admits no address of its own device, so a local user
+    /// who learnt the key cannot grant themselves time. The default admits
+    /// every source.
+    fn admits(&self, source: SocketAddr) -> bool {
+        let _ = source;
+        true
+    }
+
+    /// Learns that a sealed command with `digest` was seen for the first
+    /// time, before it is handled or refused: a handler that keeps the
+    /// digests (see [`ResponderConfig::replay_seen`]) keeps the replay
+    /// window across a restart. Calls come in arrival order; the default
+    /// forgets.
+    fn remember(&self, digest: Digest) -> impl Future<Output = ()> + Send {
+        let _ = digest;
+        async {}
+    }
+
     /// Learns of a sealed command from `source` that opened (so it was
     /// sealed with this device's key) but was not executed; the reply has
     /// been decided already. Datagrams dropped before that point (oversized,
@@ -68,6 +90,9 @@ pub enum Refusal<'a> {
     /// A text that is not a command; answered with `error`, as the Android
     /// child answers it.
     NotACommand { text: &'a str, error: ErrorReply },
+    /// A command from a source the handler does not admit
+    /// ([`Handler::admits`]); answered with the command's failure reply.
+    NotAdmitted(Command),
 }
 
 impl Refusal<'_> {
@@ -78,6 +103,7 @@ impl Refusal<'_> {
             Refusal::ReadOnly(Command::LockDevice) => Reply::LockFailed,
             Refusal::ReadOnly(_) => Reply::Error(ErrorReply::ProcessingFailed),
             Refusal::NotACommand { error, .. } => Reply::Error(*error),
+            Refusal::NotAdmitted(command) => command.failure_reply(),
         }
     }
 }
@@ -91,25 +117,35 @@ pub struct ResponderConfig {
     pub replay_window: Duration,
     /// Most sealed commands remembered for the replay window.
     pub replay_capacity: usize,
+    /// Commands an earlier run saw, with how long ago: the window starts
+    /// with them (see [`Handler::remember`]).
+    pub replay_seen: Vec<(Digest, Duration)>,
     /// Datagrams per second each source address may send, after its burst.
     pub rate_per_second: f64,
     pub rate_burst: u32,
     /// Most source addresses tracked by the rate limit.
     pub rate_sources: usize,
+    /// Datagrams per second from all sources together, after their burst.
+    pub global_rate_per_second: f64,
+    pub global_rate_burst: u32,
 }
 
 impl ResponderConfig {
     /// Defaults that no real parent app comes near: a tap sends one
-    /// datagram; the limit is 5 per second per address after a burst of 20.
+    /// datagram; the limit is 5 per second per address after a burst of 20,
+    /// and 20 per second from all addresses together after a burst of 40.
     pub fn new(key: Key, mode: Mode) -> Self {
         Self {
             key,
             mode,
             replay_window: Duration::from_secs(600),
             replay_capacity: 4096,
+            replay_seen: Vec::new(),
             rate_per_second: 5.0,
             rate_burst: 20,
             rate_sources: 1024,
+            global_rate_per_second: 20.0,
+            global_rate_burst: 40,
         }
     }
 }
@@ -122,10 +158,14 @@ pub struct Counters {
     pub discovery: AtomicU64,
     pub executed: AtomicU64,
     pub refused_read_only: AtomicU64,
+    /// Sealed commands from a source the handler does not admit.
+    pub refused_source: AtomicU64,
     /// Opened, but not a command (answered with an `ERROR|…` reply).
     pub rejected: AtomicU64,
     pub dropped_oversized: AtomicU64,
     pub dropped_rate_limited: AtomicU64,
+    /// Dropped by the limit on all sources together.
+    pub dropped_global_rate: AtomicU64,
     pub dropped_off: AtomicU64,
     pub dropped_unknown: AtomicU64,
     pub dropped_undecryptable: AtomicU64,
@@ -187,10 +227,16 @@ impl<H: Handler> Responder<H> {
     /// Answers datagrams until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let mut replays = ReplayWindow::new(self.config.replay_window, self.config.replay_capacity);
+        replays.seed(&self.config.replay_seen, Instant::now());
         let mut rate = RateLimit::new(
             self.config.rate_per_second,
             self.config.rate_burst,
             self.config.rate_sources,
+        );
+        let mut global = GlobalRate::new(
+            self.config.global_rate_per_second,
+            self.config.global_rate_burst,
+            Instant::now(),
         );
         // One byte more than the apps accept, to tell "too long" from "exactly 1024".
         let mut buffer = vec![0u8; MAX_DATAGRAM + 1];
@@ -207,7 +253,7 @@ impl<H: Handler> Responder<H> {
                 _ = &mut shutdown => return Ok(()),
             };
             let reply = self
-                .answer(&buffer[..len], source, &mut replays, &mut rate)
+                .answer(&buffer[..len], source, &mut replays, &mut rate, &mut global)
                 .await;
             if let Some(reply) = reply {
                 match self.socket.send_to(reply.as_bytes(), source).await {
@@ -225,6 +271,7 @@ impl<H: Handler> Responder<H> {
         source: SocketAddr,
         replays: &mut ReplayWindow,
         rate: &mut RateLimit,
+        global: &mut GlobalRate,
     ) -> Option<String> {
         let counters = &self.counters;
         bump(&counters.received);
@@ -235,6 +282,10 @@ impl<H: Handler> Responder<H> {
         let now = Instant::now();
         if !rate.allow(source.ip(), now) {
             bump(&counters.dropped_rate_limited);
+            return None;
+        }
+        if !global.allow(now) {
+            bump(&counters.dropped_global_rate);
             return None;
         }
         if self.config.mode == Mode::Off {
@@ -263,7 +314,8 @@ impl<H: Handler> Responder<H> {
         // Keyed on the decoded bytes, not the text: a capture re-wrapped,
         // with a newline dropped, a space added or the padding cut, is still
         // the same sealed command.
-        let (first, evicted) = replays.first_sight(&raw, now);
+        let digest = crate::guard::digest(&raw);
+        let (first, evicted) = replays.first_sight_of(digest, now);
         if evicted {
             bump(&counters.replay_evicted);
         }
@@ -272,10 +324,18 @@ impl<H: Handler> Responder<H> {
             bump(&counters.dropped_replayed);
             return None;
         }
+        self.handler.remember(digest).await;
         let reply = match Command::parse(&text) {
             Err(error) => {
                 bump(&counters.rejected);
                 let refusal = Refusal::NotACommand { text: &text, error };
+                let reply = refusal.reply();
+                self.handler.refused(refusal, source).await;
+                reply
+            }
+            Ok(command) if !self.handler.admits(source) => {
+                bump(&counters.refused_source);
+                let refusal = Refusal::NotAdmitted(command);
                 let reply = refusal.reply();
                 self.handler.refused(refusal, source).await;
                 reply

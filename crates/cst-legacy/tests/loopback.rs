@@ -21,13 +21,25 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 struct Recorder {
     calls: Mutex<Vec<(Command, SocketAddr)>>,
     refusals: Mutex<Vec<(String, SocketAddr)>>,
+    /// Addresses whose commands are not admitted.
+    barred: Mutex<Vec<std::net::IpAddr>>,
+    remembered: Mutex<Vec<cst_legacy::Digest>>,
 }
 
 impl Handler for Recorder {
+    async fn remember(&self, digest: cst_legacy::Digest) {
+        self.remembered.lock().unwrap().push(digest);
+    }
+
+    fn admits(&self, source: SocketAddr) -> bool {
+        !self.barred.lock().unwrap().contains(&source.ip())
+    }
+
     async fn refused(&self, refusal: Refusal<'_>, source: SocketAddr) {
         let what = match refusal {
             Refusal::ReadOnly(command) => format!("read-only {command}"),
             Refusal::NotACommand { text, error } => format!("{text:?} {error}"),
+            Refusal::NotAdmitted(command) => format!("not admitted {command}"),
         };
         self.refusals.lock().unwrap().push((what, source));
     }
@@ -435,4 +447,122 @@ fn base64_decode(text: &str) -> Vec<u8> {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn commands_from_a_source_not_admitted_get_their_failure_reply_and_run_nothing() {
+    let child = child("127.0.0.1:0", |_| {}).await;
+    child
+        .recorder
+        .barred
+        .lock()
+        .unwrap()
+        .push([127, 0, 0, 1].into());
+    for (command, reply) in [
+        ("EXTEND_TIME:1440", "ERROR|Command processing failed"),
+        ("LOCK_DEVICE", "DEVICE_LOCKED|ERROR|Failed to lock device"),
+        ("GET_TIME_LEFT", "TIME_LEFT|ERROR|Failed to get time data"),
+    ] {
+        assert_eq!(send(&child, command).await.unwrap().to_string(), reply);
+    }
+    assert!(child.recorder.commands().is_empty());
+    assert_eq!(
+        child.recorder.refusals(),
+        [
+            "not admitted EXTEND_TIME:1440",
+            "not admitted LOCK_DEVICE",
+            "not admitted GET_TIME_LEFT"
+        ]
+    );
+    assert_eq!(Counters::get(&child.counters.refused_source), 3);
+    // Discovery is not a command: still answered.
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket
+        .send_to(DISCOVERY.as_bytes(), child.address)
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    let (len, _) = tokio::time::timeout(TIMEOUT, socket.recv_from(&mut buffer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buffer[..len], DISCOVERY_REPLY.as_bytes());
+}
+
+#[tokio::test]
+async fn a_flood_from_many_sources_is_cut_to_the_global_burst() {
+    let child = child("127.0.0.1:0", |c| {
+        c.global_rate_burst = 10;
+        c.global_rate_per_second = 0.001;
+    })
+    .await;
+    // 50 loopback addresses, 4 datagrams each: within every per-address burst.
+    let mut sockets = Vec::new();
+    for n in 1..=50u8 {
+        let socket = UdpSocket::bind((std::net::Ipv4Addr::new(127, 0, 1, n), 0))
+            .await
+            .unwrap();
+        for _ in 0..4 {
+            socket
+                .send_to(DISCOVERY.as_bytes(), child.address)
+                .await
+                .unwrap();
+        }
+        sockets.push(socket);
+    }
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while Counters::get(&child.counters.received) < 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all datagrams arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(Counters::get(&child.counters.discovery), 10);
+    assert_eq!(Counters::get(&child.counters.dropped_global_rate), 190);
+    assert_eq!(Counters::get(&child.counters.dropped_rate_limited), 0);
+}
+
+#[tokio::test]
+async fn a_window_seeded_with_what_a_handler_remembered_catches_a_replay_after_a_restart() {
+    let first = child("127.0.0.1:0", |_| {}).await;
+    let datagram = format!("{COMMAND_PREFIX}{}", key().seal("EXTEND_TIME:30"));
+    assert_eq!(replies_to(&first, datagram.as_bytes()).await.len(), 1);
+    let remembered = first.recorder.remembered.lock().unwrap().clone();
+    assert_eq!(remembered.len(), 1);
+    drop(first);
+    // The next run starts with what the first one remembered, a minute ago.
+    let second = child("127.0.0.1:0", |c| {
+        c.replay_seen = remembered
+            .iter()
+            .map(|d| (*d, Duration::from_secs(60)))
+            .collect();
+    })
+    .await;
+    assert!(replies_to(&second, datagram.as_bytes()).await.is_empty());
+    assert!(second.recorder.commands().is_empty());
+    assert_eq!(Counters::get(&second.counters.dropped_replayed), 1);
+}
+
+#[tokio::test]
+async fn a_command_sent_to_a_broadcast_address_takes_the_reply_from_the_childs_own() {
+    let child = child("0.0.0.0:0", |_| {}).await;
+    let broadcast: SocketAddr = format!("127.255.255.255:{}", child.address.port())
+        .parse()
+        .unwrap();
+    let reply = client::send_command(broadcast, &key(), "GET_TIME_LEFT", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(reply.to_string(), "TIME_LEFT|42|ACTIVE|120");
+    // A reply sealed with another key is not the child's: ignored.
+    let other = "0123456789ABCDEF".parse::<DeviceId>().unwrap().key();
+    let err = client::send_command(
+        broadcast,
+        &other,
+        "GET_TIME_LEFT",
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
 }

@@ -5,7 +5,9 @@
 //! 0), the state, and today's credit in minutes. The CST child app is BLOCKED exactly
 //! when `used >= credit`; ours maps onto that as follows:
 //!
-//! * remaining = the status's remaining minutes (rounded up, never below 0);
+//! * remaining = the status's remaining minutes (rounded up, never below 0), and 0 while
+//!   LOCKED: the Android child's `LOCK_DEVICE` sets the day's credit below what was
+//!   used, so a locked CST child reports `TIME_LEFT|0|BLOCKED|…` until it is extended;
 //! * credit = the day's allowance after grants, in minutes (rounded up);
 //! * ACTIVE for ACTIVE and WARNING; BLOCKED for everything else. GRACE is BLOCKED
 //!   because its remaining is 0, which is `used >= credit` in CST's terms; LOCKED and
@@ -61,9 +63,15 @@ pub struct CstTimeLeft {
 }
 
 impl CstTimeLeft {
-    /// Build the view from minutes and our state; negative minutes become 0.
+    /// Build the view from minutes and our state; negative minutes become 0, and so do
+    /// the minutes of a locked child (see the module's comment).
     pub fn from_parts(remaining_minutes: i64, state: ChildState, credit_minutes: i64) -> Self {
         let clamp = |m: i64| u32::try_from(m.max(0)).unwrap_or(u32::MAX);
+        let remaining_minutes = if state == ChildState::Locked {
+            0
+        } else {
+            remaining_minutes
+        };
         CstTimeLeft {
             remaining_minutes: clamp(remaining_minutes),
             state: state.into(),
@@ -186,6 +194,8 @@ mod tests {
         assert_eq!(view.reply_text(), "TIME_LEFT|42|ACTIVE|120");
         let view = CstTimeLeft::from_parts(-3, ChildState::Grace, 60);
         assert_eq!(view.reply_text(), "TIME_LEFT|0|BLOCKED|60");
+        let view = CstTimeLeft::from_parts(42, ChildState::Locked, 120);
+        assert_eq!(view.reply_text(), "TIME_LEFT|0|BLOCKED|120");
     }
 
     #[test]

@@ -251,6 +251,17 @@ pub enum EventKind {
         guardian: GuardianId,
         display_name: String,
     },
+    /// A child agent reports trouble that guardians should know of — its store
+    /// refuses writes (it keeps metering and enforcing from memory), its usage source
+    /// fails (it counts the time as use), its policy file was refused (it keeps the
+    /// last good one) — or, with `cleared`, that the trouble is over. Changes no status.
+    DeviceTrouble {
+        device: DeviceId,
+        /// What is wrong, in words, e.g. "store failing: No space left on device".
+        trouble: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cleared: bool,
+    },
 }
 
 impl EventKind {
@@ -314,6 +325,9 @@ pub enum LegacyOutcome {
     /// Accepted but not carried out (the device could not store it, or, on the hub's
     /// bridge, the Android child did not answer).
     Failed,
+    /// Refused: sent from one of the device's own addresses (loopback or a local
+    /// interface), that is by a user of the device itself, such as the child.
+    RejectedLocal,
 }
 
 impl LegacyOutcome {

@@ -422,6 +422,7 @@ impl Projection {
             | EventKind::DeviceRenamed { .. }
             | EventKind::GuardianEnrolled { .. }
             | EventKind::GuardianInvited { .. }
+            | EventKind::DeviceTrouble { .. }
             | EventKind::IdentityRevoked { .. } => {}
         }
         Ok(())

@@ -337,7 +337,8 @@ fn a_lock_that_expires() {
     assert_eq!(st.state, ChildState::Locked);
     assert_eq!(st.lock.as_ref().unwrap().until, at("2025-06-02 15:30"));
     assert_eq!(st.next_change_at, at("2025-06-02 15:30"));
-    assert_eq!(st.cst().reply_text(), "TIME_LEFT|120|BLOCKED|120");
+    // As an Android child after LOCK_DEVICE: nothing left while locked.
+    assert_eq!(st.cst().reply_text(), "TIME_LEFT|0|BLOCKED|120");
     let st = s.status("2025-06-02 15:30");
     assert_eq!((st.state, st.lock), (ChildState::Active, None));
 }

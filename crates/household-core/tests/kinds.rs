@@ -103,6 +103,11 @@ fn one_of_each() -> Vec<EventKind> {
             guardian: GuardianId::from("grandma"),
             display_name: "Grandma".into(),
         },
+        EventKind::DeviceTrouble {
+            device: DeviceId::from("tablet"),
+            trouble: "store failing: No space left on device".into(),
+            cleared: false,
+        },
     ];
     for kind in &kinds {
         match kind {
@@ -126,7 +131,8 @@ fn one_of_each() -> Vec<EventKind> {
             | EventKind::DeviceRemoved { .. }
             | EventKind::GuardianEnrolled { .. }
             | EventKind::IdentityRevoked { .. }
-            | EventKind::GuardianInvited { .. } => {}
+            | EventKind::GuardianInvited { .. }
+            | EventKind::DeviceTrouble { .. } => {}
         }
     }
     kinds

@@ -138,6 +138,11 @@ fn kind_to_core(payload: &Payload, device: Option<&DeviceId>) -> Result<EventKin
         Payload::DeviceOffline(_) => EventKind::DeviceOffline {
             device: required(device)?,
         },
+        Payload::DeviceTrouble(t) => EventKind::DeviceTrouble {
+            device: required(device)?,
+            trouble: t.trouble.clone(),
+            cleared: t.cleared,
+        },
         Payload::LegacyCommand(c) => EventKind::LegacyCommand {
             command: legacy_command_text(c)?,
             outcome: legacy_outcome_to_core(c.outcome)?,
@@ -243,12 +248,13 @@ fn legacy_outcome_to_core(outcome: i32) -> Result<LegacyOutcome, ConvertError> {
         Ok(v1::LegacyOutcome::RejectedReadOnly) => Ok(LegacyOutcome::RejectedReadOnly),
         Ok(v1::LegacyOutcome::RejectedInvalid) => Ok(LegacyOutcome::RejectedInvalid),
         Ok(v1::LegacyOutcome::Failed) => Ok(LegacyOutcome::Failed),
+        Ok(v1::LegacyOutcome::RejectedLocal) => Ok(LegacyOutcome::RejectedLocal),
         other => Err(ConvertError::not_allowed(
             "legacy_command.outcome",
             enum_value(outcome, other.ok().map(|o| o.as_str_name())),
             "LEGACY_OUTCOME_APPLIED, LEGACY_OUTCOME_REJECTED_REPLAY, \
              LEGACY_OUTCOME_REJECTED_RATE_LIMIT, LEGACY_OUTCOME_REJECTED_READ_ONLY, \
-             LEGACY_OUTCOME_REJECTED_INVALID, LEGACY_OUTCOME_FAILED",
+             LEGACY_OUTCOME_REJECTED_INVALID, LEGACY_OUTCOME_FAILED, LEGACY_OUTCOME_REJECTED_LOCAL",
         )),
     }
 }

@@ -470,6 +470,23 @@ fn one_of_each() -> Vec<(v1::Event, EventKind)> {
         ),
         (
             event(
+                11,
+                "08:03",
+                device_actor("d-tablet"),
+                "d-tablet",
+                Payload::DeviceTrouble(v1::DeviceTrouble {
+                    trouble: "store failing: No space left on device".into(),
+                    cleared: false,
+                }),
+            ),
+            EventKind::DeviceTrouble {
+                device: tablet(),
+                trouble: "store failing: No space left on device".into(),
+                cleared: false,
+            },
+        ),
+        (
+            event(
                 12,
                 "10:39",
                 device_actor("d-tablet"),
@@ -661,7 +678,8 @@ fn one_of_each() -> Vec<(v1::Event, EventKind)> {
             | Payload::DeviceRemoved(_)
             | Payload::GuardianEnrolled(_)
             | Payload::IdentityRevoked(_)
-            | Payload::GuardianInvited(_) => {}
+            | Payload::GuardianInvited(_)
+            | Payload::DeviceTrouble(_) => {}
         }
     }
     cases
@@ -674,7 +692,7 @@ fn every_event_kind_converts_to_the_core_kind_it_means() {
         .iter()
         .map(|(e, _)| e.payload.as_ref().unwrap().kind())
         .collect();
-    assert_eq!(kinds.len(), 21, "one case per payload kind");
+    assert_eq!(kinds.len(), 22, "one case per payload kind");
     for (event, kind) in cases {
         let core = event_to_core(&event).unwrap_or_else(|e| panic!("{event:?}: {e}"));
         assert_eq!(core.kind, kind, "seq {}", event.seq);

@@ -19,8 +19,14 @@ const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub async fn show_id(data_dir: &Path) -> anyhow::Result<()> {
     let id = match control::call(data_dir, &ControlRequest::ShowId).await? {
         Some(ControlResponse::DeviceId(id)) => id,
+        Some(ControlResponse::Error(message)) => bail!("{message}"),
         Some(other) => bail!("unexpected answer from the agent: {other:?}"),
-        None => open_store(data_dir)?.device_id()?,
+        None => match crate::identity::read(data_dir)? {
+            Some(id) => id,
+            None => open_store(data_dir)?
+                .device_id()?
+                .context("the agent has not run yet: no device ID")?,
+        },
     };
     println!("{id}");
     Ok(())
@@ -101,6 +107,14 @@ fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
             data_dir.display()
         );
     }
+    // Owner-only: another user gets "permission denied", said plainly.
+    if let Err(e) = std::fs::read_dir(crate::store::store_path(data_dir)) {
+        bail!(
+            "cannot read the agent's store in {}: {e} (it is for root and the agent's user; \
+             is the agent running?)",
+            data_dir.display()
+        );
+    }
     Ok(Store::open(data_dir)?)
 }
 
@@ -110,7 +124,10 @@ fn offline_status(data_dir: &Path) -> anyhow::Result<StatusView> {
     let policy = store
         .policy()?
         .context("the agent has not run yet: no policy stored")?;
-    let agent = Agent::open(store, policy, 1.0, Reading::now())?;
+    let device_id = store
+        .device_id()?
+        .context("the agent has not run yet: no device ID")?;
+    let agent = Agent::open(store, device_id, policy, 1.0, Reading::now())?;
     let status = agent.status()?;
     Ok(StatusView::new(
         &status,

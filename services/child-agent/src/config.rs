@@ -28,10 +28,22 @@ pub const MAX_HOOK_TIMEOUT_SECS: f64 = 3600.0;
 pub enum UsageSourceKind {
     /// Always in use; with `--speed` for demos and tests.
     Simulated,
-    /// Active while a local logind session is active and not idle.
+    /// Active while a session of the child's (`--child-user`) is active,
+    /// local, unlocked and not idle, asked of logind over D-Bus.
     Logind,
     /// Active while a probe command (`--usage-command`) exits 0.
     Command,
+}
+
+/// How the agent locks the device itself, besides any hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionLock {
+    /// Lock the child's sessions through logind (over D-Bus), and lock
+    /// again whenever one is unlocked while the device must stay locked.
+    Logind,
+    /// Not at all: hooks (`--on-lock`) do it, or nothing does.
+    Off,
 }
 
 /// How much of the legacy CST protocol the agent answers.
@@ -59,13 +71,27 @@ pub struct RunArgs {
     /// Policy file (TOML); without it the documented default policy applies.
     #[arg(long, env = "CHILD_AGENT_POLICY")]
     pub policy: Option<PathBuf>,
-    /// Where usage is measured from.
+    /// The child's login name: whose sessions are metered and locked.
+    #[arg(long, env = "CHILD_AGENT_CHILD_USER")]
+    pub child_user: Option<String>,
+    /// Where usage is measured from (default: logind; simulated with --speed).
     #[arg(long, env = "CHILD_AGENT_USAGE_SOURCE", value_enum)]
     pub usage_source: Option<UsageSourceKind>,
     /// With the simulated source: one real second counts as this many seconds
-    /// (other sources take only 1, the default).
+    /// (other sources take only 1, the default). Implies the simulated source.
     #[arg(long, env = "CHILD_AGENT_SPEED")]
     pub speed: Option<f64>,
+    /// How the device is locked besides hooks (default: logind; off when simulated).
+    #[arg(long, env = "CHILD_AGENT_SESSION_LOCK", value_enum)]
+    pub session_lock: Option<SessionLock>,
+    /// Run for real with no way to lock the device (no logind lock, no
+    /// --on-lock hook). Without it such a run refuses to start.
+    #[arg(long, env = "CHILD_AGENT_NO_ENFORCE")]
+    pub no_enforce: bool,
+    /// Carry out legacy commands sent from this device's own addresses
+    /// (for tests and demos: it lets any local user grant time).
+    #[arg(long, env = "CHILD_AGENT_LEGACY_ALLOW_LOCAL")]
+    pub legacy_allow_local: bool,
     /// With the command source: the probe, run with `sh -c`; exit 0 means "in use".
     #[arg(long, env = "CHILD_AGENT_USAGE_COMMAND")]
     pub usage_command: Option<String>,
@@ -98,8 +124,12 @@ pub struct RunArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     policy: Option<PathBuf>,
+    child_user: Option<String>,
     usage_source: Option<UsageSourceKind>,
     speed: Option<f64>,
+    session_lock: Option<SessionLock>,
+    no_enforce: Option<bool>,
+    legacy_allow_local: Option<bool>,
     usage_command: Option<String>,
     legacy_port: Option<u16>,
     legacy_bind: Option<IpAddr>,
@@ -115,13 +145,24 @@ struct FileConfig {
 pub struct AgentConfig {
     pub data_dir: PathBuf,
     pub policy: Option<PathBuf>,
+    pub child_user: Option<String>,
     pub usage_source: UsageSourceKind,
     pub speed: f64,
     pub usage_command: Option<String>,
+    pub session_lock: SessionLock,
+    pub no_enforce: bool,
     pub legacy_port: u16,
     pub legacy_bind: IpAddr,
     pub legacy_mode: LegacyModeArg,
+    pub legacy_allow_local: bool,
     pub hooks: Hooks,
+}
+
+impl AgentConfig {
+    /// A demo or test run: use is simulated, nothing real is measured.
+    pub fn is_simulated(&self) -> bool {
+        self.usage_source == UsageSourceKind::Simulated
+    }
 }
 
 /// Shell commands run on state changes; see [`crate::enforcer`].
@@ -169,6 +210,12 @@ pub enum ConfigError {
         "usage_command is required with usage_source = command (--usage-command, CHILD_AGENT_USAGE_COMMAND)"
     )]
     MissingUsageCommand,
+    #[error(
+        "child_user is required with usage_source = logind or session_lock = logind \
+         (--child-user NAME, CHILD_AGENT_CHILD_USER): the agent meters and locks that user's \
+         sessions; for a demo, --usage-source simulated"
+    )]
+    MissingChildUser,
     #[error("legacy_port must be 1-65535, got 0")]
     LegacyPort,
     #[error(
@@ -185,11 +232,20 @@ impl RunArgs {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .ok_or(ConfigError::MissingDataDir)?;
+        let speed = self.speed.or(file.speed);
+        // Simulated only when asked for, by name or by a speed.
         let usage_source = self
             .usage_source
             .or(file.usage_source)
-            .unwrap_or(UsageSourceKind::Simulated);
-        let speed = self.speed.or(file.speed);
+            .unwrap_or(if speed.is_some() {
+                UsageSourceKind::Simulated
+            } else {
+                UsageSourceKind::Logind
+            });
         if let Some(speed) = speed {
             if !(speed > 0.0 && speed <= MAX_SPEED) {
                 return Err(ConfigError::Speed(speed));
@@ -203,6 +259,19 @@ impl RunArgs {
         let usage_command = self.usage_command.or(file.usage_command);
         if usage_source == UsageSourceKind::Command && usage_command.is_none() {
             return Err(ConfigError::MissingUsageCommand);
+        }
+        let session_lock = self.session_lock.or(file.session_lock).unwrap_or(
+            if usage_source == UsageSourceKind::Simulated {
+                SessionLock::Off
+            } else {
+                SessionLock::Logind
+            },
+        );
+        let child_user = self.child_user.or(file.child_user);
+        let needs_user =
+            usage_source == UsageSourceKind::Logind || session_lock == SessionLock::Logind;
+        if needs_user && child_user.is_none() {
+            return Err(ConfigError::MissingChildUser);
         }
         let legacy_port = self
             .legacy_port
@@ -219,14 +288,14 @@ impl RunArgs {
             Some(secs) => return Err(ConfigError::HookTimeout(secs)),
         };
         Ok(AgentConfig {
-            data_dir: self
-                .data_dir
-                .or(file.data_dir)
-                .ok_or(ConfigError::MissingDataDir)?,
+            data_dir,
             policy: self.policy.or(file.policy),
+            child_user,
             usage_source,
             speed: speed.unwrap_or(1.0),
             usage_command,
+            session_lock,
+            no_enforce: self.no_enforce || file.no_enforce.unwrap_or(false),
             legacy_port,
             legacy_bind: self
                 .legacy_bind
@@ -236,6 +305,7 @@ impl RunArgs {
                 .legacy_mode
                 .or(file.legacy_mode)
                 .unwrap_or(LegacyModeArg::Full),
+            legacy_allow_local: self.legacy_allow_local || file.legacy_allow_local.unwrap_or(false),
             hooks: Hooks {
                 on_lock: self.on_lock.or(file.on_lock),
                 on_unlock: self.on_unlock.or(file.on_unlock),
@@ -266,8 +336,15 @@ impl fmt::Display for AgentConfig {
             Some(p) => writeln!(f, "policy = {}", p.display())?,
             None => writeln!(f, "policy = (default)")?,
         }
+        writeln!(
+            f,
+            "child_user = {}",
+            self.child_user.as_deref().unwrap_or("(none)")
+        )?;
         writeln!(f, "usage_source = {:?}", self.usage_source)?;
         writeln!(f, "speed = {}", self.speed)?;
+        writeln!(f, "session_lock = {:?}", self.session_lock)?;
+        writeln!(f, "no_enforce = {}", self.no_enforce)?;
         if let Some(c) = &self.usage_command {
             writeln!(f, "usage_command = {c}")?;
         }
@@ -276,6 +353,7 @@ impl fmt::Display for AgentConfig {
             "legacy = {:?} on {}:{}",
             self.legacy_mode, self.legacy_bind, self.legacy_port
         )?;
+        writeln!(f, "legacy_allow_local = {}", self.legacy_allow_local)?;
         for (name, hook) in [
             ("on_lock", &self.hooks.on_lock),
             ("on_unlock", &self.hooks.on_unlock),
@@ -300,8 +378,9 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let f =
-            file("data_dir = \"/from/file\"\nlegacy_port = 9999\nlegacy_mode = \"read-only\"\n");
+        let f = file(
+            "data_dir = \"/from/file\"\nlegacy_port = 9999\nlegacy_mode = \"read-only\"\nusage_source = \"simulated\"\n",
+        );
         let args = RunArgs {
             config: Some(f.path().to_owned()),
             legacy_port: Some(7777),
@@ -312,13 +391,58 @@ mod tests {
         assert_eq!(config.legacy_port, 7777);
         assert_eq!(config.legacy_mode, LegacyModeArg::ReadOnly);
         assert_eq!(config.usage_source, UsageSourceKind::Simulated);
+        assert_eq!(config.session_lock, SessionLock::Off);
         assert_eq!(config.speed, 1.0);
         assert_eq!(config.hooks.timeout, DEFAULT_HOOK_TIMEOUT);
     }
 
     #[test]
+    fn a_real_run_meters_and_locks_with_logind_by_default() {
+        let real = RunArgs {
+            data_dir: Some("/x".into()),
+            child_user: Some("anna".into()),
+            ..RunArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(real.usage_source, UsageSourceKind::Logind);
+        assert_eq!(real.session_lock, SessionLock::Logind);
+        assert!(!real.is_simulated() && !real.no_enforce && !real.legacy_allow_local);
+        let err = RunArgs {
+            data_dir: Some("/x".into()),
+            ..RunArgs::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingChildUser), "{err}");
+        assert!(err.to_string().contains("--child-user"), "{err}");
+        // A speed means a simulation, which needs no user and locks nothing.
+        let demo = RunArgs {
+            data_dir: Some("/x".into()),
+            speed: Some(60.0),
+            ..RunArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(demo.is_simulated());
+        assert_eq!(demo.session_lock, SessionLock::Off);
+        // Hooks instead of logind: no user needed with another source.
+        let hooks = RunArgs {
+            data_dir: Some("/x".into()),
+            usage_source: Some(UsageSourceKind::Command),
+            usage_command: Some("true".into()),
+            session_lock: Some(SessionLock::Off),
+            on_lock: Some("lock-it".into()),
+            ..RunArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(hooks.child_user, None);
+    }
+
+    #[test]
     fn the_hook_timeout_comes_from_the_file_or_a_flag() {
-        let f = file("data_dir = \"/x\"\nhook_timeout = 5\n");
+        let f = file("data_dir = \"/x\"\nhook_timeout = 5\nusage_source = \"simulated\"\n");
         let from_file = RunArgs {
             config: Some(f.path().to_owned()),
             ..RunArgs::default()
@@ -340,7 +464,7 @@ mod tests {
 
     #[test]
     fn an_unknown_key_in_the_file_is_named() {
-        let f = file("data_dir = \"/x\"\nlegacy_prot = 1\n");
+        let f = file("data_dir = \"/x\"\nusage_source = \"simulated\"\nlegacy_prot = 1\n");
         let err = RunArgs {
             config: Some(f.path().to_owned()),
             ..RunArgs::default()
@@ -354,6 +478,7 @@ mod tests {
     fn bad_values_are_refused_with_the_allowed_range() {
         let base = || RunArgs {
             data_dir: Some("/x".into()),
+            child_user: Some("anna".into()),
             ..RunArgs::default()
         };
         let err = RunArgs {

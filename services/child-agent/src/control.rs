@@ -2,21 +2,39 @@
 //! agent (`child-agent status`, `show-id`, `request-time`).
 //!
 //! One JSON request per line, one JSON response per line, on a UNIX socket
-//! in the data directory. The socket is open to every local user on purpose:
-//! it offers only what the child may do anyway — read the status, read the
-//! device ID the lock screen shows, spend the child's own credits.
+//! in the data directory. The socket is open to every local user, and what a
+//! request may do depends on who sent it (see [`crate::peer`]): anyone may
+//! read the status and spend the child's own credits; the device ID (the CST
+//! key) and the event log are for administrators only.
+//!
+//! Everything a peer sends is bounded: a request line of at most
+//! [`MAX_REQUEST_BYTES`], sent within [`REQUEST_TIMEOUT`], on one of at most
+//! [`MAX_CONNECTIONS`] connections at a time.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use household_core::Status;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::agent::Agent;
+use crate::peer::{self, Standing};
+
+/// Longest request line accepted; a longer one is answered with an error
+/// and the connection closed, having kept at most this much in memory.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+/// Longest response a client reads.
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// A connection must have sent its request within this time.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait in the listen queue.
+pub const MAX_CONNECTIONS: usize = 16;
 
 /// The socket's file name inside the data directory.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -63,6 +81,10 @@ pub struct StatusView {
     pub next_change_at: Option<String>,
     /// The reply a CST parent app would get for `GET_TIME_LEFT`.
     pub cst_time_left: String,
+    /// What is wrong with the agent (a failing store or usage source);
+    /// empty when all is well.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl StatusView {
@@ -78,6 +100,7 @@ impl StatusView {
             ten_minute_credits_left: status.credits_left.ten_minute,
             next_change_at: status.next_change_at.map(|t| t.to_string()),
             cst_time_left: status.cst_on_device(device).reply_text(),
+            problems: Vec::new(),
         }
     }
 }
@@ -99,7 +122,11 @@ impl std::fmt::Display for StatusView {
         if let Some(next) = &self.next_change_at {
             writeln!(f, "next change: {next}")?;
         }
-        write!(f, "legacy:     {}", self.cst_time_left)
+        write!(f, "legacy:     {}", self.cst_time_left)?;
+        for problem in &self.problems {
+            write!(f, "\nproblem:    {problem}")?;
+        }
+        Ok(())
     }
 }
 
@@ -133,17 +160,29 @@ pub async fn serve(
         _ => {}
     }
     let listener = UnixListener::bind(&path).map_err(io)?;
+    // Open to every local user: each request is checked against its sender.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).map_err(io)?;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
     loop {
+        // Finished connections are reaped as we go, so the set stays small.
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = crate::shutdown::stopped(&mut shutdown) => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    // Connections are short: one request, one response.
                     let agent = agent.clone();
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         if let Err(e) = handle(agent, stream).await {
                             tracing::debug!(error = %e, "control connection failed");
                         }
+                        drop(slot);
                     });
                 }
                 Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
@@ -151,25 +190,74 @@ pub async fn serve(
             _ = crate::shutdown::stopped(&mut shutdown) => break,
         }
     }
+    connections.shutdown().await;
     let _ = std::fs::remove_file(&path);
     Ok(())
 }
 
+/// Reads one request line of at most [`MAX_REQUEST_BYTES`].
+async fn read_request(read: tokio::net::unix::OwnedReadHalf) -> Result<String, String> {
+    let mut line = Vec::new();
+    let mut limited = BufReader::new(read).take(MAX_REQUEST_BYTES as u64 + 1);
+    match tokio::time::timeout(REQUEST_TIMEOUT, limited.read_until(b'\n', &mut line)).await {
+        Err(_) => return Err(format!("no request within {REQUEST_TIMEOUT:?}")),
+        Ok(Err(e)) => return Err(format!("cannot read the request: {e}")),
+        Ok(Ok(_)) => {}
+    }
+    if line.len() > MAX_REQUEST_BYTES {
+        return Err(format!(
+            "request longer than {MAX_REQUEST_BYTES} bytes; one JSON object per line"
+        ));
+    }
+    String::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())
+}
+
 async fn handle(agent: Arc<Agent>, stream: UnixStream) -> std::io::Result<()> {
+    let standing = match stream.peer_cred() {
+        Ok(cred) => peer::standing(cred.uid(), cred.gid()),
+        // Unknown peers get the least.
+        Err(_) => Standing::Child,
+    };
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    BufReader::new(read).read_line(&mut line).await?;
-    let response = match serde_json::from_str::<ControlRequest>(&line) {
-        // Off the runtime: a credit is flushed to disk before it is answered,
-        // and the agent's state may be held by a write in progress.
-        Ok(request) => tokio::task::spawn_blocking(move || answer(&agent, request))
-            .await
-            .unwrap_or_else(|e| ControlResponse::Error(format!("request failed: {e}"))),
-        Err(e) => ControlResponse::Error(format!("bad request: {e}")),
+    let response = match read_request(read).await {
+        Err(message) => ControlResponse::Error(message),
+        Ok(line) => match serde_json::from_str::<ControlRequest>(&line) {
+            Ok(request) => match permitted(&request, standing) {
+                Err(message) => ControlResponse::Error(message),
+                // Off the runtime: a credit is flushed to disk before it is
+                // answered, and the agent's state may be held by a write.
+                Ok(()) => tokio::task::spawn_blocking(move || answer(&agent, request))
+                    .await
+                    .unwrap_or_else(|e| ControlResponse::Error(format!("request failed: {e}"))),
+            },
+            Err(e) => ControlResponse::Error(format!(
+                "bad request: {e}; expected {{\"command\": \"status\"}}, \
+                 {{\"command\": \"request-time\", \"minutes\": 5 or 10}}, \
+                 {{\"command\": \"show-id\"}} or {{\"command\": \"log\", \"limit\": N}}"
+            )),
+        },
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
     write.write_all(&out).await
+}
+
+/// Whether a peer of `standing` may make `request`: the device ID (the CST
+/// key, with which anyone could grant time over the legacy protocol) and the
+/// event log are for administrators.
+fn permitted(request: &ControlRequest, standing: Standing) -> Result<(), String> {
+    match (request, standing) {
+        (ControlRequest::Status | ControlRequest::RequestTime { .. }, _) => Ok(()),
+        (_, Standing::Admin) => Ok(()),
+        (ControlRequest::ShowId, Standing::Child) => Err(format!(
+            "show-id is for root and the {} group: the device ID is the key of the legacy protocol",
+            peer::ADMIN_GROUP
+        )),
+        (ControlRequest::Log { .. }, Standing::Child) => Err(format!(
+            "log is for root and the {} group",
+            peer::ADMIN_GROUP
+        )),
+    }
 }
 
 fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
@@ -186,7 +274,11 @@ fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
         ControlRequest::RequestTime { minutes } => agent.spend_credit(minutes),
     };
     match result {
-        Ok(status) => ControlResponse::Status(StatusView::new(&status, &device)),
+        Ok(status) => {
+            let mut view = StatusView::new(&status, &device);
+            view.problems = agent.health().map(|h| h.problems()).unwrap_or_default();
+            ControlResponse::Status(view)
+        }
         Err(e) => ControlResponse::Error(e.to_string()),
     }
 }
@@ -218,8 +310,10 @@ pub async fn call(
     let mut out = serde_json::to_vec(request).unwrap_or_default();
     out.push(b'\n');
     write.write_all(&out).await.map_err(io)?;
+    // A response (a log of many events) may be long, but not unbounded.
     let mut line = String::new();
     BufReader::new(read)
+        .take(MAX_RESPONSE_BYTES)
         .read_line(&mut line)
         .await
         .map_err(io)?;

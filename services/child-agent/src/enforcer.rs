@@ -39,13 +39,16 @@ impl HookKind {
     }
 }
 
-/// A change of state the enforcer acts on; `state` is the household state's
-/// name (`BLOCKED`, `ACTIVE`, …) as hooks see it.
+/// A change of state the enforcer acts on: the hooks to run, in order, and
+/// what they see — the household state's name (`BLOCKED`, `ACTIVE`, …), the
+/// minutes left today, and the minutes until the device locks (the sooner
+/// of the day's time running out and bedtime).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
-    pub kind: HookKind,
+    pub hooks: &'static [HookKind],
     pub state: &'static str,
     pub remaining_minutes: i64,
+    pub minutes_to_lock: i64,
 }
 
 /// Runs hooks for the transitions sent on `transitions` until `shutdown` fires.
@@ -75,27 +78,27 @@ pub async fn run(
         let Some(transition) = transitions.borrow_and_update().clone() else {
             continue;
         };
-        let Some(command) = hook_command(&hooks, transition.kind) else {
-            continue;
-        };
-        let mut delay = FIRST_RETRY;
-        while let Err(reason) = run_hook(command, &transition, hooks.timeout).await {
-            tracing::warn!(
-                hook = transition.kind.name(),
-                %reason,
-                retry_in = ?delay,
-                "hook failed"
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                changed = transitions.changed() => {
-                    if changed.is_err() { return }
-                    superseded = true;
-                    break;
+        for &kind in transition.hooks {
+            let Some(command) = hook_command(&hooks, kind) else {
+                continue;
+            };
+            let mut delay = FIRST_RETRY;
+            while let Err(reason) = run_hook(command, kind, &transition, hooks.timeout).await {
+                tracing::warn!(hook = kind.name(), %reason, retry_in = ?delay, "hook failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    changed = transitions.changed() => {
+                        if changed.is_err() { return }
+                        superseded = true;
+                        break;
+                    }
+                    _ = shutdown.changed() => return,
                 }
-                _ = shutdown.changed() => return,
+                delay = (delay * 2).min(LAST_RETRY);
             }
-            delay = (delay * 2).min(LAST_RETRY);
+            if superseded {
+                break;
+            }
         }
     }
 }
@@ -110,16 +113,25 @@ fn hook_command(hooks: &Hooks, kind: HookKind) -> Option<&str> {
 
 /// Runs one hook to its end, or for `timeout` at most: then its process
 /// group is killed and the run counts as failed.
-async fn run_hook(command: &str, transition: &Transition, timeout: Duration) -> Result<(), String> {
-    tracing::info!(hook = transition.kind.name(), command, "running hook");
+async fn run_hook(
+    command: &str,
+    kind: HookKind,
+    transition: &Transition,
+    timeout: Duration,
+) -> Result<(), String> {
+    tracing::info!(hook = kind.name(), command, "running hook");
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
-        .env("CHILD_AGENT_HOOK", transition.kind.name())
+        .env("CHILD_AGENT_HOOK", kind.name())
         .env("CHILD_AGENT_STATE", transition.state)
         .env(
             "CHILD_AGENT_REMAINING_MINUTES",
             transition.remaining_minutes.to_string(),
+        )
+        .env(
+            "CHILD_AGENT_MINUTES_TO_LOCK",
+            transition.minutes_to_lock.to_string(),
         )
         .stdin(Stdio::null())
         // Its own process group, so a timeout can end everything it started.
@@ -160,10 +172,16 @@ mod tests {
     use super::*;
 
     fn transition(kind: HookKind) -> Transition {
+        let hooks: &'static [HookKind] = match kind {
+            HookKind::Lock => &[HookKind::Lock],
+            HookKind::Unlock => &[HookKind::Unlock],
+            HookKind::Warning => &[HookKind::Warning],
+        };
         Transition {
-            kind,
+            hooks,
             state: "BLOCKED",
             remaining_minutes: 0,
+            minutes_to_lock: 0,
         }
     }
 
@@ -256,9 +274,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tx.send_replace(Some(Transition {
-            kind: HookKind::Unlock,
+            hooks: &[HookKind::Unlock],
             state: "ACTIVE",
             remaining_minutes: 10,
+            minutes_to_lock: 10,
         }));
         assert_eq!(wait_for_lines(&out, 1).await, ["unlock"]);
         stop_tx.send_replace(true);

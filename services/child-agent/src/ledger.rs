@@ -111,12 +111,32 @@ impl Ledger {
         Ok(events)
     }
 
-    /// A lock of this device, until unlocked.
-    pub fn lock(&self, actor: Actor, now: Timestamp) -> Result<Event, InputError> {
+    /// A lock of this device until the end of the child's day (or until
+    /// an extension lifts it), as the Android child's `LOCK_DEVICE` does.
+    pub fn lock_for_the_day(&self, actor: Actor, now: Timestamp) -> Result<Event, InputError> {
+        let end = self.end_of_day(now)?;
         let kind = self
             .projection
-            .check_lock(Some(self.device.clone()), None, now)?;
+            .check_lock(Some(self.device.clone()), Some(end), now)?;
         Ok(self.event(self.next_seq, now, actor, kind))
+    }
+
+    /// [`Ledger::lock_for_the_day`] with a reason for the lock screen.
+    pub fn lock_for_the_day_because(
+        &self,
+        actor: Actor,
+        now: Timestamp,
+        why: &str,
+    ) -> Result<Event, InputError> {
+        let mut event = self.lock_for_the_day(actor, now)?;
+        if let EventKind::Locked { reason, .. } = &mut event.kind {
+            *reason = Some(why.to_owned());
+        }
+        Ok(event)
+    }
+
+    fn end_of_day(&self, now: Timestamp) -> Result<Timestamp, InputError> {
+        instant_from_unix_micros(self.projection.day_of(now).end_second * 1_000_000)
     }
 
     /// The child spends one of today's self-serve credits of `size`.
@@ -142,6 +162,20 @@ impl Ledger {
                 command: note.command.clone(),
                 outcome: note.outcome,
                 reply: note.reply.clone(),
+            },
+        )
+    }
+
+    /// Trouble of this device's agent for the guardians, or (`cleared`) its end.
+    pub fn trouble(&self, trouble: &str, cleared: bool, now: Timestamp) -> Event {
+        self.event(
+            self.next_seq,
+            now,
+            self.device_actor(),
+            EventKind::DeviceTrouble {
+                device: self.device.clone(),
+                trouble: trouble.to_owned(),
+                cleared,
             },
         )
     }

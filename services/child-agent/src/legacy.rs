@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cst_legacy::{
-    Command, DeviceId, ErrorReply, Handler, LegacyState, Mode, Refusal, Reply, Responder,
-    ResponderConfig,
+    Command, DeviceId, Handler, LegacyState, Mode, Refusal, Reply, Responder, ResponderConfig,
 };
 use household_core::{CstState, LegacyOutcome};
 use tokio::sync::watch;
@@ -22,6 +21,7 @@ use tokio::sync::watch;
 use crate::agent::Agent;
 use crate::config::{AgentConfig, LegacyModeArg};
 use crate::ledger::LegacyNote;
+use crate::session_lock::LockOutcome;
 
 /// The bound responder, ready to serve.
 pub struct LegacyResponder(Responder<AgentHandler>);
@@ -30,6 +30,7 @@ pub struct LegacyResponder(Responder<AgentHandler>);
 pub async fn bind(
     config: &AgentConfig,
     agent: Arc<Agent>,
+    lock_outcomes: Option<watch::Receiver<LockOutcome>>,
 ) -> anyhow::Result<Option<LegacyResponder>> {
     let mode = match config.legacy_mode {
         LegacyModeArg::Off => return Ok(None),
@@ -42,14 +43,34 @@ pub async fn bind(
         .context("the stored device ID")?
         .key();
     let address = SocketAddr::new(config.legacy_bind, config.legacy_port);
+    let mut settings = ResponderConfig::new(key, mode);
+    // The replay window goes on where the last run left it.
+    let (window, reading) = (settings.replay_window, agent.clone());
+    settings.replay_seen = tokio::task::spawn_blocking(move || reading.recent_replays(window))
+        .await?
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the replay window kept in the store");
+            Vec::new()
+        });
     let responder = Responder::bind(
         address,
-        ResponderConfig::new(key, mode),
-        Arc::new(AgentHandler { agent }),
+        settings,
+        Arc::new(AgentHandler {
+            agent,
+            allow_local: config.legacy_allow_local,
+            replay_window: window,
+            lock_outcomes,
+        }),
     )
     .await
     .with_context(|| format!("cannot bind the legacy responder to UDP {address}"))?;
     tracing::info!(%address, ?mode, "legacy CST responder listening");
+    if config.legacy_allow_local {
+        tracing::warn!(
+            "legacy_allow_local: commands from this device's own addresses are carried out, \
+             so any local user who knows the device ID can grant time"
+        );
+    }
     Ok(Some(LegacyResponder(responder)))
 }
 
@@ -64,20 +85,55 @@ impl LegacyResponder {
 
 struct AgentHandler {
     agent: Arc<Agent>,
+    /// Carry out commands from this device's own addresses (tests, demos).
+    allow_local: bool,
+    replay_window: std::time::Duration,
+    /// What the session locker achieves, when it runs: a `LOCK_DEVICE` is
+    /// answered with success only once the child's sessions are locked.
+    lock_outcomes: Option<watch::Receiver<LockOutcome>>,
 }
 
+/// How long a `LOCK_DEVICE` waits to hear that the lock was enforced; the
+/// parent app waits 5 seconds for the reply.
+const LOCK_CONFIRM: std::time::Duration = std::time::Duration::from_millis(3500);
+
 impl Handler for AgentHandler {
+    /// Commands from the device's own addresses (loopback, its interfaces)
+    /// come from a user of the device — the child — and are refused unless
+    /// `--legacy-allow-local`: budget changes come from guardians elsewhere.
+    fn admits(&self, source: SocketAddr) -> bool {
+        self.allow_local || !crate::local_address::is_own(source.ip())
+    }
+
+    /// Kept in the store, so a capture replayed after a restart is caught.
+    async fn remember(&self, digest: cst_legacy::Digest) {
+        let (agent, window) = (self.agent.clone(), self.replay_window);
+        let kept = tokio::task::spawn_blocking(move || agent.remember_replay(digest, window)).await;
+        if !matches!(kept, Ok(Ok(()))) {
+            tracing::error!("cannot keep a legacy command's digest for the replay window");
+        }
+    }
+
     /// Runs on the blocking pool: the agent's state is shared with the meter
     /// and the control socket, and a grant or lock is flushed to disk before
     /// it is answered.
     async fn handle(&self, command: Command, source: SocketAddr) -> Reply {
         let agent = self.agent.clone();
-        tokio::task::spawn_blocking(move || execute(&agent, command, source))
+        let mut outcomes = self.lock_outcomes.clone();
+        // Rounds before this one do not tell whether this lock holds.
+        let before = outcomes.as_mut().map(|o| o.borrow_and_update().round);
+        let reply = tokio::task::spawn_blocking(move || execute(&agent, command, source))
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(%source, %command, error = %e, "legacy command failed");
-                failure(command)
-            })
+                command.failure_reply()
+            });
+        match (reply, outcomes, before) {
+            (Reply::DeviceLocked, Some(outcomes), Some(before)) => {
+                self.confirm_lock(outcomes, before, source).await
+            }
+            (reply, _, _) => reply,
+        }
     }
 
     /// Sealed with this device's key but not executed: kept for audit too.
@@ -94,12 +150,55 @@ impl Handler for AgentHandler {
     }
 }
 
+impl AgentHandler {
+    /// Waits for the session locker's next round: `DEVICE_LOCKED` if it
+    /// locked the child's sessions, the failure reply (as an Android child
+    /// that could not lock) if it could not, or did not say in time. The
+    /// lock itself stays recorded either way, and the locker keeps trying.
+    async fn confirm_lock(
+        &self,
+        mut outcomes: watch::Receiver<LockOutcome>,
+        before: u64,
+        source: SocketAddr,
+    ) -> Reply {
+        let waited = tokio::time::timeout(LOCK_CONFIRM, outcomes.wait_for(|o| o.round > before));
+        // The guard `wait_for` returns is let go of at once.
+        let result = match waited.await {
+            Ok(Ok(outcome)) => outcome.result.clone(),
+            Ok(Err(_)) => Some(Err("the session locker stopped".to_owned())),
+            Err(_) => Some(Err(format!("no lock within {LOCK_CONFIRM:?}"))),
+        };
+        let why = match result {
+            Some(Ok(_)) => return Reply::DeviceLocked,
+            Some(Err(e)) => e,
+            None => "no result".to_owned(),
+        };
+        tracing::error!(%source, %why, "LOCK_DEVICE recorded but the child's sessions could not be locked");
+        let reply = Reply::LockFailed;
+        let note = LegacyNote {
+            command: Command::LockDevice.to_string(),
+            address: source.to_string(),
+            outcome: LegacyOutcome::Failed,
+            reply: reply.to_string(),
+        };
+        let agent = self.agent.clone();
+        if !matches!(
+            tokio::task::spawn_blocking(move || agent.note_legacy_command(&note)).await,
+            Ok(Ok(()))
+        ) {
+            tracing::error!(%source, "cannot record legacy command");
+        }
+        reply
+    }
+}
+
 /// The audit note of a command that was not executed: the command as
 /// received (its canonical text, or the text that was not one) and why.
 fn refusal_note(refusal: &Refusal<'_>, source: SocketAddr) -> LegacyNote {
     let (command, outcome) = match refusal {
         Refusal::ReadOnly(command) => (command.to_string(), LegacyOutcome::RejectedReadOnly),
         Refusal::NotACommand { text, .. } => ((*text).to_owned(), LegacyOutcome::RejectedInvalid),
+        Refusal::NotAdmitted(command) => (command.to_string(), LegacyOutcome::RejectedLocal),
     };
     LegacyNote {
         command,
@@ -114,7 +213,7 @@ fn refusal_note(refusal: &Refusal<'_>, source: SocketAddr) -> LegacyNote {
 /// before the reply is sent.
 fn execute(agent: &Agent, command: Command, source: SocketAddr) -> Reply {
     tracing::info!(%source, %command, "legacy command");
-    let failed = failure(command);
+    let failed = command.failure_reply();
     let note = |outcome, reply: &Reply| LegacyNote {
         command: command.to_string(),
         address: source.to_string(),
@@ -170,20 +269,12 @@ fn time_left(agent: &Agent, status: &household_core::Status) -> Reply {
     }
 }
 
-/// The failure reply the parent app knows for each command.
-fn failure(command: Command) -> Reply {
-    match command {
-        Command::GetTimeLeft => Reply::TimeDataFailed,
-        Command::LockDevice => Reply::LockFailed,
-        Command::ExtendTime { .. } => Reply::Error(ErrorReply::ProcessingFailed),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
+    use cst_legacy::ErrorReply;
     use household_core::{Actor, EventKind, Policy};
 
     use super::*;
@@ -192,7 +283,16 @@ mod tests {
 
     fn agent(dir: &std::path::Path) -> Arc<Agent> {
         let store = Store::open(dir).unwrap();
-        Arc::new(Agent::open(store, Policy::default(), 1.0, Reading::now()).unwrap())
+        Arc::new(
+            Agent::open(
+                store,
+                "3F2A9C1B7D4E8A60".into(),
+                Policy::default(),
+                1.0,
+                Reading::now(),
+            )
+            .unwrap(),
+        )
     }
 
     fn source() -> SocketAddr {
@@ -208,6 +308,9 @@ mod tests {
         let agent = agent(dir.path());
         let handler = AgentHandler {
             agent: agent.clone(),
+            allow_local: false,
+            replay_window: std::time::Duration::from_secs(600),
+            lock_outcomes: None,
         };
         let (held_tx, held_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -241,6 +344,9 @@ mod tests {
         let agent = agent(dir.path());
         let handler = AgentHandler {
             agent: agent.clone(),
+            allow_local: false,
+            replay_window: std::time::Duration::from_secs(600),
+            lock_outcomes: None,
         };
         handler
             .refused(Refusal::ReadOnly(Command::LockDevice), source())
@@ -283,6 +389,9 @@ mod tests {
         let agent = agent(dir.path());
         let handler = AgentHandler {
             agent: agent.clone(),
+            allow_local: false,
+            replay_window: std::time::Duration::from_secs(600),
+            lock_outcomes: None,
         };
         let extended = handler
             .handle(Command::ExtendTime { minutes: 15 }, source())

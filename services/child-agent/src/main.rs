@@ -2,16 +2,23 @@
 //! time is gone, and answers the legacy CST parent app.
 
 mod agent;
+mod audit;
 mod client;
 mod clock;
 mod config;
 mod control;
 mod enforcer;
+mod identity;
 mod ledger;
 mod legacy;
+mod local_address;
+mod logind;
 mod meter;
+mod open;
+mod peer;
 mod policy;
 mod run;
+mod session_lock;
 mod shutdown;
 mod source;
 mod store;
@@ -30,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent.
-    Run(config::RunArgs),
+    Run(Box<config::RunArgs>),
     /// Print the device ID to type into the CST parent app.
     ShowId(DataDir),
     /// Show today's time, state and credits.

@@ -4,15 +4,17 @@ use std::path::{Path, PathBuf};
 
 use household_core::{InputError, Policy};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PolicyFileError {
-    #[error("cannot read policy file {path}: {source}")]
-    Read {
+    #[error("cannot read policy file {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("policy file {path}, line {line}, column {column}: {message}")]
+    Parse {
         path: PathBuf,
-        source: std::io::Error,
+        line: usize,
+        column: usize,
+        message: String,
     },
-    #[error("policy file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
     #[error("policy file {path}: {source}")]
     Invalid { path: PathBuf, source: InputError },
     #[error("default policy: {0}")]
@@ -32,13 +34,19 @@ pub fn load(path: Option<&Path>) -> Result<Policy, PolicyFileError> {
         policy.validate().map_err(PolicyFileError::Default)?;
         return Ok(policy);
     };
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyFileError::Read {
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyFileError::Read {
         path: path.to_owned(),
-        source,
+        message: e.to_string(),
     })?;
     parse(&text).map_err(|e| match e {
-        Parsed::Syntax(message) => PolicyFileError::Parse {
+        Parsed::Syntax {
+            line,
+            column,
+            message,
+        } => PolicyFileError::Parse {
             path: path.to_owned(),
+            line,
+            column,
             message,
         },
         Parsed::Invalid(source) => PolicyFileError::Invalid {
@@ -48,21 +56,40 @@ pub fn load(path: Option<&Path>) -> Result<Policy, PolicyFileError> {
     })
 }
 
+#[derive(Debug)]
 enum Parsed {
-    Syntax(String),
+    /// Not TOML, or not the shape of a policy: where, and what.
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A policy whose values break a rule (the field is named).
     Invalid(InputError),
 }
 
+impl Parsed {
+    /// Where in `text` the error is, 1-based, from its byte span.
+    fn at(text: &str, error: &toml::de::Error) -> Self {
+        let offset = error.span().map_or(0, |span| span.start).min(text.len());
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Parsed::Syntax {
+            line,
+            column: text[line_start..offset].chars().count() + 1,
+            message: error.message().to_owned(),
+        }
+    }
+}
+
 fn parse(text: &str) -> Result<Policy, Parsed> {
-    let mut table: toml::Table =
-        toml::from_str(text).map_err(|e| Parsed::Syntax(e.message().to_owned()))?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| Parsed::at(text, &e))?;
+    let mut policy: Policy = toml::from_str(text).map_err(|e| Parsed::at(text, &e))?;
     // `timezone` is the earlier spelling, still accepted.
     if !table.contains_key("time_zone") && !table.contains_key("timezone") {
-        table.insert("time_zone".into(), toml::Value::String(system_zone()));
+        policy.time_zone = system_zone();
     }
-    let policy: Policy = table
-        .try_into()
-        .map_err(|e: toml::de::Error| Parsed::Syntax(e.message().to_owned()))?;
     policy.validate().map_err(Parsed::Invalid)?;
     Ok(policy)
 }
@@ -97,10 +124,26 @@ mod tests {
             panic!("negative grace must be refused")
         };
         assert!(e.to_string().contains("grace_minutes"), "{e}");
-        let Err(Parsed::Syntax(message)) = parse("timezone = \"UTC\"\ngrace_minuts = 1\n") else {
+        let Err(Parsed::Syntax { line, message, .. }) =
+            parse("timezone = \"UTC\"\ngrace_minuts = 1\n")
+        else {
             panic!("unknown keys must be refused")
         };
         assert!(message.contains("grace_minuts"), "{message}");
+        assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn errors_say_where_by_line_and_column() {
+        let text = "timezone = \"UTC\"\ndaily_minutes = 60\ngrace_minutes = \"two\"\n";
+        match parse(text) {
+            Err(Parsed::Syntax { line, column, .. }) => assert_eq!((line, column), (3, 17)),
+            other => panic!("{other:?}"),
+        }
+        match parse("timezone = \"UTC\"\ngrace_minutes = = 1\n") {
+            Err(Parsed::Syntax { line, column, .. }) => assert_eq!((line, column), (2, 17)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -2,33 +2,44 @@
 //! enforcer, the control socket and the legacy responder, and stops them
 //! all on SIGTERM.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use household_core::Policy;
+use anyhow::{Context, bail};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::agent::Agent;
 use crate::clock::Reading;
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, SessionLock, UsageSourceKind};
+use crate::logind::Logind;
+use crate::session_lock::{self, LockOutcome};
 use crate::shutdown::{self, Shutdown};
 use crate::source::UsageSource;
-use crate::store::{KEEP_EVENTS_DAYS, Store};
-use crate::{control, enforcer, legacy, policy};
+use crate::{control, enforcer, legacy, open, peer, policy, store};
 
 /// How often the usage source is sampled and the state re-evaluated.
 const TICK: Duration = Duration::from_millis(250);
 
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     tracing::info!("configuration:\n{config}");
+    let logind = enforcement_check(&config).await?;
+    // Everything the agent creates is its own alone; the data directory is
+    // reachable (for the control socket) but not listable by others.
+    // SAFETY: umask(2) only sets the process's file mode mask.
+    unsafe { libc::umask(0o077) };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let policy = policy::load(config.policy.as_deref())?;
+    let policy = policy::load(config.policy.as_deref());
     let (data_dir, speed) = (config.data_dir.clone(), config.speed);
     let agent =
-        Arc::new(tokio::task::spawn_blocking(move || open(&data_dir, policy, speed)).await??);
+        Arc::new(tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed)).await??);
+    store::secure(&config.data_dir).with_context(|| {
+        format!(
+            "cannot make the store in {} owner-only",
+            config.data_dir.display()
+        )
+    })?;
     tracing::info!(device_id = agent.device_id(), "child agent started");
 
     let shutdown = Shutdown::new();
@@ -44,12 +55,32 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         enforcer::run(hooks, transitions, stop).await;
         Ok(())
     });
-    let source = UsageSource::new(config.usage_source, config.usage_command.clone());
+    let lock_outcomes = watch::channel(LockOutcome::default()).0;
+    let session_locker = match config.session_lock {
+        SessionLock::Logind => logind.clone(),
+        SessionLock::Off => None,
+    };
+    // A legacy LOCK_DEVICE is confirmed by the locker when there is one.
+    let confirms = session_locker.is_some().then(|| lock_outcomes.subscribe());
+    if let Some(logind) = session_locker {
+        let (states, outcomes, stop) =
+            (agent.states(), lock_outcomes.clone(), shutdown.subscribe());
+        tasks.spawn(async move {
+            session_lock::run(logind, states, outcomes, stop).await;
+            Ok(())
+        });
+    }
+    let source = match (config.usage_source, logind, config.usage_command.clone()) {
+        (UsageSourceKind::Logind, Some(logind), _) => UsageSource::Logind(logind),
+        (UsageSourceKind::Command, _, Some(command)) => UsageSource::Command(command),
+        (UsageSourceKind::Simulated, _, _) => UsageSource::Simulated,
+        (kind, _, _) => anyhow::bail!("usage source {kind:?} is not set up"),
+    };
     tasks.spawn(meter_loop(agent.clone(), source, shutdown.subscribe()));
     let (control_agent, data_dir, stop) =
         (agent.clone(), config.data_dir.clone(), shutdown.subscribe());
     tasks.spawn(async move { Ok(control::serve(control_agent, &data_dir, stop).await?) });
-    if let Some(responder) = legacy::bind(&config, agent.clone()).await? {
+    if let Some(responder) = legacy::bind(&config, agent.clone(), confirms).await? {
         let stop = shutdown.subscribe();
         tasks.spawn(async move { responder.serve(stop).await });
     }
@@ -76,20 +107,57 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     outcome
 }
 
-/// Opens the store and the agent, and prunes events past
-/// [`KEEP_EVENTS_DAYS`]. Blocking: disk.
-fn open(data_dir: &Path, policy: Policy, speed: f64) -> anyhow::Result<Agent> {
-    let store = Store::open(data_dir)?;
-    store.save_policy(&policy)?;
-    let agent = Agent::open(store, policy, speed, Reading::now())?;
-    let pruned = agent.prune_events(KEEP_EVENTS_DAYS)?;
-    if pruned > 0 {
-        tracing::info!(
-            pruned,
-            "events older than {KEEP_EVENTS_DAYS} days removed from the store"
+/// Checks, before anything is created, that the run can do what it is for:
+/// the child's user exists, and a real run has a way to lock the device
+/// (logind answering, or an `--on-lock` hook) unless `--no-enforce` says
+/// otherwise. Returns logind for the child's user when the run uses it.
+async fn enforcement_check(config: &AgentConfig) -> anyhow::Result<Option<Logind>> {
+    let logind = match &config.child_user {
+        Some(name) => {
+            let Some(uid) = peer::user_id(name) else {
+                bail!("child_user {name:?}: no such user on this device");
+            };
+            let uses_logind = config.usage_source == UsageSourceKind::Logind
+                || config.session_lock == SessionLock::Logind;
+            uses_logind.then(|| Logind::new(uid))
+        }
+        None => None,
+    };
+    if config.is_simulated() {
+        tracing::warn!(
+            "usage is simulated (--usage-source simulated or --speed): this run measures no \
+             real use{}",
+            if config.session_lock == SessionLock::Logind {
+                ""
+            } else {
+                " and locks nothing real (hooks still run)"
+            }
         );
+        return Ok(logind);
     }
-    Ok(agent)
+    let logind_locks = match (&logind, config.session_lock) {
+        (Some(logind), SessionLock::Logind) => match logind.check().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        },
+        _ => Err("session_lock is off".to_owned()),
+    };
+    match (logind_locks, &config.hooks.on_lock) {
+        (Ok(()), _) => {}
+        (Err(why), Some(_)) => {
+            if config.session_lock == SessionLock::Logind {
+                tracing::error!(%why, "cannot lock through logind; the on_lock hook locks");
+            }
+        }
+        (Err(why), None) if config.no_enforce => {
+            tracing::warn!(%why, "no_enforce: this run meters but locks nothing");
+        }
+        (Err(why), None) => bail!(
+            "nothing can lock this device ({why}) and no --on-lock hook is given; \
+             fix logind (or give --on-lock CMD), or run with --no-enforce to meter without locking"
+        ),
+    }
+    Ok(logind)
 }
 
 /// Samples the usage source every [`TICK`] and feeds the agent.
@@ -106,17 +174,24 @@ async fn meter_loop(
             _ = ticks.tick() => {}
             _ = shutdown::stopped(&mut shutdown) => return Ok(()),
         }
+        // A source that cannot answer counts as use: failing closed, the
+        // day runs on while nobody can tell, and `status` says why.
         let active = match source.is_active().await {
             Ok(active) => {
+                if source_failing {
+                    tracing::warn!("usage source answers again");
+                    report_source(&agent, None).await;
+                }
                 source_failing = false;
                 active
             }
             Err(e) => {
                 if !source_failing {
-                    tracing::warn!(error = %e, "usage source failed; counting the device as idle");
+                    tracing::error!(error = %e, "usage source failed; counting the device as in use");
+                    report_source(&agent, Some(e.to_string())).await;
                 }
                 source_failing = true;
-                false
+                true
             }
         };
         // Off the runtime: the tick may flush to disk, or wait for a legacy
@@ -128,5 +203,12 @@ async fn meter_loop(
             Ok(Err(e)) => tracing::error!(error = %e, "cannot record usage"),
             Err(e) => tracing::error!(error = %e, "meter tick failed"),
         }
+    }
+}
+
+async fn report_source(agent: &Arc<Agent>, error: Option<String>) {
+    let agent = agent.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || agent.set_source_error(error)).await {
+        tracing::error!(error = %e, "cannot note the usage source's health");
     }
 }

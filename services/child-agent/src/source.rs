@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::config::UsageSourceKind;
+use crate::logind::{Logind, LogindError};
 
 /// A probe that takes longer than this counts as failed, so a hung command
 /// cannot stall metering.
@@ -20,14 +20,15 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum UsageSource {
     /// Always in use.
     Simulated,
-    /// A local, active, non-idle logind session, read with `loginctl`.
-    Logind,
+    /// A session of the child's, local, active and not locked (see
+    /// [`crate::logind::Session::in_use`]).
+    Logind(Logind),
     /// A user-supplied probe run with `sh -c`; exit status 0 means in use.
     Command(String),
 }
 
-/// Why a source could not answer. The meter counts such a tick as idle and
-/// logs the reason: time is never charged for use nobody observed.
+/// Why a source could not answer. The meter counts such a tick as use
+/// (failing closed) and reports the reason in `status` and the log.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot run `{program}`: {source}")]
@@ -37,21 +38,11 @@ pub enum SourceError {
     },
     #[error("`{program}` did not finish within {PROBE_TIMEOUT:?}")]
     Timeout { program: String },
-    #[error("`{program}` failed: {stderr}")]
-    Failed { program: String, stderr: String },
+    #[error(transparent)]
+    Logind(#[from] LogindError),
 }
 
 impl UsageSource {
-    pub fn new(kind: UsageSourceKind, command: Option<String>) -> Self {
-        match (kind, command) {
-            (UsageSourceKind::Simulated, _) => Self::Simulated,
-            (UsageSourceKind::Logind, _) => Self::Logind,
-            (UsageSourceKind::Command, Some(command)) => Self::Command(command),
-            // The configuration refuses `command` without a probe.
-            (UsageSourceKind::Command, None) => Self::Simulated,
-        }
-    }
-
     /// Is the device in use at this moment?
     pub async fn is_active(&self) -> Result<bool, SourceError> {
         match self {
@@ -60,7 +51,11 @@ impl UsageSource {
                 let status = run("sh", &["-c", command]).await?.status;
                 Ok(status.success())
             }
-            Self::Logind => logind_active().await,
+            Self::Logind(logind) => Ok(logind
+                .child_sessions()
+                .await?
+                .iter()
+                .any(|session| session.in_use())),
         }
     }
 }
@@ -89,89 +84,41 @@ async fn run(program: &str, args: &[&str]) -> Result<std::process::Output, Sourc
     }
 }
 
-async fn logind_active() -> Result<bool, SourceError> {
-    let list = checked(
-        run("loginctl", &["list-sessions", "--no-legend"]).await?,
-        "loginctl",
-    )?;
-    for id in session_ids(&list) {
-        let show = checked(
-            run(
-                "loginctl",
-                &[
-                    "show-session",
-                    id,
-                    "--property=Active",
-                    "--property=IdleHint",
-                    "--property=Remote",
-                    "--property=Class",
-                ],
-            )
-            .await?,
-            "loginctl",
-        )?;
-        if session_in_use(&show) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-fn checked(output: std::process::Output, program: &str) -> Result<String, SourceError> {
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(SourceError::Failed {
-            program: program.to_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
-}
-
-/// Session IDs from `loginctl list-sessions --no-legend`: the first column.
-fn session_ids(list: &str) -> impl Iterator<Item = &str> {
-    list.lines()
-        .filter_map(|line| line.split_whitespace().next())
-}
-
-/// A session counts as use when a person sits at it: a local user session,
-/// in the foreground, not idle.
-fn session_in_use(properties: &str) -> bool {
-    let value = |name: &str| {
-        properties
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
-    };
-    value("Active") == Some("yes")
-        && value("IdleHint") == Some("no")
-        && value("Remote") == Some("no")
-        && value("Class") == Some("user")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logind::Session;
 
-    #[test]
-    fn session_ids_are_the_first_column() {
-        let list = "     2 1000 anna seat0 tty2\n    c1  120 gdm  seat0 tty1\n";
-        assert_eq!(session_ids(list).collect::<Vec<_>>(), ["2", "c1"]);
-        assert_eq!(session_ids("").count(), 0);
+    fn session(active: bool, locked: bool, idle: bool, remote: bool, class: &str) -> Session {
+        Session {
+            id: "2".into(),
+            path: zbus::zvariant::OwnedObjectPath::try_from("/org/freedesktop/login1/session/_32")
+                .unwrap(),
+            active,
+            locked,
+            idle,
+            remote,
+            class: class.into(),
+        }
     }
 
     #[test]
-    fn only_an_active_local_non_idle_user_session_is_use() {
-        let active = "Active=yes\nIdleHint=no\nRemote=no\nClass=user\n";
-        assert!(session_in_use(active));
-        assert!(!session_in_use(
-            &active.replace("IdleHint=no", "IdleHint=yes")
-        ));
-        assert!(!session_in_use(&active.replace("Active=yes", "Active=no")));
-        assert!(!session_in_use(&active.replace("Remote=no", "Remote=yes")));
-        assert!(!session_in_use(
-            &active.replace("Class=user", "Class=greeter")
-        ));
-        assert!(!session_in_use(""));
+    fn only_an_active_local_unlocked_user_session_is_use() {
+        assert!(session(true, false, false, false, "user").in_use());
+        assert!(!session(false, false, false, false, "user").in_use());
+        assert!(
+            !session(true, true, false, false, "user").in_use(),
+            "locked"
+        );
+        assert!(
+            session(true, false, true, false, "user").in_use(),
+            "IdleHint is the child's to set: not believed"
+        );
+        assert!(
+            !session(true, false, false, true, "user").in_use(),
+            "remote"
+        );
+        assert!(!session(true, false, false, false, "greeter").in_use());
     }
 
     #[tokio::test]

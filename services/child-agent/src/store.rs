@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use household_core::{Event, Policy};
-use rand::Rng;
 use serde::{Serialize, de::DeserializeOwned};
 use sled::transaction::{TransactionError, TransactionResult, Transactional};
 
@@ -57,6 +56,76 @@ pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     events: sled::Tree,
+    /// Digests of legacy commands seen, with the agent time (big-endian
+    /// Unix microseconds): the replay window, kept across restarts.
+    replay: sled::Tree,
+    /// Set by tests to make every write fail, as a failing disk does.
+    #[cfg(test)]
+    pub fail_writes: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StoreError {
+    /// Whether the store's content is damaged (as opposed to, say, held by
+    /// another process): such a store is moved aside and started afresh.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            StoreError::Corrupt { .. } => true,
+            StoreError::Open { source, .. } | StoreError::Io(source) => match source {
+                sled::Error::Corruption { .. } => true,
+                sled::Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
+                _ => false,
+            },
+        }
+    }
+}
+
+/// The store's directory inside the data directory.
+pub fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("store")
+}
+
+/// Renames a damaged store to `store.damaged-<unix seconds>` beside it, for
+/// whoever wants to look at it, and returns the new name.
+pub fn move_aside(data_dir: &Path) -> std::io::Result<PathBuf> {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut aside = data_dir.join(format!("store.damaged-{seconds}"));
+    let mut n = 1;
+    while aside.exists() {
+        aside = data_dir.join(format!("store.damaged-{seconds}-{n}"));
+        n += 1;
+    }
+    std::fs::rename(store_path(data_dir), &aside)?;
+    Ok(aside)
+}
+
+/// Makes the data directory reachable but not listable by others (`0711`:
+/// the control socket inside must stay reachable for the child), and
+/// everything in the store owner-only (`0700` directories, `0600` files),
+/// including what an earlier version left more open.
+pub fn secure(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o711))?;
+    let mut pending = vec![store_path(data_dir)];
+    // Bounded: sled's directory is a few levels deep with a few files.
+    while let Some(path) = pending.pop() {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.is_dir() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+            for entry in std::fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        } else if meta.is_file() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 impl Store {
@@ -66,7 +135,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let deadline = Instant::now() + LOCK_WAIT;
         let db = loop {
-            match sled::open(dir.join("store")) {
+            match sled::open(store_path(dir)) {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
                     if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
@@ -84,25 +153,53 @@ impl Store {
         Ok(Self {
             meta: db.open_tree("meta")?,
             events: db.open_tree("events")?,
+            replay: db.open_tree("replay")?,
             db,
+            #[cfg(test)]
+            fail_writes: Default::default(),
         })
     }
 
-    /// The device's CST-style ID: made at first start (16 uppercase hex
-    /// digits, like the Android child's first 16 digits of a random UUID) and
-    /// kept from then on.
-    pub fn device_id(&self) -> Result<String, StoreError> {
-        if let Some(id) = self.meta.get(DEVICE_ID)? {
-            return String::from_utf8(id.to_vec()).map_err(|e| StoreError::Corrupt {
-                what: "device_id",
-                message: e.to_string(),
-            });
-        }
-        let id = format!("{:016X}", rand::rng().random::<u64>());
-        // Another opener cannot race us: sled holds the directory exclusively.
+    /// The device ID kept in the store, a second copy beside the
+    /// [`crate::identity`] file.
+    pub fn device_id(&self) -> Result<Option<String>, StoreError> {
+        self.meta
+            .get(DEVICE_ID)?
+            .map(|id| {
+                String::from_utf8(id.to_vec()).map_err(|e| StoreError::Corrupt {
+                    what: "device_id",
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    pub fn save_device_id(&self, id: &str) -> Result<(), StoreError> {
+        self.check_writable()?;
         self.meta.insert(DEVICE_ID, id.as_bytes())?;
         self.db.flush()?;
-        Ok(id)
+        Ok(())
+    }
+
+    /// Whether the store has never recorded anything: no event, no
+    /// checkpoint.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.events.is_empty() && self.meta.get(CHECKPOINT)?.is_none())
+    }
+
+    #[cfg(test)]
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.fail_writes.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Io(sled::Error::Io(std::io::Error::other(
+                "injected write failure",
+            ))));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// The policy the agent last ran with, so the status can be read while
@@ -115,6 +212,7 @@ impl Store {
     }
 
     pub fn save_policy(&self, policy: &Policy) -> Result<(), StoreError> {
+        self.check_writable()?;
         self.meta.insert(POLICY, encode(policy))?;
         self.db.flush()?;
         Ok(())
@@ -134,6 +232,7 @@ impl Store {
         events: &[Event],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<(), StoreError> {
+        self.check_writable()?;
         let result: TransactionResult<(), ()> =
             (&self.events, &self.meta).transaction(|(events_tx, meta_tx)| {
                 for event in events {
@@ -151,6 +250,57 @@ impl Store {
             }
         })?;
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Notes a legacy command's digest, seen at `at_unix_micros`. Not
+    /// flushed on its own: the grant or lock the command causes flushes it
+    /// with itself, and a read's digest goes with the next write. Entries
+    /// older than `forget_before_unix_micros` are dropped now and then, so
+    /// the tree stays about the size of the window.
+    pub fn remember_replay(
+        &self,
+        digest: [u8; 16],
+        at_unix_micros: i64,
+        forget_before_unix_micros: i64,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        self.replay.insert(digest, &at_unix_micros.to_be_bytes())?;
+        // Now and then (1 in 64, by the digest's random first byte): prune.
+        if digest[0] & 0x3f == 0 {
+            self.forget_replays_before(forget_before_unix_micros)?;
+        }
+        Ok(())
+    }
+
+    /// The digests seen at or after `since_unix_micros`, with their times.
+    pub fn replays_since(
+        &self,
+        since_unix_micros: i64,
+    ) -> Result<Vec<([u8; 16], i64)>, StoreError> {
+        self.forget_replays_before(since_unix_micros)?;
+        let mut seen = Vec::new();
+        for entry in self.replay.iter() {
+            let (key, value) = entry?;
+            if let (Ok(digest), Ok(at)) =
+                (<[u8; 16]>::try_from(&*key), <[u8; 8]>::try_from(&*value))
+            {
+                seen.push((digest, i64::from_be_bytes(at)));
+            }
+        }
+        Ok(seen)
+    }
+
+    fn forget_replays_before(&self, before_unix_micros: i64) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for entry in self.replay.iter() {
+            let (key, value) = entry?;
+            let at = <[u8; 8]>::try_from(&*value).map_or(i64::MIN, i64::from_be_bytes);
+            if at < before_unix_micros {
+                batch.remove(key);
+            }
+        }
+        self.replay.apply_batch(batch)?;
         Ok(())
     }
 
@@ -225,17 +375,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_device_id_is_made_once_and_kept() {
+    fn the_device_id_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Store::open(dir.path()).unwrap().device_id().unwrap();
-        assert_eq!(first.len(), 16);
-        assert!(
-            first
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
-        );
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.device_id().unwrap(), None);
+        assert!(store.is_empty().unwrap());
+        store.save_device_id("3F2A9C1B7D4E8A60").unwrap();
+        drop(store);
         let again = Store::open(dir.path()).unwrap().device_id().unwrap();
-        assert_eq!(first, again);
+        assert_eq!(again.as_deref(), Some("3F2A9C1B7D4E8A60"));
+    }
+
+    #[test]
+    fn the_store_is_owner_only_and_the_data_dir_not_listable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save_device_id("3F2A9C1B7D4E8A60").unwrap();
+        secure(dir.path()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o711);
+        let mut pending = vec![store_path(dir.path())];
+        let mut seen = 0;
+        while let Some(path) = pending.pop() {
+            seen += 1;
+            assert_eq!(
+                mode(&path) & 0o077,
+                0,
+                "{} is {:o}",
+                path.display(),
+                mode(&path)
+            );
+            if path.is_dir() {
+                pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        assert!(seen > 2, "the store has files");
     }
 
     #[test]

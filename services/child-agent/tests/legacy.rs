@@ -187,3 +187,40 @@ async fn read_only_and_off_modes() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Timeout { .. }));
 }
+
+/// A captured `EXTEND_TIME` sent again after the agent restarted (even
+/// after a kill -9 right after it was answered) is still a replay.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_replay_window_survives_a_restart() {
+    let home = Home::new("timezone = \"UTC\"\ndaily_minutes = 60\n");
+    let agent = home.start(1.0, &[]);
+    let key = key(&home);
+    let capture = format!("CST_CMD:{}", key.seal("EXTEND_TIME:30"));
+    let exchange = |port: u16| {
+        let capture = capture.clone();
+        async move {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            socket
+                .send_to(capture.as_bytes(), ("127.0.0.1", port))
+                .await
+                .unwrap();
+            let mut buffer = [0u8; 1100];
+            tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buffer))
+                .await
+                .is_ok()
+        }
+    };
+    assert!(exchange(agent.port).await, "the first one is answered");
+    assert_eq!(home.status().unwrap()["credit_minutes"], 90);
+    agent.kill9();
+    let agent = home.start(1.0, &[]);
+    assert!(
+        !exchange(agent.port).await,
+        "the replay is dropped unanswered"
+    );
+    assert_eq!(
+        home.status().unwrap()["credit_minutes"],
+        90,
+        "and grants nothing"
+    );
+}

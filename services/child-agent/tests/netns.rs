@@ -35,6 +35,7 @@ fn broadcast_discovery_and_a_command_cross_a_bridge() {
         .arg(home.path())
         .arg("--policy")
         .arg(home.file("policy.toml"))
+        .args(["--usage-source", "simulated"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod logind;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -30,13 +32,24 @@ impl Home {
         self.dir.path().join(name)
     }
 
-    /// Starts `child-agent run` on this directory with a free legacy port.
+    /// Starts `child-agent run` on this directory with a free legacy port,
+    /// simulated use at `speed`, and legacy commands from loopback allowed
+    /// (the tests play the parent app on this machine).
     pub fn start(&self, speed: f64, extra: &[&str]) -> Agent {
         self.start_with_env(speed, extra, &[])
     }
 
     /// [`Home::start`] with extra environment variables for the agent.
     pub fn start_with_env(&self, speed: f64, extra: &[&str], env: &[(&str, String)]) -> Agent {
+        let speed = speed.to_string();
+        let mut args = vec!["--speed", &speed, "--legacy-allow-local"];
+        args.extend_from_slice(extra);
+        self.start_plain(&args, env)
+    }
+
+    /// Starts `child-agent run` with the data directory, the policy, a free
+    /// legacy port on 127.0.0.1 and `args`, nothing else.
+    pub fn start_plain(&self, args: &[&str], env: &[(&str, String)]) -> Agent {
         let port = free_udp_port();
         let child = Command::new(BIN)
             .arg("run")
@@ -44,25 +57,26 @@ impl Home {
             .arg(self.path())
             .arg("--policy")
             .arg(self.file("policy.toml"))
-            .arg("--speed")
-            .arg(speed.to_string())
             .args([
                 "--legacy-bind",
                 "127.0.0.1",
                 "--legacy-port",
                 &port.to_string(),
             ])
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let agent = Agent { child, port };
+        let mut agent = Agent { child, port };
         let socket = self.file("control.sock");
         let deadline = Instant::now() + Duration::from_secs(30);
         // Connecting proves this agent listens (a kill -9 leaves a stale file).
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("the agent exited at start: {status}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "the agent did not open its control socket"
@@ -156,4 +170,37 @@ pub fn free_udp_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A command that runs `program` as `nobody` (uid and gid 65534, no other
+/// groups), as the child would; `Err` says why that cannot be done here.
+pub fn as_nobody(program: &str) -> Result<Command, String> {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("switching to nobody needs root".into());
+    }
+    let found = Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        return Err("setpriv (util-linux) is not installed".into());
+    }
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program);
+    Ok(command)
+}
+
+/// Resident memory of process `pid` in KiB, from `/proc`.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
 }
