@@ -163,6 +163,7 @@ impl BlockCache {
 
 /// Bounded set of open tables.
 pub struct TableCache {
+    fs: Arc<dyn crate::fs::FileSystem>,
     dir: PathBuf,
     capacity: usize,
     block_cache: Option<Arc<BlockCache>>,
@@ -171,8 +172,14 @@ pub struct TableCache {
 }
 
 impl TableCache {
-    pub fn new(dir: PathBuf, capacity: usize, block_cache: Option<Arc<BlockCache>>) -> TableCache {
+    pub fn new(
+        fs: Arc<dyn crate::fs::FileSystem>,
+        dir: PathBuf,
+        capacity: usize,
+        block_cache: Option<Arc<BlockCache>>,
+    ) -> TableCache {
         TableCache {
+            fs,
             dir,
             capacity,
             block_cache,
@@ -193,6 +200,7 @@ impl TableCache {
         }
         let path = crate::files::table_path(&self.dir, number);
         let table = Arc::new(Table::open(
+            self.fs.as_ref(),
             &path,
             number,
             file_size,

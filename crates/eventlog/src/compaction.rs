@@ -265,9 +265,11 @@ pub fn merge_into_tables(
         }
         for (n, _) in &out.tables {
             let path = crate::files::table_path(dir, *n);
-            if let Err(re) = std::fs::remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %re, "could not remove output of failed compaction");
-            }
+            crate::files::remove_quietly(
+                opts.file_system.as_ref(),
+                &path,
+                "output of a failed compaction",
+            );
         }
         return Err(e);
     }

@@ -57,12 +57,15 @@ mod compaction;
 mod db;
 mod error;
 mod files;
+pub mod fs;
 mod iter;
 mod key;
+mod limits;
 mod manifest;
 mod memtable;
 mod options;
 mod record;
+mod recovery;
 mod sstable;
 mod stats;
 mod version;
@@ -71,7 +74,8 @@ pub use batch::WriteBatch;
 pub use db::{Db, Snapshot};
 pub use error::Error;
 pub use iter::{DbIter, Direction};
-pub use options::{CompactionFilter, Compression, Durability, Options};
+pub use limits::MAX_BATCH_BYTES;
+pub use options::{CompactionFilter, Compression, Durability, Options, RecoveryMode};
 pub use stats::{RecoveryReport, Stats};
 
 /// Entry points for the fuzz targets: decoders of bytes that come from disk. Not part of

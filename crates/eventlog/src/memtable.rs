@@ -238,6 +238,28 @@ impl MemTable {
         self.approx_bytes.fetch_add(added, AtomicOrdering::Relaxed);
     }
 
+    /// Inserts the decoded operations of one batch or group, which carry sequence
+    /// numbers `first_seq..`.
+    pub fn apply(&self, first_seq: u64, ops: &[crate::batch::Op<'_>]) {
+        use crate::batch::Op;
+        self.insert_many(ops.iter().enumerate().filter_map(|(i, op)| match *op {
+            Op::Put(k, v) => Some((k, first_seq + i as u64, Kind::Put, v)),
+            Op::Delete(k) => Some((k, first_seq + i as u64, Kind::Delete, &[][..])),
+            Op::DeleteRange(..) => None,
+        }));
+        for (i, op) in ops.iter().enumerate() {
+            if let Op::DeleteRange(s, e) = *op
+                && s < e
+            {
+                self.add_range_tombstone(RangeTombstone {
+                    start: s.to_vec(),
+                    end: e.to_vec(),
+                    seq: first_seq + i as u64,
+                });
+            }
+        }
+    }
+
     pub fn add_range_tombstone(&self, t: RangeTombstone) {
         self.approx_bytes.fetch_add(
             t.start.len() + t.end.len() + ENTRY_OVERHEAD,

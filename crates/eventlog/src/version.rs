@@ -2,9 +2,8 @@
 //! manifest edit. Readers hold an `Arc<Version>` so the files they read stay on disk
 //! until they are done, however many compactions run meanwhile.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::key::RangeTombstone;
 use crate::manifest::VersionEdit;
@@ -14,25 +13,56 @@ use crate::sstable::TableInfo;
 /// deeper level holds tables with disjoint key ranges, sorted by key.
 pub const NUM_LEVELS: usize = 7;
 
+/// Tables that left the table set and that no version lists any more, waiting for the
+/// background thread to remove their files.
+///
+/// The last version listing a table can be dropped by any thread, a reader included;
+/// removing the file there would put a system call (and an error to log) on a read path,
+/// so the drop only queues the number.
+#[derive(Debug, Default)]
+pub struct ObsoleteFiles {
+    numbers: Mutex<Vec<u64>>,
+}
+
+impl ObsoleteFiles {
+    fn push(&self, number: u64) {
+        self.numbers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(number);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.numbers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Takes the queued table numbers.
+    pub fn take(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.numbers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 /// One table file as the manifest knows it.
 #[derive(Debug)]
 pub struct TableMeta {
     pub number: u64,
     pub info: TableInfo,
-    path: PathBuf,
     obsolete: AtomicBool,
-    deletable: bool,
+    /// Where the number goes once the table is obsolete and unlisted; `None` for
+    /// read-only opens, which must never remove files.
+    removals: Option<Arc<ObsoleteFiles>>,
 }
 
 impl TableMeta {
-    /// `deletable` is false for read-only opens, which must never remove files.
-    pub fn new(number: u64, info: TableInfo, path: PathBuf, deletable: bool) -> TableMeta {
+    pub fn new(number: u64, info: TableInfo, removals: Option<Arc<ObsoleteFiles>>) -> TableMeta {
         TableMeta {
             number,
             info,
-            path,
             obsolete: AtomicBool::new(false),
-            deletable,
+            removals,
         }
     }
 
@@ -55,13 +85,10 @@ impl TableMeta {
 
 impl Drop for TableMeta {
     fn drop(&mut self) {
-        if self.deletable && self.obsolete.load(Ordering::Acquire) {
-            match std::fs::remove_file(&self.path) {
-                Ok(()) => tracing::debug!(table = self.number, "removed obsolete table"),
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "could not remove obsolete table")
-                }
-            }
+        if let Some(removals) = &self.removals
+            && self.obsolete.load(Ordering::Acquire)
+        {
+            removals.push(self.number);
         }
     }
 }

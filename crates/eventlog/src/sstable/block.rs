@@ -23,7 +23,7 @@ pub const KIND_LZ4: u8 = 1;
 
 /// Upper bound on an uncompressed block, so a corrupt length cannot make us allocate
 /// gigabytes.
-pub const MAX_BLOCK_LEN: usize = 64 << 20;
+pub const MAX_BLOCK_LEN: usize = crate::limits::MAX_BLOCK_BYTES;
 
 /// Position and stored size (without trailer) of a block in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

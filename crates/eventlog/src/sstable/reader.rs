@@ -4,13 +4,12 @@
 //! demand with positional reads and go through the shared block cache.
 
 use std::cmp::Ordering;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
+use crate::fs::{FileSystem, ReadableFile};
 use crate::iter::InternalIter;
 use crate::key::{self, Kind};
 use crate::memtable::Lookup;
@@ -25,27 +24,11 @@ thread_local! {
     static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Opens a table file for positional reads, without access-time updates where the
-/// kernel allows it (`O_NOATIME` needs the file's owner): a table is read on every
-/// block-cache miss, and the kernel would otherwise check the inode's access time on each
-/// read.
-fn open_for_reads(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
-        opened => opened,
-    }
-}
-
 /// An open table file.
 pub struct Table {
     pub number: u64,
     path: PathBuf,
-    file: File,
+    file: Box<dyn ReadableFile>,
     file_size: u64,
     index_keys: Vec<u8>,
     index: Vec<(u32, u32, BlockHandle)>,
@@ -55,13 +38,14 @@ pub struct Table {
 
 impl Table {
     pub fn open(
+        fs: &dyn FileSystem,
         path: &Path,
         number: u64,
         file_size: u64,
         cache: Option<Arc<BlockCache>>,
     ) -> Result<Table> {
-        let file = open_for_reads(path).map_err(|e| Error::io(path, e))?;
-        let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let file = fs.open(path).map_err(|e| Error::io(path, e))?;
+        let actual = file.size().map_err(|e| Error::io(path, e))?;
         if actual != file_size {
             return Err(Error::corruption(
                 path,
