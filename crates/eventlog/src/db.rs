@@ -31,6 +31,7 @@ use crate::recovery;
 use crate::sstable::TableBuilder;
 use crate::sstable::filter::hash64;
 use crate::stats::{Counters, RecoveryReport, Stats};
+use crate::tombstones::RangeTombstones;
 use crate::version::{NUM_LEVELS, ObsoleteFiles, TableMeta, Version};
 
 /// Largest group of batches written as one WAL record.
@@ -767,14 +768,11 @@ impl Core {
         let Some(Lookup::Value(entry_seq, value)) = found else {
             return Ok(None);
         };
-        if key::covered(&version.range_tombstones, user_key, entry_seq, seq) {
-            return Ok(None);
-        }
-        let mut mem_tombstones = Vec::new();
-        for m in &mems {
-            m.range_tombstones_into(seq, &mut mem_tombstones);
-        }
-        if key::covered(&mem_tombstones, user_key, entry_seq, seq) {
+        if version.range_tombstones.covers(user_key, entry_seq, seq)
+            || mems
+                .iter()
+                .any(|m| m.range_tombstone_covers(user_key, entry_seq, seq))
+        {
             return Ok(None);
         }
         Ok(Some(value))
@@ -789,15 +787,16 @@ impl Core {
         let lower = bound_to_owned(range.start_bound());
         let upper = bound_to_owned(range.end_bound());
         let (mems, version, seq) = self.read_view(snapshot);
-        let mut tombstones: Vec<RangeTombstone> = version
-            .range_tombstones
-            .iter()
-            .filter(|t| t.seq <= seq)
-            .cloned()
-            .collect();
+        let mut mem_tombstones: Vec<RangeTombstone> = Vec::new();
         for m in &mems {
-            m.range_tombstones_into(seq, &mut tombstones);
+            m.range_tombstones_into(seq, &mut mem_tombstones);
         }
+        let tombstones = if mem_tombstones.is_empty() {
+            Arc::clone(&version.range_tombstones)
+        } else {
+            mem_tombstones.extend(version.range_tombstones.iter().cloned());
+            Arc::new(RangeTombstones::new(mem_tombstones))
+        };
         let inner = crate::iter::merged(
             &mems,
             &version,
@@ -951,13 +950,15 @@ impl Core {
                         break BgJob::Flush(Arc::clone(imm), successor);
                     } else if st.shutting_down {
                         return;
+                    } else if let Some(t) = self.range_to_clear(&st) {
+                        // Before manual compactions, so that one asked for after a range
+                        // delete returns with the range cleared.
+                        st.cleared_tombstones.insert(t.seq);
+                        break BgJob::ClearRange(t.start.clone(), t.end.clone());
                     } else if let Some(m) = st.manual.front() {
                         break BgJob::Manual(m.id, m.start.clone(), m.end.clone());
                     } else if self.needs_compaction(&st.version) {
                         break BgJob::Compact;
-                    } else if let Some(t) = self.range_to_clear(&st) {
-                        st.cleared_tombstones.insert(t.seq);
-                        break BgJob::ClearRange(t.start.clone(), t.end.clone());
                     }
                     // Woken by writers and callers; the timeout only bounds how long the
                     // files of tables that a reader let go of last stay on disk.
@@ -1172,7 +1173,7 @@ impl Core {
                 smallest_snapshot: self.smallest_snapshot(),
                 largest_snapshot: self.largest_snapshot(),
                 is_base_level: None,
-                range_tombstones: &[],
+                range_tombstones: &RangeTombstones::default(),
                 filter: None,
             };
             let plan = OutputPlan {

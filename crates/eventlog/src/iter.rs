@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use crate::cache::TableCache;
 use crate::error::{Error, Result};
-use crate::key::{self, Kind, RangeTombstone};
+use crate::key::{self, Kind};
 use crate::memtable::{Entry, MemTable};
 use crate::sstable::TableIter;
+use crate::tombstones::RangeTombstones;
 use crate::version::{TableMeta, Version};
 
 /// A sorted stream of internal entries in one direction.
@@ -314,7 +315,7 @@ pub enum Direction {
 pub struct DbIter {
     inner: MergingIter,
     snapshot_seq: u64,
-    tombstones: Vec<RangeTombstone>,
+    tombstones: Arc<RangeTombstones>,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     reverse: bool,
@@ -329,7 +330,7 @@ impl DbIter {
         mut inner: MergingIter,
         version: Arc<Version>,
         snapshot_seq: u64,
-        tombstones: Vec<RangeTombstone>,
+        tombstones: Arc<RangeTombstones>,
         lower: Bound<Vec<u8>>,
         upper: Bound<Vec<u8>>,
         direction: Direction,
@@ -380,7 +381,7 @@ impl DbIter {
     }
 
     fn visible(&self, uk: &[u8], seq: u64, kind: Kind) -> bool {
-        kind == Kind::Put && !key::covered(&self.tombstones, uk, seq, self.snapshot_seq)
+        kind == Kind::Put && !self.tombstones.covers(uk, seq, self.snapshot_seq)
     }
 
     fn step_forward(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {

@@ -109,17 +109,6 @@ impl RangeTombstone {
     }
 }
 
-/// True when any tombstone in `list` hides the entry.
-pub fn covered(
-    list: &[RangeTombstone],
-    user_key: &[u8],
-    entry_seq: u64,
-    snapshot_seq: u64,
-) -> bool {
-    list.iter()
-        .any(|t| t.covers(user_key, entry_seq, snapshot_seq))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

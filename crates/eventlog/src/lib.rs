@@ -68,6 +68,7 @@ mod record;
 mod recovery;
 mod sstable;
 mod stats;
+mod tombstones;
 mod version;
 
 pub use batch::WriteBatch;

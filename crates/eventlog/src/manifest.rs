@@ -139,7 +139,7 @@ impl VersionEdit {
                 e.added.push((level as u8, t.number, t.info.clone()));
             }
         }
-        e.added_tombstones = version.range_tombstones.as_ref().clone();
+        e.added_tombstones = version.range_tombstones.to_vec();
         e
     }
 }

@@ -271,6 +271,22 @@ impl MemTable {
             .push(t);
     }
 
+    /// True when a range tombstone of this memtable hides `(user_key, entry_seq)` from a
+    /// reader at `snapshot_seq`. A memtable holds few of them; they are scanned.
+    pub fn range_tombstone_covers(
+        &self,
+        user_key: &[u8],
+        entry_seq: u64,
+        snapshot_seq: u64,
+    ) -> bool {
+        let list = self
+            .range_tombstones
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        list.iter()
+            .any(|t| t.covers(user_key, entry_seq, snapshot_seq))
+    }
+
     /// Range tombstones visible at `snapshot_seq`, appended to `out`.
     pub fn range_tombstones_into(&self, snapshot_seq: u64, out: &mut Vec<RangeTombstone>) {
         let list = self

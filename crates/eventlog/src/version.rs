@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::key::RangeTombstone;
 use crate::manifest::VersionEdit;
 use crate::sstable::TableInfo;
+use crate::tombstones::RangeTombstones;
 
 /// Number of levels. Level 0 holds flushed tables whose key ranges may overlap; every
 /// deeper level holds tables with disjoint key ranges, sorted by key.
@@ -97,14 +98,14 @@ impl Drop for TableMeta {
 #[derive(Debug, Clone, Default)]
 pub struct Version {
     pub levels: Vec<Vec<Arc<TableMeta>>>,
-    pub range_tombstones: Arc<Vec<RangeTombstone>>,
+    pub range_tombstones: Arc<RangeTombstones>,
 }
 
 impl Version {
     pub fn empty() -> Version {
         Version {
             levels: vec![Vec::new(); NUM_LEVELS],
-            range_tombstones: Arc::new(Vec::new()),
+            range_tombstones: Arc::new(RangeTombstones::default()),
         }
     }
 
@@ -139,18 +140,23 @@ impl Version {
         for l in levels.iter_mut().skip(1) {
             l.sort_by(|a, b| a.info.smallest.cmp(&b.info.smallest));
         }
-        let mut tombstones: Vec<RangeTombstone> = self
-            .range_tombstones
-            .iter()
-            .filter(|t| !edit.removed_tombstones.contains(&t.seq))
-            .cloned()
-            .collect();
-        tombstones.extend(edit.added_tombstones.iter().cloned());
-        tombstones.sort_by_key(|t| t.seq);
+        let range_tombstones =
+            if edit.removed_tombstones.is_empty() && edit.added_tombstones.is_empty() {
+                Arc::clone(&self.range_tombstones)
+            } else {
+                let mut tombstones: Vec<RangeTombstone> = self
+                    .range_tombstones
+                    .iter()
+                    .filter(|t| !edit.removed_tombstones.contains(&t.seq))
+                    .cloned()
+                    .collect();
+                tombstones.extend(edit.added_tombstones.iter().cloned());
+                Arc::new(RangeTombstones::new(tombstones))
+            };
         (
             Version {
                 levels,
-                range_tombstones: Arc::new(tombstones),
+                range_tombstones,
             },
             removed,
         )

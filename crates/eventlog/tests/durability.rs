@@ -201,3 +201,21 @@ fn a_batch_over_the_limit_is_refused_and_one_at_it_reads_back() {
     assert_eq!(db.get(b"small").unwrap(), Some(b"1".to_vec()));
     db.verify().unwrap();
 }
+
+#[test]
+fn a_range_tombstone_leaves_with_its_data_even_if_nothing_else_compacts_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    for i in 0..1000 {
+        db.put(&key(i), &[b'v'; 100], Durability::Buffered).unwrap();
+    }
+    db.flush().unwrap();
+    db.delete_range(&key(0), &key(500), Durability::Sync)
+        .unwrap();
+    // Flushes the tombstone into the manifest, then compacts a range far from it.
+    db.compact_range(Some(b"zzz"), Some(b"zzz")).unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.range_tombstones, 0, "{stats:?}");
+    assert_eq!(db.verify().unwrap(), 500);
+    assert_eq!(keys(&db), (500..1000).map(key).collect::<Vec<_>>());
+}
