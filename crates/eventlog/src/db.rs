@@ -25,7 +25,7 @@ use crate::key::{self, Kind, RangeTombstone};
 use crate::limits::MAX_BATCH_BYTES;
 use crate::manifest::{self, ManifestWriter, VersionEdit};
 use crate::memtable::{Lookup, MemTable};
-use crate::options::{Durability, Options};
+use crate::options::{Durability, MAX_FROZEN_MEMTABLES, Options};
 use crate::record::{RECORD_HEADER_LEN, RecordWriter};
 use crate::recovery;
 use crate::sstable::TableBuilder;
@@ -33,6 +33,10 @@ use crate::sstable::filter::hash64;
 use crate::stats::{Counters, RecoveryReport, Stats};
 use crate::tombstones::RangeTombstones;
 use crate::version::{NUM_LEVELS, ObsoleteFiles, TableMeta, Version};
+
+/// The memtables a point read goes through: the active one, then the frozen ones newest
+/// first (`max_frozen_memtables` is at most 8).
+type PointReadMems = [Option<Arc<MemTable>>; 1 + MAX_FROZEN_MEMTABLES];
 
 /// Largest group of batches written as one WAL record.
 const MAX_GROUP_BYTES: usize = 4 << 20;
@@ -733,11 +737,27 @@ impl Core {
         (mems, Arc::clone(&st.version), seq)
     }
 
+    /// Like `read_view`, for a point read: the memtables go into an array on the stack
+    /// (there are at most `1 + max_frozen_memtables` of them), sparing an allocation per
+    /// get.
+    fn point_read_view(&self, snapshot: Option<u64>) -> (PointReadMems, Arc<Version>, u64) {
+        let st = lock(&self.state);
+        let seq = snapshot.unwrap_or_else(|| self.visible_seq.load(Ordering::Acquire));
+        let mut mems = PointReadMems::default();
+        mems[0] = Some(Arc::clone(&st.mem));
+        for (slot, m) in mems[1..].iter_mut().zip(st.imms.iter().rev()) {
+            *slot = Some(Arc::clone(m));
+        }
+        (mems, Arc::clone(&st.version), seq)
+    }
+
     fn get_at(&self, user_key: &[u8], snapshot: Option<u64>) -> Result<Option<Vec<u8>>> {
-        let (mems, version, seq) = self.read_view(snapshot);
+        let (mems, version, seq) = self.point_read_view(snapshot);
+        let mems = mems.iter().flatten();
+        let probe = key::PointProbe::new(user_key, seq);
         let mut found: Option<Lookup> = None;
-        for m in &mems {
-            if let Some(l) = m.get(user_key, seq) {
+        for m in mems.clone() {
+            if let Some(l) = m.get(user_key, &probe) {
                 found = Some(l);
                 break;
             }
@@ -747,7 +767,7 @@ impl Core {
             for t in &version.levels[0] {
                 if t.contains_key(user_key) && t.info.smallest_seq <= seq {
                     let table = self.table_cache.get(t.number, t.info.file_size)?;
-                    if let Some(l) = table.get(user_key, seq, hash)? {
+                    if let Some(l) = table.get(user_key, &probe, hash)? {
                         found = Some(l);
                         break;
                     }
@@ -757,7 +777,7 @@ impl Core {
                 for level in 1..NUM_LEVELS {
                     if let Some(t) = version.find_in_level(level, user_key) {
                         let table = self.table_cache.get(t.number, t.info.file_size)?;
-                        if let Some(l) = table.get(user_key, seq, hash)? {
+                        if let Some(l) = table.get(user_key, &probe, hash)? {
                             found = Some(l);
                             break;
                         }
@@ -770,7 +790,7 @@ impl Core {
         };
         if version.range_tombstones.covers(user_key, entry_seq, seq)
             || mems
-                .iter()
+                .clone()
                 .any(|m| m.range_tombstone_covers(user_key, entry_seq, seq))
         {
             return Ok(None);

@@ -196,10 +196,16 @@ impl InternalIter for LevelIter {
 }
 
 /// Merges sorted children into one sorted stream.
+///
+/// Besides the child holding the current entry it remembers the runner-up, the child
+/// that would come next if the current one moved past it. Data usually sits in one level
+/// and long runs come from one child, so after a step one comparison with the runner-up
+/// (which did not move) usually settles the order, instead of one per child.
 pub struct MergingIter {
     children: Vec<Box<dyn InternalIter>>,
     reverse: bool,
     current: Option<usize>,
+    runner_up: Option<usize>,
 }
 
 impl MergingIter {
@@ -208,6 +214,7 @@ impl MergingIter {
             children,
             reverse,
             current: None,
+            runner_up: None,
         }
     }
 
@@ -216,26 +223,37 @@ impl MergingIter {
         self.current
     }
 
+    /// True when child `a`'s entry comes strictly before child `b`'s.
+    fn before(&self, a: usize, b: usize) -> bool {
+        let ord = key::compare(self.children[a].key(), self.children[b].key());
+        if self.reverse {
+            ord == Ordering::Greater
+        } else {
+            ord == Ordering::Less
+        }
+    }
+
     fn find_current(&mut self) {
-        let mut best: Option<usize> = None;
-        for (i, c) in self.children.iter().enumerate() {
-            if !c.valid() {
+        let (mut best, mut second): (Option<usize>, Option<usize>) = (None, None);
+        for i in 0..self.children.len() {
+            if !self.children[i].valid() {
                 continue;
             }
-            best = match best {
-                None => Some(i),
-                Some(b) => {
-                    let ord = key::compare(c.key(), self.children[b].key());
-                    let better = if self.reverse {
-                        ord == Ordering::Greater
-                    } else {
-                        ord == Ordering::Less
-                    };
-                    if better { Some(i) } else { Some(b) }
+            match best {
+                None => best = Some(i),
+                Some(b) if self.before(i, b) => {
+                    second = best;
+                    best = Some(i);
                 }
-            };
+                Some(_) => {
+                    if second.is_none_or(|s| self.before(i, s)) {
+                        second = Some(i);
+                    }
+                }
+            }
         }
         self.current = best;
+        self.runner_up = second;
     }
 }
 
@@ -252,6 +270,9 @@ impl InternalIter for MergingIter {
     fn next(&mut self) -> Result<()> {
         if let Some(i) = self.current {
             self.children[i].next()?;
+            if self.children[i].valid() && self.runner_up.is_none_or(|r| self.before(i, r)) {
+                return Ok(());
+            }
         }
         self.find_current();
         Ok(())
@@ -385,6 +406,14 @@ impl DbIter {
     }
 
     fn step_forward(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut item = None;
+        self.step_forward_with(&mut |k, v| item = Some((k.to_vec(), v.to_vec())))?;
+        Ok(item)
+    }
+
+    /// Moves to the next visible entry and shows it to `visit` while its bytes are still
+    /// in the block (or memtable) they live in; returns false at the end.
+    fn step_forward_with(&mut self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<bool> {
         while self.inner.valid() {
             let k = self.inner.key();
             let Some((uk, seq, kind)) = key::parse(k) else {
@@ -395,7 +424,7 @@ impl DbIter {
                 ));
             };
             if self.past_end(uk) {
-                return Ok(None);
+                return Ok(false);
             }
             if seq > self.snapshot_seq || self.last_key.as_deref() == Some(uk) {
                 self.inner.next()?;
@@ -404,15 +433,36 @@ impl DbIter {
             let last = self.last_key.get_or_insert_with(Vec::new);
             last.clear();
             last.extend_from_slice(uk);
-            let item = self
-                .visible(uk, seq, kind)
-                .then(|| (uk.to_vec(), self.inner.value().to_vec()));
+            let visible = self.visible(uk, seq, kind);
+            if visible {
+                visit(uk, self.inner.value());
+            }
             self.inner.next()?;
-            if item.is_some() {
-                return Ok(item);
+            if visible {
+                return Ok(true);
             }
         }
-        Ok(None)
+        Ok(false)
+    }
+
+    /// Shows every remaining `(key, value)` to `visit`, borrowed, and returns how many
+    /// there were. The same entries as iterating, without copying each key and value
+    /// into vectors of their own: for folds over long ranges.
+    pub fn for_each_borrowed(mut self, mut visit: impl FnMut(&[u8], &[u8])) -> Result<u64> {
+        let mut seen = 0;
+        if self.reverse {
+            for item in self.by_ref() {
+                let (k, v) = item?;
+                visit(&k, &v);
+                seen += 1;
+            }
+            return Ok(seen);
+        }
+        while !self.done && self.step_forward_with(&mut visit)? {
+            seen += 1;
+        }
+        self.done = true;
+        Ok(seen)
     }
 
     fn step_reverse(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {

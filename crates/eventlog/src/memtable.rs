@@ -313,12 +313,16 @@ impl MemTable {
     }
 
     /// Newest version of `user_key` visible at `snapshot_seq`.
-    pub fn get(&self, user_key: &[u8], snapshot_seq: u64) -> Option<Lookup> {
-        let probe = key::seek_key(user_key, snapshot_seq);
+    /// Newest version of `user_key` visible at the sequence number `probe` was made for
+    /// (`probe` = `key::seek_key(user_key, snapshot_seq)`, built once per read).
+    pub fn get(&self, user_key: &[u8], probe: &[u8]) -> Option<Lookup> {
+        if self.is_empty() {
+            return None;
+        }
         let inner = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let set = &inner.set;
         let e = set
-            .range::<IKey, _>((Bound::Included(IKey::new(&probe)), Bound::Unbounded))
+            .range::<IKey, _>((Bound::Included(IKey::new(probe)), Bound::Unbounded))
             .next()?;
         let (uk, seq, kind) = key::parse(e.ikey())?;
         if uk != user_key {

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, StdFs};
 
+/// Largest allowed `Options::max_frozen_memtables`.
+pub(crate) const MAX_FROZEN_MEMTABLES: usize = 8;
+
 /// How a data block is compressed on disk.
 ///
 /// LZ4 is the default: on the hub's events (24-byte keys, ~100-byte values, half of them
@@ -195,7 +198,7 @@ impl Options {
         )?;
         check(
             "max_frozen_memtables",
-            (1..=8).contains(&self.max_frozen_memtables),
+            (1..=MAX_FROZEN_MEMTABLES).contains(&self.max_frozen_memtables),
             "must be 1 ..= 8",
         )?;
         check(

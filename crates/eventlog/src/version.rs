@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::key::RangeTombstone;
+use crate::key::{self, RangeTombstone};
 use crate::manifest::VersionEdit;
 use crate::sstable::TableInfo;
 use crate::tombstones::RangeTombstones;
@@ -183,8 +183,9 @@ impl Version {
     /// The table in sorted level `level` (≥ 1) whose range holds `user_key`.
     pub fn find_in_level(&self, level: usize, user_key: &[u8]) -> Option<&Arc<TableMeta>> {
         let l = &self.levels[level];
-        let i = l.partition_point(|t| t.info.largest.as_slice() < user_key);
-        l.get(i).filter(|t| t.info.smallest.as_slice() <= user_key)
+        let i = l.partition_point(|t| key::compare_user(&t.info.largest, user_key).is_lt());
+        l.get(i)
+            .filter(|t| key::compare_user(&t.info.smallest, user_key).is_le())
     }
 
     /// All table numbers, for finding orphan files.

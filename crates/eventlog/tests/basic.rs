@@ -175,3 +175,47 @@ fn invalid_options_name_the_field() {
         other => panic!("expected InvalidOption, got {:?}", other.err()),
     }
 }
+
+#[test]
+fn borrowed_visits_see_what_iteration_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    for t in 0..3000u64 {
+        db.put(&key(t % 7, t), &t.to_le_bytes(), Durability::Buffered)
+            .unwrap();
+        if t % 1000 == 999 {
+            db.flush().unwrap();
+        }
+    }
+    db.delete(&key(3, 3), Durability::Buffered).unwrap();
+    db.delete_range(&key(5, 0), &key(5, 2000), Durability::Buffered)
+        .unwrap();
+    db.put(&key(2, 2), b"newer", Durability::Buffered).unwrap();
+    let ranges = [
+        (Bound::Unbounded, Bound::Unbounded),
+        (Bound::Included(key(2, 0)), Bound::Excluded(key(5, 2500))),
+        (Bound::Excluded(key(4, 4)), Bound::Included(key(6, 6))),
+    ];
+    for range in ranges {
+        for direction in [Direction::Forward, Direction::Reverse] {
+            let bounds = (
+                range.0.as_ref().map(|k| k.as_slice()),
+                range.1.as_ref().map(|k| k.as_slice()),
+            );
+            let iterated: Vec<_> = db
+                .iter(bounds, direction)
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            let mut visited = Vec::new();
+            let n = db
+                .iter(bounds, direction)
+                .unwrap()
+                .for_each_borrowed(|k, v| visited.push((k.to_vec(), v.to_vec())))
+                .unwrap();
+            assert!(!iterated.is_empty());
+            assert_eq!(n as usize, visited.len());
+            assert_eq!(visited, iterated, "{direction:?}");
+        }
+    }
+}

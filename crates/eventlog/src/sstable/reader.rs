@@ -16,7 +16,7 @@ use crate::memtable::Lookup;
 use crate::sstable::block::{
     BLOCK_TRAILER_LEN, Block, BlockHandle, DecodedBlock, decode_stored_block,
 };
-use crate::sstable::filter;
+use crate::sstable::filter::Filter;
 use crate::sstable::footer::{FOOTER_LEN, Footer};
 
 thread_local! {
@@ -32,7 +32,7 @@ pub struct Table {
     file_size: u64,
     index_keys: Vec<u8>,
     index: Vec<(u32, u32, BlockHandle)>,
-    filter: Vec<u8>,
+    filter: Filter,
     cache: Option<Arc<BlockCache>>,
 }
 
@@ -68,10 +68,10 @@ impl Table {
             file_size,
             index_keys: Vec::new(),
             index: Vec::new(),
-            filter: Vec::new(),
+            filter: Filter::None,
             cache,
         };
-        table.filter = table.read_contents(footer.filter)?;
+        table.filter = Filter::parse(table.read_contents(footer.filter)?);
         let index_block =
             Arc::new(Block::new(table.read_contents(footer.index)?).map_err(|r| {
                 Error::corruption(path, footer.index.offset, format!("index block: {r}"))
@@ -190,23 +190,23 @@ impl Table {
     }
 
     pub fn may_contain(&self, hash: u64) -> bool {
-        self.filter.is_empty() || filter::may_contain(&self.filter, hash)
+        self.filter.may_contain(hash)
     }
 
-    /// Newest version of `user_key` visible at `snapshot_seq` in this table.
-    pub fn get(&self, user_key: &[u8], snapshot_seq: u64, hash: u64) -> Result<Option<Lookup>> {
+    /// Newest version of `user_key` in this table visible at the sequence number `probe`
+    /// was made for (`key::seek_key`); `hash` is the key's filter hash.
+    pub fn get(&self, user_key: &[u8], probe: &[u8], hash: u64) -> Result<Option<Lookup>> {
         if !self.may_contain(hash) {
             return Ok(None);
         }
-        let probe = key::seek_key(user_key, snapshot_seq);
-        let i = self.find_block(&probe, true);
+        let i = self.find_block(probe, true);
         if i == self.index.len() {
             return Ok(None);
         }
         let block = self.block(i, true)?;
         let offset = self.index[i].2.offset;
         let found = block
-            .seek(&probe)
+            .seek(probe)
             .map_err(|r| Error::corruption(&self.path, offset, r))?;
         let Some((k, v)) = found else { return Ok(None) };
         match key::parse(&k) {
