@@ -1,6 +1,6 @@
 //! Bloom filter over the user keys of one table.
 //!
-//! Tables are written with a *blocked* filter: `lines[n] | 0x80 | k`, where each line is
+//! Tables are written with a *blocked* filter: `lines[n] | k | 0x80`, where each line is
 //! 64 bytes (512 bits, one CPU cache line). A key's `k` bits all lie in line
 //! `⌊h · n / 2^64⌋`; probe `i` (0 ≤ i < k) sets bit `y_i >> 55` of that line (bit `j` is
 //! bit `j mod 8` of byte `⌊j / 8⌋`), with `y_i = g + i·ε (mod 2^64)`,
@@ -51,7 +51,8 @@ fn reduce(x: u64, n: u64) -> usize {
 /// Bytes in one line of a blocked filter: one cache line.
 const LINE_BYTES: usize = 64;
 
-/// Marks a blocked filter in its last byte (together with `k`).
+/// Marks a blocked filter in its last byte. A reader that only knows the standard layout
+/// takes it for an impossible `k` and answers "maybe", never a wrong "absent".
 const BLOCKED: u8 = 0x80;
 
 /// The second hash of a blocked filter, which places the bits inside the line.
@@ -80,8 +81,8 @@ pub fn build(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
             y = y.wrapping_add(step);
         }
     }
-    out[lines * LINE_BYTES] = BLOCKED;
-    out[lines * LINE_BYTES + 1] = k as u8;
+    out[lines * LINE_BYTES] = k as u8;
+    out[lines * LINE_BYTES + 1] = BLOCKED;
     out
 }
 
@@ -110,9 +111,9 @@ impl Filter {
     pub fn parse(block: Vec<u8>) -> Filter {
         let n = block.len();
         if n >= LINE_BYTES + 2
-            && block[n - 2] == BLOCKED
+            && block[n - 1] == BLOCKED
             && (n - 2).is_multiple_of(LINE_BYTES)
-            && (1..=30).contains(&block[n - 1])
+            && (1..=30).contains(&block[n - 2])
         {
             let lines = block[..n - 2]
                 .chunks_exact(LINE_BYTES)
@@ -124,7 +125,7 @@ impl Filter {
                 .collect();
             return Filter::Blocked {
                 lines,
-                k: u32::from(block[n - 1]),
+                k: u32::from(block[n - 2]),
             };
         }
         if n >= 2 && (1..=30).contains(&block[n - 1]) {
@@ -206,6 +207,13 @@ mod tests {
                 .count();
             assert!(fp < 300, "false positives {fp}");
         }
+    }
+
+    #[test]
+    fn a_standard_only_reader_takes_a_blocked_filter_for_maybe() {
+        let blocked = build(&[1, 2, 3], 10);
+        // Such a reader takes the last byte for `k` and answers "maybe" above 30.
+        assert!(blocked.last().is_some_and(|k| *k > 30));
     }
 
     #[test]
