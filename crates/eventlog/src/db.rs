@@ -121,6 +121,10 @@ pub(crate) struct Core {
     /// `Buffered` one. The flush of their memtable closes them: its table makes them
     /// redundant.
     unsynced_wals: Mutex<Vec<(u64, RecordWriter)>>,
+    /// WAL files replayed at open (by number) that may hold data a killed process left
+    /// in the page cache only; the next `Sync` write syncs them first, like
+    /// `unsynced_wals`.
+    replayed_unsynced: Mutex<Vec<(u64, PathBuf)>>,
     /// Tables no version lists any more; the background thread removes their files.
     obsolete: Arc<ObsoleteFiles>,
     manifest: Mutex<Option<ManifestWriter>>,
@@ -206,7 +210,7 @@ impl Db {
         let first_wal = wals.first().copied().unwrap_or(next_file_number);
         let mem = MemTable::new(first_wal);
         let mut report = RecoveryReport::default();
-        let seq = recovery::replay_wals(
+        let replayed = recovery::replay_wals(
             fs.as_ref(),
             dir,
             &wals,
@@ -215,7 +219,7 @@ impl Db {
             read_only,
             &mut report,
         )?;
-        last_seq = last_seq.max(seq);
+        last_seq = last_seq.max(replayed.max_seq);
 
         let block_cache = (options.block_cache_bytes > 0)
             .then(|| Arc::new(BlockCache::new(options.block_cache_bytes)));
@@ -286,6 +290,7 @@ impl Db {
             wal_number: AtomicU64::new(wal_number),
             wal_name_pending: AtomicBool::new(false),
             unsynced_wals: Mutex::new(Vec::new()),
+            replayed_unsynced: Mutex::new(replayed.unsynced),
             obsolete,
             manifest: Mutex::new(manifest_writer),
             snapshots: Mutex::new(BTreeMap::new()),
@@ -609,6 +614,12 @@ impl Core {
         let sync = group.iter().any(|w| w.sync);
         let written = wal.add_in_place(&mut framed).and_then(|n| {
             if sync {
+                let mut replayed = lock(&self.replayed_unsynced);
+                while let Some((_, path)) = replayed.last() {
+                    self.fs.sync_file(path).map_err(|e| Error::io(path, e))?;
+                    replayed.pop();
+                }
+                drop(replayed);
                 for (_, mut old) in lock(&self.unsynced_wals).drain(..) {
                     old.sync()?;
                 }
@@ -1230,6 +1241,7 @@ impl Core {
     /// file's blocks allocated, hidden from `du`.
     fn retire_wals(&self, first: u64, successor: u64) {
         lock(&self.unsynced_wals).retain(|(n, _)| !(first..successor).contains(n));
+        lock(&self.replayed_unsynced).retain(|(n, _)| !(first..successor).contains(n));
         for n in first..successor {
             files::remove_quietly(
                 self.fs.as_ref(),

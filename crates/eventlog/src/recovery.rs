@@ -8,9 +8,10 @@
 //! and what was left out is counted in the [`RecoveryReport`].
 //!
 //! Why nothing acknowledged as durable can be behind the damage: a `Sync` write returns
-//! only after its own WAL file, every earlier WAL file with unsynced data, and the
-//! directory entries naming them are synced (see `Core::commit_group`), and open syncs
-//! the files it replays before it accepts writes. Damage before a synced record therefore
+//! only after its own WAL file, every earlier WAL file with unsynced data (the files
+//! replayed at open included: a killed process leaves their tail in the page cache
+//! only), and the directory entries naming them are synced (see `Core::commit_group`).
+//! Damage before a synced record therefore
 //! means the disk lost synced data, which no engine can survive unnoticed; here it is at
 //! least reported, and [`RecoveryMode::Strict`] refuses to open.
 
@@ -35,10 +36,19 @@ struct Damage {
     reason: String,
 }
 
-/// Replays WAL files `wals` (ascending) of `dir` into `mem`; returns the largest
-/// sequence number replayed. Unless `read_only`, cuts the damaged file at the damage,
-/// moves later files aside, and syncs the files it keeps, so the next open finds the same
-/// state and later writes never follow a hole.
+/// What replay leaves to the caller.
+pub struct Replayed {
+    /// Largest sequence number replayed.
+    pub max_seq: u64,
+    /// The replayed files, by number, whose contents may not be durable yet: the first
+    /// `Sync` write syncs them (not open, which would make every reopen after a crash
+    /// wait for the writeback of up to three memtables' worth of WAL).
+    pub unsynced: Vec<(u64, PathBuf)>,
+}
+
+/// Replays WAL files `wals` (ascending) of `dir` into `mem`. Unless `read_only`, cuts the
+/// damaged file at the damage (durably) and moves later files aside, so the next open
+/// finds the same state and later writes never follow a hole.
 pub fn replay_wals(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -47,7 +57,7 @@ pub fn replay_wals(
     mode: RecoveryMode,
     read_only: bool,
     report: &mut RecoveryReport,
-) -> Result<u64> {
+) -> Result<Replayed> {
     let mut max_seq = 0;
     let mut damage: Option<Damage> = None;
     let mut replayed = Vec::new();
@@ -72,15 +82,20 @@ pub fn replay_wals(
                 .push((path.clone(), d.offset, d.reason.clone()));
             damage = Some(d);
         }
-        replayed.push((path, valid_len, bytes.len() as u64));
+        replayed.push((n, path, valid_len, bytes.len() as u64));
     }
+    let unsynced = |replayed: &[(u64, PathBuf, u64, u64)]| {
+        replayed
+            .iter()
+            .filter(|(_, _, valid_len, len)| valid_len == len)
+            .map(|(n, path, _, _)| (*n, path.clone()))
+            .collect()
+    };
     let Some(damage) = damage else {
-        if !read_only {
-            for (path, _, _) in &replayed {
-                fs.sync_file(path).map_err(|e| Error::io(path, e))?;
-            }
-        }
-        return Ok(max_seq);
+        return Ok(Replayed {
+            max_seq,
+            unsynced: unsynced(&replayed),
+        });
     };
     let only_torn_tail = damage.torn && report.dropped_wals.is_empty();
     tracing::warn!(
@@ -112,23 +127,27 @@ pub fn replay_wals(
         ));
     }
     if read_only {
-        return Ok(max_seq);
+        return Ok(Replayed {
+            max_seq,
+            unsynced: Vec::new(),
+        });
     }
     for path in &report.dropped_wals {
         let aside = path.with_extension("log.dropped");
         fs.rename(path, &aside).map_err(|e| Error::io(path, e))?;
     }
-    for (path, valid_len, len) in &replayed {
+    for (_, path, valid_len, len) in &replayed {
         if valid_len < len {
             fs.truncate(path, *valid_len)
                 .map_err(|e| Error::io(path, e))?;
-        } else {
-            fs.sync_file(path).map_err(|e| Error::io(path, e))?;
         }
     }
     // The renames must be durable before anything is written after the gap; the
     // caller syncs the directory before it accepts writes.
-    Ok(max_seq)
+    Ok(Replayed {
+        max_seq,
+        unsynced: unsynced(&replayed),
+    })
 }
 
 /// Replays one file; returns the largest sequence, the length of its valid prefix and

@@ -12,6 +12,10 @@
 //! A `SIGKILL` test (`crash.rs`) cannot find a missing sync: the kernel keeps what a
 //! killed process wrote. This one can.
 //!
+//! The workloads mix `Sync` and `Buffered` batches of puts, deletes and range deletes with
+//! flushes, full compactions, clean reopens and process crashes (reopening what a killed
+//! process left in the page cache, as the power stays on).
+//!
 //! Bounded: `SEEDS` workloads of at most `STEPS` steps, each run once to the end and
 //! `CUTS_PER_SEED` more times with the power cut at a random operation, so
 //! `SEEDS × (CUTS_PER_SEED + 1)` = 1,000 power cuts. `EVENTLOG_POWER_CUTS_SEED` replays
@@ -61,6 +65,9 @@ enum Step {
     Flush,
     Compact,
     Reopen,
+    /// The process dies (the database is dropped without closing) and starts again:
+    /// what it wrote stays in the page cache, unsynced.
+    ProcessCrash,
 }
 
 type State = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -75,7 +82,8 @@ fn workload(seed: u64) -> Vec<Step> {
         .map(|i| match rng.below(100) {
             0..=3 => Step::Flush,
             4..=5 => Step::Compact,
-            6..=7 => Step::Reopen,
+            6 => Step::Reopen,
+            7..=8 => Step::ProcessCrash,
             _ => {
                 let ops = (0..1 + rng.below(6))
                     .map(|j| match rng.below(20) {
@@ -178,6 +186,16 @@ fn run(fs: &Arc<PowerLossFs>, steps: &[Step]) -> History {
                     Ok(reopened) => {
                         db = reopened;
                         closed
+                    }
+                    Err(_) => return history,
+                }
+            }
+            Step::ProcessCrash => {
+                drop(db);
+                match Db::open(DIR, options(fs)) {
+                    Ok(reopened) => {
+                        db = reopened;
+                        true
                     }
                     Err(_) => return history,
                 }
