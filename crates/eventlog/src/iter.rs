@@ -30,7 +30,12 @@ pub trait InternalIter: Send {
     fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()>;
 }
 
-const MEM_CHUNK: usize = 256;
+/// Entry handles copied by a seek; each refill copies four times as many, up to
+/// `MEM_CHUNK_MAX`. A scan often takes nothing or little from the memtable (its data lies
+/// in tables), and copying a full chunk of cold entries would cost more than the scan's
+/// share of the memtable.
+const MEM_CHUNK_FIRST: usize = 16;
+const MEM_CHUNK_MAX: usize = 256;
 
 /// Iterates a memtable by copying short runs of entry handles.
 pub struct MemIter {
@@ -38,6 +43,8 @@ pub struct MemIter {
     reverse: bool,
     buf: Vec<Entry>,
     pos: usize,
+    /// Size of the last chunk asked for; a full chunk means more may follow.
+    chunk: usize,
 }
 
 impl MemIter {
@@ -47,6 +54,7 @@ impl MemIter {
             reverse,
             buf: Vec::new(),
             pos: 0,
+            chunk: MEM_CHUNK_FIRST,
         }
     }
 }
@@ -63,13 +71,14 @@ impl InternalIter for MemIter {
     }
     fn next(&mut self) -> Result<()> {
         self.pos += 1;
-        if self.pos == self.buf.len() && self.buf.len() == MEM_CHUNK {
+        if self.pos == self.buf.len() && self.buf.len() == self.chunk {
             let last = self.buf[self.pos - 1];
             let mut buf = std::mem::take(&mut self.buf);
+            self.chunk = (self.chunk * 4).min(MEM_CHUNK_MAX);
             self.mem.chunk(
                 Bound::Excluded(last.ikey()),
                 self.reverse,
-                MEM_CHUNK,
+                self.chunk,
                 &mut buf,
             );
             self.buf = buf;
@@ -84,16 +93,36 @@ impl InternalIter for MemIter {
             Some((t, false)) => Bound::Excluded(t),
         };
         let mut buf = std::mem::take(&mut self.buf);
-        self.mem.chunk(bound, self.reverse, MEM_CHUNK, &mut buf);
+        self.chunk = MEM_CHUNK_FIRST;
+        self.mem.chunk(bound, self.reverse, self.chunk, &mut buf);
         self.buf = buf;
         self.pos = 0;
         Ok(())
     }
 }
 
+/// The tables a [`LevelIter`] walks.
+enum LevelTables {
+    /// One level of a version, shared rather than copied: every scan starts an iterator
+    /// per level, and copying a level of hundreds of tables costs two atomic operations
+    /// per table.
+    Level(Arc<Version>, usize),
+    /// A list of its own (a compaction's inputs).
+    List(Vec<Arc<TableMeta>>),
+}
+
+impl LevelTables {
+    fn get(&self) -> &[Arc<TableMeta>] {
+        match self {
+            LevelTables::Level(v, level) => &v.levels[*level],
+            LevelTables::List(tables) => tables,
+        }
+    }
+}
+
 /// Iterates a sorted level (disjoint tables), opening one table at a time.
 pub struct LevelIter {
-    tables: Vec<Arc<TableMeta>>,
+    tables: LevelTables,
     cache: Arc<TableCache>,
     reverse: bool,
     fill_cache: bool,
@@ -109,7 +138,25 @@ impl LevelIter {
         fill_cache: bool,
     ) -> LevelIter {
         LevelIter {
-            tables,
+            tables: LevelTables::List(tables),
+            cache,
+            reverse,
+            fill_cache,
+            idx: 0,
+            cur: None,
+        }
+    }
+
+    /// Iterates level `level` (≥ 1) of `version`.
+    pub fn over_level(
+        version: Arc<Version>,
+        level: usize,
+        cache: Arc<TableCache>,
+        reverse: bool,
+        fill_cache: bool,
+    ) -> LevelIter {
+        LevelIter {
+            tables: LevelTables::Level(version, level),
             cache,
             reverse,
             fill_cache,
@@ -120,7 +167,7 @@ impl LevelIter {
 
     fn open(&mut self, idx: usize, target: Option<(&[u8], bool)>) -> Result<()> {
         self.idx = idx;
-        let t = &self.tables[idx];
+        let t = &self.tables.get()[idx];
         let table = self.cache.get(t.number, t.info.file_size)?;
         let mut it = TableIter::new(table, self.reverse, self.fill_cache);
         it.seek(target)?;
@@ -136,7 +183,7 @@ impl LevelIter {
             } else {
                 Some(self.idx + 1)
             };
-            match next.filter(|&i| i < self.tables.len()) {
+            match next.filter(|&i| i < self.tables.get().len()) {
                 Some(i) => self.open(i, None)?,
                 None => self.cur = None,
             }
@@ -163,27 +210,24 @@ impl InternalIter for LevelIter {
     }
     fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()> {
         self.cur = None;
-        if self.tables.is_empty() {
+        let tables = self.tables.get();
+        if tables.is_empty() {
             return Ok(());
         }
         let idx = match (target, self.reverse) {
             (None, false) => 0,
-            (None, true) => self.tables.len() - 1,
+            (None, true) => tables.len() - 1,
             (Some((t, _)), false) => {
                 let uk = key::user_key(t);
-                let i = self
-                    .tables
-                    .partition_point(|m| m.info.largest.as_slice() < uk);
-                if i == self.tables.len() {
+                let i = tables.partition_point(|m| key::compare_user(&m.info.largest, uk).is_lt());
+                if i == tables.len() {
                     return Ok(());
                 }
                 i
             }
             (Some((t, _)), true) => {
                 let uk = key::user_key(t);
-                let i = self
-                    .tables
-                    .partition_point(|m| m.info.smallest.as_slice() <= uk);
+                let i = tables.partition_point(|m| key::compare_user(&m.info.smallest, uk).is_le());
                 if i == 0 {
                     return Ok(());
                 }
@@ -289,7 +333,7 @@ impl InternalIter for MergingIter {
 /// Builds the merged internal iterator over memtables and a version.
 pub fn merged(
     mems: &[Arc<MemTable>],
-    version: &Version,
+    version: &Arc<Version>,
     cache: &Arc<TableCache>,
     reverse: bool,
     fill_cache: bool,
@@ -306,10 +350,11 @@ pub fn merged(
             fill_cache,
         )));
     }
-    for level in version.levels.iter().skip(1) {
-        if !level.is_empty() {
-            children.push(Box::new(LevelIter::new(
-                level.clone(),
+    for level in 1..version.levels.len() {
+        if !version.levels[level].is_empty() {
+            children.push(Box::new(LevelIter::over_level(
+                Arc::clone(version),
+                level,
                 Arc::clone(cache),
                 reverse,
                 fill_cache,
@@ -389,14 +434,14 @@ impl DbIter {
         if self.reverse {
             match &self.lower {
                 Bound::Unbounded => false,
-                Bound::Included(l) => uk < l.as_slice(),
-                Bound::Excluded(l) => uk <= l.as_slice(),
+                Bound::Included(l) => key::compare_user(uk, l).is_lt(),
+                Bound::Excluded(l) => key::compare_user(uk, l).is_le(),
             }
         } else {
             match &self.upper {
                 Bound::Unbounded => false,
-                Bound::Included(u) => uk > u.as_slice(),
-                Bound::Excluded(u) => uk >= u.as_slice(),
+                Bound::Included(u) => key::compare_user(uk, u).is_gt(),
+                Bound::Excluded(u) => key::compare_user(uk, u).is_ge(),
             }
         }
     }

@@ -293,7 +293,7 @@ impl TableIter {
         let offset = self.table.index[i].2.offset;
         let b = self.table.block(i, self.fill_cache)?;
         let d = b
-            .decode_all()
+            .decode_all_reusing(self.block.take())
             .map_err(|r| Error::corruption(&self.table.path, offset, r))?;
         if d.len() == 0 {
             return Err(Error::corruption(
