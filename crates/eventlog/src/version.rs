@@ -98,6 +98,10 @@ impl Drop for TableMeta {
 #[derive(Debug, Clone, Default)]
 pub struct Version {
     pub levels: Vec<Vec<Arc<TableMeta>>>,
+    /// For each level, [`key::user_prefix`] of each table's largest key: a point read
+    /// binary-searches these (16 bytes a table, contiguous) before it touches any
+    /// table's metadata.
+    largest_prefixes: Vec<Vec<u128>>,
     pub range_tombstones: Arc<RangeTombstones>,
 }
 
@@ -105,6 +109,7 @@ impl Version {
     pub fn empty() -> Version {
         Version {
             levels: vec![Vec::new(); NUM_LEVELS],
+            largest_prefixes: vec![Vec::new(); NUM_LEVELS],
             range_tombstones: Arc::new(RangeTombstones::default()),
         }
     }
@@ -155,6 +160,14 @@ impl Version {
             };
         (
             Version {
+                largest_prefixes: levels
+                    .iter()
+                    .map(|l| {
+                        l.iter()
+                            .map(|t| key::user_prefix(&t.info.largest))
+                            .collect()
+                    })
+                    .collect(),
                 levels,
                 range_tombstones,
             },
@@ -183,7 +196,19 @@ impl Version {
     /// The table in sorted level `level` (≥ 1) whose range holds `user_key`.
     pub fn find_in_level(&self, level: usize, user_key: &[u8]) -> Option<&Arc<TableMeta>> {
         let l = &self.levels[level];
-        let i = l.partition_point(|t| key::compare_user(&t.info.largest, user_key).is_lt());
+        let i = match self.largest_prefixes.get(level) {
+            Some(prefixes) if prefixes.len() == l.len() => {
+                let p = key::user_prefix(user_key);
+                // Tables whose largest key is certainly below the key, then the few
+                // whose prefix ties with it, compared in full.
+                let first = prefixes.partition_point(|&q| q < p);
+                let ties = prefixes[first..].partition_point(|&q| q == p);
+                first
+                    + l[first..first + ties]
+                        .partition_point(|t| t.info.largest.as_slice() < user_key)
+            }
+            _ => l.partition_point(|t| key::compare_user(&t.info.largest, user_key).is_lt()),
+        };
         l.get(i)
             .filter(|t| key::compare_user(&t.info.smallest, user_key).is_le())
     }

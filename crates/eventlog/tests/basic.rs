@@ -219,3 +219,50 @@ fn borrowed_visits_see_what_iteration_sees() {
         }
     }
 }
+
+#[test]
+fn gets_find_keys_that_share_long_prefixes_or_are_short() {
+    let dir = tempfile::tempdir().unwrap();
+    // Many small tables and blocks, so the searches over tables and index entries have
+    // ties to break.
+    let options = Options {
+        memtable_bytes: 16 << 10,
+        target_file_bytes: 4 << 10,
+        block_size_bytes: 256,
+        level1_bytes: 16 << 10,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for i in 0..3000u32 {
+        // Keys that agree in their first 20 bytes, short keys, and short keys that end
+        // in zero bytes (equal to others once padded to 16 bytes).
+        let mut long = b"household/child/0042/".to_vec();
+        long.extend_from_slice(&i.to_be_bytes());
+        keys.push(long);
+        keys.push(i.to_be_bytes()[2..].to_vec());
+        let mut zero_tail = i.to_be_bytes()[2..].to_vec();
+        zero_tail.extend_from_slice(&[0, 0]);
+        keys.push(zero_tail);
+    }
+    for (n, k) in keys.iter().enumerate() {
+        db.put(k, &(n as u64).to_le_bytes(), Durability::Buffered)
+            .unwrap();
+        if n % 2500 == 2499 {
+            db.flush().unwrap();
+        }
+    }
+    db.flush().unwrap();
+    db.compact_range(None, None).unwrap();
+    assert!(db.stats().tables_per_level.iter().sum::<usize>() > 20);
+    for (n, k) in keys.iter().enumerate() {
+        assert_eq!(
+            db.get(k).unwrap(),
+            Some((n as u64).to_le_bytes().to_vec()),
+            "{k:?}"
+        );
+        let mut absent = k.clone();
+        absent.push(1);
+        assert_eq!(db.get(&absent).unwrap(), None, "{absent:?}");
+    }
+}

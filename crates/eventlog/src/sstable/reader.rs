@@ -32,6 +32,10 @@ pub struct Table {
     file_size: u64,
     index_keys: Vec<u8>,
     index: Vec<(u32, u32, BlockHandle)>,
+    /// [`key::user_prefix`] of each index key's user key, searched before the keys
+    /// themselves: a point read's search through the index then touches 16 contiguous
+    /// bytes a step instead of an entry and a key elsewhere.
+    index_prefixes: Vec<u128>,
     filter: Filter,
     cache: Option<Arc<BlockCache>>,
 }
@@ -68,6 +72,7 @@ impl Table {
             file_size,
             index_keys: Vec::new(),
             index: Vec::new(),
+            index_prefixes: Vec::new(),
             filter: Filter::None,
             cache,
         };
@@ -100,6 +105,9 @@ impl Table {
             }
             prev_end = end.unwrap_or(0);
             let k = decoded.key(i);
+            table
+                .index_prefixes
+                .push(key::user_prefix(key::user_key(k)));
             let start = table.index_keys.len() as u32;
             table.index_keys.extend_from_slice(k);
             table
@@ -171,7 +179,11 @@ impl Table {
     /// Index of the first block whose last key is `>= target` (`> target` when not
     /// inclusive); `num_blocks()` when there is none.
     pub fn find_block(&self, target: &[u8], inclusive: bool) -> usize {
-        let (mut lo, mut hi) = (0, self.index.len());
+        // Narrow down by prefix to the blocks whose last key ties with the target's
+        // prefix; only those are compared in full.
+        let p = key::user_prefix(key::user_key(target));
+        let mut lo = self.index_prefixes.partition_point(|&q| q < p);
+        let mut hi = lo + self.index_prefixes[lo..].partition_point(|&q| q == p);
         while lo < hi {
             let mid = (lo + hi) / 2;
             let ord = key::compare(self.index_key(mid), target);
