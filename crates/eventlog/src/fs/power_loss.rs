@@ -189,16 +189,15 @@ impl World {
             let Some(inode) = self.inodes.get(&ino) else {
                 continue;
             };
-            let unsynced = inode.data.len() - inode.durable_len;
-            let (durable_len, data_len) = (inode.durable_len, inode.data.len());
+            let durable_len = inode.durable_len;
+            let unsynced = inode.data.len() - durable_len;
             let kept = match fate {
                 Fate::Lost => 0,
                 Fate::Kept => unsynced,
                 Fate::Prefix => self.random_up_to(unsynced),
             };
-            let inode = &self.inodes[&ino];
-            debug_assert!(durable_len + kept <= data_len);
-            files.insert(path, inode.data[..durable_len + kept].to_vec());
+            let data = &self.inodes[&ino].data;
+            files.insert(path, data[..durable_len + kept].to_vec());
         }
         let seed = self.random();
         self.image = Some(Image {
