@@ -10,7 +10,7 @@ pub(crate) const OP_PUT: u8 = 1;
 pub(crate) const OP_DELETE_RANGE: u8 = 2;
 
 /// Size of the WAL payload header: first sequence (u64) and operation count (u32).
-pub(crate) const HEADER_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = crate::limits::BATCH_HEADER_BYTES;
 
 /// A set of changes that become visible together and survive a crash together.
 #[derive(Debug, Clone, Default)]

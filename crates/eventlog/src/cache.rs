@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::Result;
 use crate::sstable::Table;
@@ -162,21 +162,31 @@ impl BlockCache {
 }
 
 /// Bounded set of open tables.
+///
+/// Every read asks it for a table, so a hit takes only a shared lock and stamps the
+/// entry's last use with an atomic store; opening and evicting take the lock exclusively.
 pub struct TableCache {
+    fs: Arc<dyn crate::fs::FileSystem>,
     dir: PathBuf,
     capacity: usize,
     block_cache: Option<Arc<BlockCache>>,
-    open: Mutex<IntMap<u64, (Arc<Table>, u64)>>,
+    open: RwLock<IntMap<u64, (Arc<Table>, AtomicU64)>>,
     tick: AtomicU64,
 }
 
 impl TableCache {
-    pub fn new(dir: PathBuf, capacity: usize, block_cache: Option<Arc<BlockCache>>) -> TableCache {
+    pub fn new(
+        fs: Arc<dyn crate::fs::FileSystem>,
+        dir: PathBuf,
+        capacity: usize,
+        block_cache: Option<Arc<BlockCache>>,
+    ) -> TableCache {
         TableCache {
+            fs,
             dir,
             capacity,
             block_cache,
-            open: Mutex::new(IntMap::default()),
+            open: RwLock::new(IntMap::default()),
             tick: AtomicU64::new(0),
         }
     }
@@ -185,40 +195,45 @@ impl TableCache {
     pub fn get(&self, number: u64, file_size: u64) -> Result<Arc<Table>> {
         let tick = self.tick.fetch_add(1, Ordering::Relaxed);
         {
-            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(entry) = open.get_mut(&number) {
-                entry.1 = tick;
-                return Ok(Arc::clone(&entry.0));
+            let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((table, last_use)) = open.get(&number) {
+                last_use.store(tick, Ordering::Relaxed);
+                return Ok(Arc::clone(table));
             }
         }
         let path = crate::files::table_path(&self.dir, number);
         let table = Arc::new(Table::open(
+            self.fs.as_ref(),
             &path,
             number,
             file_size,
             self.block_cache.clone(),
         )?);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
         while open.len() >= self.capacity {
-            let Some(victim) = open.iter().min_by_key(|(_, (_, t))| *t).map(|(n, _)| *n) else {
+            let Some(victim) = open
+                .iter()
+                .min_by_key(|(_, (_, t))| t.load(Ordering::Relaxed))
+                .map(|(n, _)| *n)
+            else {
                 break;
             };
             open.remove(&victim);
         }
-        open.insert(number, (Arc::clone(&table), tick));
+        open.insert(number, (Arc::clone(&table), AtomicU64::new(tick)));
         Ok(table)
     }
 
     /// Forgets a table whose file is being deleted.
     pub fn evict(&self, number: u64) {
         self.open
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&number);
     }
 
     pub fn open_count(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.open.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 

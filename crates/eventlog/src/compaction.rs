@@ -17,10 +17,11 @@ use std::sync::Arc;
 use crate::cache::TableCache;
 use crate::error::Result;
 use crate::iter::{InternalIter, LevelIter, MergingIter};
-use crate::key::{self, Kind, RangeTombstone};
+use crate::key::{self, Kind};
 use crate::memtable::MemTable;
 use crate::options::{CompactionFilter, Options};
 use crate::sstable::{TableBuilder, TableInfo, TableIter};
+use crate::tombstones::RangeTombstones;
 use crate::version::{NUM_LEVELS, TableMeta, Version};
 
 /// A run of at least this many new (upper) entries followed by an old one marks an
@@ -106,7 +107,7 @@ pub struct MergeRules<'a> {
     /// Point tombstones may be dropped where this says no deeper data can hold the key.
     pub is_base_level: Option<BaseLevelFn<'a>>,
     /// Range tombstones whose covered entries may be dropped.
-    pub range_tombstones: &'a [RangeTombstone],
+    pub range_tombstones: &'a RangeTombstones,
     pub filter: Option<&'a Arc<dyn CompactionFilter>>,
 }
 
@@ -167,8 +168,9 @@ pub fn merge_into_tables(
             }
             let mut emit_kind = kind;
             let shadowed = last_seq_for_key <= rules.smallest_snapshot;
-            let range_deleted =
-                key::covered(rules.range_tombstones, uk, seq, rules.smallest_snapshot);
+            let range_deleted = rules
+                .range_tombstones
+                .covers(uk, seq, rules.smallest_snapshot);
             let old_enough = seq <= rules.smallest_snapshot;
             let base = || rules.is_base_level.is_some_and(|f| f(uk));
             // The filter may only judge a newest version that no open snapshot can see
@@ -265,9 +267,11 @@ pub fn merge_into_tables(
         }
         for (n, _) in &out.tables {
             let path = crate::files::table_path(dir, *n);
-            if let Err(re) = std::fs::remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %re, "could not remove output of failed compaction");
-            }
+            crate::files::remove_quietly(
+                opts.file_system.as_ref(),
+                &path,
+                "output of a failed compaction",
+            );
         }
         return Err(e);
     }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,16 +19,24 @@ use crate::cache::{BlockCache, TableCache};
 use crate::compaction::{self, Input, Job, MergeRules, OutputPlan};
 use crate::error::{Error, Result};
 use crate::files::{self, DirLock, FileKind};
+use crate::fs::FileSystem;
 use crate::iter::{DbIter, Direction, MemIter, MergingIter};
 use crate::key::{self, Kind, RangeTombstone};
+use crate::limits::MAX_BATCH_BYTES;
 use crate::manifest::{self, ManifestWriter, VersionEdit};
 use crate::memtable::{Lookup, MemTable};
-use crate::options::{Durability, Options};
-use crate::record::{MAX_RECORD_LEN, RECORD_HEADER_LEN, RecordReader, RecordWriter};
+use crate::options::{Durability, MAX_FROZEN_MEMTABLES, Options};
+use crate::record::{RECORD_HEADER_LEN, RecordWriter};
+use crate::recovery;
 use crate::sstable::TableBuilder;
 use crate::sstable::filter::hash64;
 use crate::stats::{Counters, RecoveryReport, Stats};
-use crate::version::{NUM_LEVELS, TableMeta, Version};
+use crate::tombstones::RangeTombstones;
+use crate::version::{NUM_LEVELS, ObsoleteFiles, TableMeta, Version};
+
+/// The memtables a point read goes through: the active one, then the frozen ones newest
+/// first (`max_frozen_memtables` is at most 8).
+type PointReadMems = [Option<Arc<MemTable>>; 1 + MAX_FROZEN_MEMTABLES];
 
 /// Largest group of batches written as one WAL record.
 const MAX_GROUP_BYTES: usize = 4 << 20;
@@ -79,11 +87,16 @@ struct State {
     manual_next_id: u64,
     manual_done_id: u64,
     compact_pointer: Vec<Vec<u8>>,
+    /// Range tombstones (by sequence) whose range was compacted once already, so a
+    /// tombstone that cannot go yet is not compacted over and over.
+    cleared_tombstones: std::collections::BTreeSet<u64>,
 }
 
 pub(crate) struct Core {
     dir: PathBuf,
     opts: Options,
+    /// `opts.file_system`, at hand.
+    fs: Arc<dyn FileSystem>,
     read_only: bool,
     table_cache: Arc<TableCache>,
     block_cache: Option<Arc<BlockCache>>,
@@ -97,9 +110,23 @@ pub(crate) struct Core {
     writers_cv: Condvar,
     /// The WAL; `None` when read-only. Held by the write leader for the whole write.
     wal: Mutex<Option<RecordWriter>>,
-    /// Earlier WAL segments with writes not yet synced. The next `Sync` write syncs them
-    /// first, so a surviving `Sync` write never follows a lost `Buffered` one.
-    unsynced_wals: Mutex<Vec<RecordWriter>>,
+    /// File number of the WAL in `wal`. Changed only with `wal` held.
+    wal_number: AtomicU64,
+    /// True while a WAL was created since the directory was last synced: its name is not
+    /// durable, and neither is anything synced into it. The next `Sync` write syncs the
+    /// directory before it is acknowledged.
+    wal_name_pending: AtomicBool,
+    /// Earlier WAL segments (by file number) with writes not yet synced. The next `Sync`
+    /// write syncs them first, so a surviving `Sync` write never follows a lost
+    /// `Buffered` one. The flush of their memtable closes them: its table makes them
+    /// redundant.
+    unsynced_wals: Mutex<Vec<(u64, RecordWriter)>>,
+    /// WAL files replayed at open (by number) that may hold data a killed process left
+    /// in the page cache only; the next `Sync` write syncs them first, like
+    /// `unsynced_wals`.
+    replayed_unsynced: Mutex<Vec<(u64, PathBuf)>>,
+    /// Tables no version lists any more; the background thread removes their files.
+    obsolete: Arc<ObsoleteFiles>,
     manifest: Mutex<Option<ManifestWriter>>,
     snapshots: Mutex<BTreeMap<u64, usize>>,
     counters: Counters,
@@ -137,18 +164,20 @@ impl Db {
 
     fn open_inner(dir: &Path, options: Options, read_only: bool) -> Result<Db> {
         options.validate()?;
-        if !dir.exists() {
+        let fs = Arc::clone(&options.file_system);
+        if !fs.exists(dir) {
             if read_only || !options.create_if_missing {
                 return Err(Error::io(
                     dir,
                     std::io::Error::from(std::io::ErrorKind::NotFound),
                 ));
             }
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let dir_lock = DirLock::acquire(dir, !read_only)?;
-        let deletable = !read_only;
-        let recovered = manifest::recover(dir, deletable)?;
+        let dir_lock = DirLock::acquire(fs.as_ref(), dir, !read_only)?;
+        let obsolete = Arc::new(ObsoleteFiles::default());
+        let removals = (!read_only).then_some(&obsolete);
+        let recovered = manifest::recover(fs.as_ref(), dir, removals)?;
         let (version, mut log_number, mut next_file_number, mut last_seq) = match recovered {
             Some(r) => (r.version, r.log_number, r.next_file_number, r.last_seq),
             None if read_only => {
@@ -159,7 +188,7 @@ impl Db {
             }
             None => (Version::empty(), 0, 1, 0),
         };
-        let listing = files::list(dir)?;
+        let listing = files::list(fs.as_ref(), dir)?;
         let mut wals: Vec<u64> = Vec::new();
         for (kind, _) in &listing {
             match *kind {
@@ -181,15 +210,21 @@ impl Db {
         let first_wal = wals.first().copied().unwrap_or(next_file_number);
         let mem = MemTable::new(first_wal);
         let mut report = RecoveryReport::default();
-        for &n in &wals {
-            let path = files::wal_path(dir, n);
-            let seq = replay_wal(&path, &mem, read_only, &mut report)?;
-            last_seq = last_seq.max(seq);
-        }
+        let replayed = recovery::replay_wals(
+            fs.as_ref(),
+            dir,
+            &wals,
+            &mem,
+            options.recovery_mode,
+            read_only,
+            &mut report,
+        )?;
+        last_seq = last_seq.max(replayed.max_seq);
 
         let block_cache = (options.block_cache_bytes > 0)
             .then(|| Arc::new(BlockCache::new(options.block_cache_bytes)));
         let table_cache = Arc::new(TableCache::new(
+            Arc::clone(&fs),
             dir.to_path_buf(),
             options.max_open_files,
             block_cache.clone(),
@@ -197,8 +232,8 @@ impl Db {
 
         let mut wal = None;
         let mut manifest_writer = None;
+        let wal_number = next_file_number;
         if !read_only {
-            let wal_number = next_file_number;
             let manifest_number = next_file_number + 1;
             next_file_number += 2;
             if wals.is_empty() {
@@ -207,19 +242,26 @@ impl Db {
                 log_number = first_wal;
             }
             let snapshot = VersionEdit::snapshot(&version, log_number, next_file_number, last_seq);
+            // Creating the manifest syncs the directory, which also makes durable the
+            // WAL files recovery moved aside.
             manifest_writer = Some(ManifestWriter::create(
+                fs.as_ref(),
                 dir,
                 manifest_number,
                 &snapshot,
                 log_number,
             )?);
-            wal = Some(RecordWriter::create(&files::wal_path(dir, wal_number))?);
-            files::sync_dir(dir)?;
-            remove_orphans(&listing, &version, log_number, manifest_number);
+            wal = Some(RecordWriter::create(
+                fs.as_ref(),
+                &files::wal_path(dir, wal_number),
+            )?);
+            files::sync_dir(fs.as_ref(), dir)?;
+            remove_orphans(fs.as_ref(), &listing, &version, log_number, manifest_number);
         }
 
         let core = Arc::new(Core {
             dir: dir.to_path_buf(),
+            fs,
             read_only,
             table_cache,
             block_cache,
@@ -235,6 +277,7 @@ impl Db {
                 manual_next_id: 1,
                 manual_done_id: 0,
                 compact_pointer: vec![Vec::new(); NUM_LEVELS],
+                cleared_tombstones: std::collections::BTreeSet::new(),
             }),
             bg_cv: Condvar::new(),
             progress_cv: Condvar::new(),
@@ -244,7 +287,11 @@ impl Db {
             }),
             writers_cv: Condvar::new(),
             wal: Mutex::new(wal),
+            wal_number: AtomicU64::new(wal_number),
+            wal_name_pending: AtomicBool::new(false),
             unsynced_wals: Mutex::new(Vec::new()),
+            replayed_unsynced: Mutex::new(replayed.unsynced),
+            obsolete,
             manifest: Mutex::new(manifest_writer),
             snapshots: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
@@ -302,8 +349,7 @@ impl Db {
 
     /// The current value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let seq = self.core().visible_seq.load(Ordering::Acquire);
-        self.core().get_at(key, seq)
+        self.core().get_at(key, None)
     }
 
     /// A consistent, frozen view: reads through it see exactly the writes acknowledged
@@ -326,8 +372,7 @@ impl Db {
         range: impl RangeBounds<[u8]> + 'a,
         direction: Direction,
     ) -> Result<DbIter> {
-        let seq = self.core().visible_seq.load(Ordering::Acquire);
-        self.core().iter_at(range, direction, seq)
+        self.core().iter_at(range, direction, None)
     }
 
     /// Writes the memtable to a table and waits until it is recorded in the manifest.
@@ -403,7 +448,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.core.get_at(key, self.seq)
+        self.core.get_at(key, Some(self.seq))
     }
 
     /// Iterates `range` as of the snapshot.
@@ -412,7 +457,7 @@ impl Snapshot {
         range: impl RangeBounds<[u8]> + 'a,
         direction: Direction,
     ) -> Result<DbIter> {
-        self.core.iter_at(range, direction, self.seq)
+        self.core.iter_at(range, direction, Some(self.seq))
     }
 
     /// The sequence number of the last write the snapshot sees.
@@ -433,85 +478,8 @@ impl Drop for Snapshot {
     }
 }
 
-/// Replays one WAL file into `mem`; returns the largest sequence seen.
-fn replay_wal(
-    path: &Path,
-    mem: &MemTable,
-    read_only: bool,
-    report: &mut RecoveryReport,
-) -> Result<u64> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = RecordReader::new(&bytes);
-    let mut max_seq = 0;
-    let mut valid_len = 0u64;
-    let mut bad: Option<(u64, String)> = None;
-    while let Some((offset, payload)) = reader.next() {
-        let Some(p) = batch::decode_payload(payload) else {
-            bad = Some((offset, "WAL record too short for its header".to_string()));
-            break;
-        };
-        let ops: std::result::Result<Vec<Op<'_>>, usize> = p.iter().collect();
-        let Ok(ops) = ops else {
-            bad = Some((offset, "WAL record holds a malformed operation".to_string()));
-            break;
-        };
-        apply_ops(mem, p.first_seq, &ops);
-        if !ops.is_empty() {
-            max_seq = max_seq.max(p.first_seq + ops.len() as u64 - 1);
-        }
-        report.wal_records_replayed += 1;
-        valid_len = reader.valid_len();
-    }
-    if bad.is_none()
-        && let Some(stop) = reader.stop()
-    {
-        bad = Some((
-            stop.offset,
-            format!("{:?} record", stop.reason).to_lowercase(),
-        ));
-    }
-    report.wal_files_replayed += 1;
-    if let Some((offset, reason)) = bad {
-        let dropped = bytes.len() as u64 - valid_len;
-        tracing::warn!(path = %path.display(), offset, dropped, %reason, "WAL damaged; keeping the whole records before it");
-        report.wal_bytes_dropped += dropped;
-        report
-            .damaged_wals
-            .push((path.to_path_buf(), offset, reason));
-        if !read_only {
-            // Cut the damage off so a later WAL can never follow a hole on the next open.
-            let f = std::fs::File::options()
-                .write(true)
-                .open(path)
-                .map_err(|e| Error::io(path, e))?;
-            f.set_len(valid_len).map_err(|e| Error::io(path, e))?;
-            f.sync_all().map_err(|e| Error::io(path, e))?;
-        }
-    }
-    Ok(max_seq)
-}
-
-/// Inserts decoded operations (sequence numbers `first_seq..`) into a memtable.
-fn apply_ops(mem: &MemTable, first_seq: u64, ops: &[Op<'_>]) {
-    mem.insert_many(ops.iter().enumerate().filter_map(|(i, op)| match *op {
-        Op::Put(k, v) => Some((k, first_seq + i as u64, Kind::Put, v)),
-        Op::Delete(k) => Some((k, first_seq + i as u64, Kind::Delete, &[][..])),
-        Op::DeleteRange(..) => None,
-    }));
-    for (i, op) in ops.iter().enumerate() {
-        if let Op::DeleteRange(s, e) = *op
-            && s < e
-        {
-            mem.add_range_tombstone(RangeTombstone {
-                start: s.to_vec(),
-                end: e.to_vec(),
-                seq: first_seq + i as u64,
-            });
-        }
-    }
-}
-
 fn remove_orphans(
+    fs: &dyn FileSystem,
     listing: &[(FileKind, PathBuf)],
     version: &Version,
     log_number: u64,
@@ -526,12 +494,7 @@ fn remove_orphans(
             FileKind::Other => path.file_name().is_some_and(|n| n == "CURRENT.tmp"),
         };
         if remove {
-            match std::fs::remove_file(path) {
-                Ok(()) => tracing::debug!(path = %path.display(), "removed obsolete file"),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "could not remove obsolete file")
-                }
-            }
+            files::remove_quietly(fs, path, "obsolete file");
         }
     }
 }
@@ -540,7 +503,14 @@ enum BgJob {
     Flush(Arc<MemTable>, u64),
     Manual(u64, Option<Vec<u8>>, Option<Vec<u8>>),
     Compact,
+    /// Compacts the range of a range tombstone so the data under it, and then the
+    /// tombstone itself, can go.
+    ClearRange(Vec<u8>, Vec<u8>),
 }
+
+/// Longest time the file of a table no reader needs stays on disk while the engine is
+/// otherwise idle.
+const OBSOLETE_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Core {
     fn check_writable(&self, st: &State) -> Result<()> {
@@ -563,13 +533,10 @@ impl Core {
         if batch.is_empty() {
             return Ok(());
         }
-        if batch.ops.len() + batch::HEADER_LEN > MAX_RECORD_LEN {
-            return Err(Error::InvalidArgument {
-                field: "batch",
-                reason: format!(
-                    "encoded size {} exceeds the limit of {MAX_RECORD_LEN} bytes",
-                    batch.ops.len()
-                ),
+        if batch.ops.len() > MAX_BATCH_BYTES {
+            return Err(Error::BatchTooLarge {
+                bytes: batch.ops.len(),
+                limit: MAX_BATCH_BYTES,
             });
         }
         let me = Arc::new(Writer {
@@ -647,10 +614,21 @@ impl Core {
         let sync = group.iter().any(|w| w.sync);
         let written = wal.add_in_place(&mut framed).and_then(|n| {
             if sync {
-                for mut old in lock(&self.unsynced_wals).drain(..) {
+                let mut replayed = lock(&self.replayed_unsynced);
+                while let Some((_, path)) = replayed.last() {
+                    self.fs.sync_file(path).map_err(|e| Error::io(path, e))?;
+                    replayed.pop();
+                }
+                drop(replayed);
+                for (_, mut old) in lock(&self.unsynced_wals).drain(..) {
                     old.sync()?;
                 }
                 wal.sync()?;
+                // A synced record in a file whose name is not durable is not durable.
+                if self.wal_name_pending.load(Ordering::Acquire) {
+                    files::sync_dir(self.fs.as_ref(), &self.dir)?;
+                    self.wal_name_pending.store(false, Ordering::Release);
+                }
             }
             Ok(n)
         });
@@ -664,7 +642,7 @@ impl Core {
         let mut seq = first_seq;
         for w in group {
             let ops: Vec<Op<'_>> = w.batch.iter().filter_map(|r| r.ok()).collect();
-            apply_ops(mem, seq, &ops);
+            mem.apply(seq, &ops);
             seq += w.batch.count as u64;
         }
         self.visible_seq
@@ -738,14 +716,18 @@ impl Core {
     /// Caller holds `wal` and `state`.
     fn freeze(&self, st: &mut State, wal: &mut Option<RecordWriter>) -> Result<()> {
         let number = st.next_file_number;
-        let new_wal = RecordWriter::create(&files::wal_path(&self.dir, number))?;
+        let new_wal = RecordWriter::create(self.fs.as_ref(), &files::wal_path(&self.dir, number))?;
         st.next_file_number += 1;
+        // The new name is made durable by the next Sync write (or flush), not here:
+        // Buffered writers need not wait for it.
+        self.wal_name_pending.store(true, Ordering::Release);
+        let old_number = self.wal_number.swap(number, Ordering::AcqRel);
         if let Some(old) = wal.replace(new_wal)
             && old.is_dirty()
         {
             // Not synced here: that would stall this writer for the whole segment. The
-            // next Sync write syncs it first; the flush makes it redundant.
-            lock(&self.unsynced_wals).push(old);
+            // next Sync write syncs it first; the flush makes it redundant and closes it.
+            lock(&self.unsynced_wals).push((old_number, old));
         }
         let old = std::mem::replace(&mut st.mem, Arc::new(MemTable::new(number)));
         st.imms.push_back(old);
@@ -753,19 +735,40 @@ impl Core {
         Ok(())
     }
 
-    fn read_view(&self) -> (Vec<Arc<MemTable>>, Arc<Version>) {
+    /// The memtables (newest first) and the version a read goes through, and the
+    /// sequence number it reads at: `snapshot`, or the latest visible one, taken under
+    /// the same lock as the version. Taken apart, a compaction could install a version
+    /// between the two that already dropped what that sequence number still sees.
+    fn read_view(&self, snapshot: Option<u64>) -> (Vec<Arc<MemTable>>, Arc<Version>, u64) {
         let st = lock(&self.state);
+        let seq = snapshot.unwrap_or_else(|| self.visible_seq.load(Ordering::Acquire));
         let mut mems = Vec::with_capacity(1 + st.imms.len());
         mems.push(Arc::clone(&st.mem));
         mems.extend(st.imms.iter().rev().cloned());
-        (mems, Arc::clone(&st.version))
+        (mems, Arc::clone(&st.version), seq)
     }
 
-    fn get_at(&self, user_key: &[u8], seq: u64) -> Result<Option<Vec<u8>>> {
-        let (mems, version) = self.read_view();
+    /// Like `read_view`, for a point read: the memtables go into an array on the stack
+    /// (there are at most `1 + max_frozen_memtables` of them), sparing an allocation per
+    /// get.
+    fn point_read_view(&self, snapshot: Option<u64>) -> (PointReadMems, Arc<Version>, u64) {
+        let st = lock(&self.state);
+        let seq = snapshot.unwrap_or_else(|| self.visible_seq.load(Ordering::Acquire));
+        let mut mems = PointReadMems::default();
+        mems[0] = Some(Arc::clone(&st.mem));
+        for (slot, m) in mems[1..].iter_mut().zip(st.imms.iter().rev()) {
+            *slot = Some(Arc::clone(m));
+        }
+        (mems, Arc::clone(&st.version), seq)
+    }
+
+    fn get_at(&self, user_key: &[u8], snapshot: Option<u64>) -> Result<Option<Vec<u8>>> {
+        let (mems, version, seq) = self.point_read_view(snapshot);
+        let mems = mems.iter().flatten();
+        let probe = key::PointProbe::new(user_key, seq);
         let mut found: Option<Lookup> = None;
-        for m in &mems {
-            if let Some(l) = m.get(user_key, seq) {
+        for m in mems.clone() {
+            if let Some(l) = m.get(user_key, &probe) {
                 found = Some(l);
                 break;
             }
@@ -775,7 +778,7 @@ impl Core {
             for t in &version.levels[0] {
                 if t.contains_key(user_key) && t.info.smallest_seq <= seq {
                     let table = self.table_cache.get(t.number, t.info.file_size)?;
-                    if let Some(l) = table.get(user_key, seq, hash)? {
+                    if let Some(l) = table.get(user_key, &probe, hash)? {
                         found = Some(l);
                         break;
                     }
@@ -785,7 +788,7 @@ impl Core {
                 for level in 1..NUM_LEVELS {
                     if let Some(t) = version.find_in_level(level, user_key) {
                         let table = self.table_cache.get(t.number, t.info.file_size)?;
-                        if let Some(l) = table.get(user_key, seq, hash)? {
+                        if let Some(l) = table.get(user_key, &probe, hash)? {
                             found = Some(l);
                             break;
                         }
@@ -796,14 +799,11 @@ impl Core {
         let Some(Lookup::Value(entry_seq, value)) = found else {
             return Ok(None);
         };
-        if key::covered(&version.range_tombstones, user_key, entry_seq, seq) {
-            return Ok(None);
-        }
-        let mut mem_tombstones = Vec::new();
-        for m in &mems {
-            m.range_tombstones_into(seq, &mut mem_tombstones);
-        }
-        if key::covered(&mem_tombstones, user_key, entry_seq, seq) {
+        if version.range_tombstones.covers(user_key, entry_seq, seq)
+            || mems
+                .clone()
+                .any(|m| m.range_tombstone_covers(user_key, entry_seq, seq))
+        {
             return Ok(None);
         }
         Ok(Some(value))
@@ -813,20 +813,21 @@ impl Core {
         &self,
         range: impl RangeBounds<[u8]> + 'a,
         direction: Direction,
-        seq: u64,
+        snapshot: Option<u64>,
     ) -> Result<DbIter> {
         let lower = bound_to_owned(range.start_bound());
         let upper = bound_to_owned(range.end_bound());
-        let (mems, version) = self.read_view();
-        let mut tombstones: Vec<RangeTombstone> = version
-            .range_tombstones
-            .iter()
-            .filter(|t| t.seq <= seq)
-            .cloned()
-            .collect();
+        let (mems, version, seq) = self.read_view(snapshot);
+        let mut mem_tombstones: Vec<RangeTombstone> = Vec::new();
         for m in &mems {
-            m.range_tombstones_into(seq, &mut tombstones);
+            m.range_tombstones_into(seq, &mut mem_tombstones);
         }
+        let tombstones = if mem_tombstones.is_empty() {
+            Arc::clone(&version.range_tombstones)
+        } else {
+            mem_tombstones.extend(version.range_tombstones.iter().cloned());
+            Arc::new(RangeTombstones::new(mem_tombstones))
+        };
         let inner = crate::iter::merged(
             &mems,
             &version,
@@ -907,6 +908,9 @@ impl Core {
         {
             tracing::error!("background thread panicked");
         }
+        if !self.read_only {
+            self.remove_obsolete_tables();
+        }
     }
 
     fn smallest_snapshot(&self) -> u64 {
@@ -977,12 +981,28 @@ impl Core {
                         break BgJob::Flush(Arc::clone(imm), successor);
                     } else if st.shutting_down {
                         return;
+                    } else if let Some(t) = self.range_to_clear(&st) {
+                        // Before manual compactions, so that one asked for after a range
+                        // delete returns with the range cleared.
+                        st.cleared_tombstones.insert(t.seq);
+                        break BgJob::ClearRange(t.start.clone(), t.end.clone());
                     } else if let Some(m) = st.manual.front() {
                         break BgJob::Manual(m.id, m.start.clone(), m.end.clone());
                     } else if self.needs_compaction(&st.version) {
                         break BgJob::Compact;
                     }
-                    st = self.bg_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                    // Woken by writers and callers; the timeout only bounds how long the
+                    // files of tables that a reader let go of last stay on disk.
+                    st = self
+                        .bg_cv
+                        .wait_timeout(st, OBSOLETE_SWEEP_INTERVAL)
+                        .map(|(st, _)| st)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                    if !self.obsolete.is_empty() {
+                        drop(st);
+                        self.remove_obsolete_tables();
+                        st = lock(&self.state);
+                    }
                 }
             };
             let started = Instant::now();
@@ -990,6 +1010,7 @@ impl Core {
                 BgJob::Flush(imm, successor) => self.run_flush(imm, *successor),
                 BgJob::Manual(_, start, end) => self.run_manual(start.as_deref(), end.as_deref()),
                 BgJob::Compact => self.run_auto_compaction().map(|_| ()),
+                BgJob::ClearRange(start, end) => self.run_manual(Some(start), Some(end)),
             };
             let micros = started.elapsed().as_micros() as u64;
             match &job {
@@ -998,6 +1019,7 @@ impl Core {
             }
             .fetch_add(micros, Ordering::Relaxed);
             let result = result.and_then(|()| self.drop_dead_range_tombstones());
+            self.remove_obsolete_tables();
             let mut st = lock(&self.state);
             match result {
                 Ok(()) => {
@@ -1014,6 +1036,21 @@ impl Core {
             drop(st);
             self.progress_cv.notify_all();
         }
+    }
+
+    /// A range tombstone that every snapshot sees, that is recorded in the manifest and
+    /// whose range has not been compacted since: the data under it stays until its range
+    /// is compacted, and the tombstone stays as long as that data does.
+    fn range_to_clear(&self, st: &State) -> Option<RangeTombstone> {
+        let tombstones = &st.version.range_tombstones;
+        if tombstones.is_empty() {
+            return None;
+        }
+        let visible_to_all = self.smallest_snapshot();
+        tombstones
+            .iter()
+            .find(|t| t.seq <= visible_to_all && !st.cleared_tombstones.contains(&t.seq))
+            .cloned()
     }
 
     fn needs_compaction(&self, v: &Version) -> bool {
@@ -1035,6 +1072,7 @@ impl Core {
         };
         let o = &self.opts;
         let b = TableBuilder::create(
+            &self.fs,
             &files::table_path(&self.dir, n),
             o.block_size_bytes,
             o.compression,
@@ -1045,14 +1083,21 @@ impl Core {
 
     /// Records `edit` in the manifest, then publishes the new version. Runs on the
     /// background thread only, which is the only thread that changes the table set.
-    fn install(&self, mut edit: VersionEdit, done_flush: Option<&Arc<MemTable>>) -> Result<()> {
+    ///
+    /// For a flush, `done_flush` is the flushed memtable and the number of the WAL after
+    /// its own: once the edit is durable its WAL files are closed and removed, before the
+    /// memtable leaves the queue, so `Db::flush` returns with them gone.
+    fn install(
+        &self,
+        mut edit: VersionEdit,
+        done_flush: Option<(&Arc<MemTable>, u64)>,
+    ) -> Result<()> {
         let base = self.current_version();
         let next_file = lock(&self.state).next_file_number;
         edit.next_file_number = Some(next_file);
         edit.last_seq = Some(self.visible_seq.load(Ordering::Acquire));
-        let dir = self.dir.clone();
         let make = |n, info: &crate::sstable::TableInfo| {
-            TableMeta::new(n, info.clone(), files::table_path(&dir, n), true)
+            TableMeta::new(n, info.clone(), Some(Arc::clone(&self.obsolete)))
         };
         let (version, removed) = base.apply(&edit, make);
         if let Err(reason) = version.check_invariants() {
@@ -1079,11 +1124,15 @@ impl Core {
                 let last_seq = edit.last_seq.unwrap_or(0);
                 let snap = VersionEdit::snapshot(&version, writer.log_number, number + 1, last_seq);
                 let old = writer.number;
-                *writer = ManifestWriter::create(&self.dir, number, &snap, writer.log_number)?;
+                *writer = ManifestWriter::create(
+                    self.fs.as_ref(),
+                    &self.dir,
+                    number,
+                    &snap,
+                    writer.log_number,
+                )?;
                 let old_path = files::manifest_path(&self.dir, old);
-                if let Err(e) = std::fs::remove_file(&old_path) {
-                    tracing::warn!(path = %old_path.display(), error = %e, "could not remove old manifest");
-                }
+                files::remove_quietly(self.fs.as_ref(), &old_path, "old manifest");
                 writer.len()
             } else {
                 writer.append(&edit)?
@@ -1092,10 +1141,13 @@ impl Core {
                 .manifest_bytes
                 .fetch_add(written, Ordering::Relaxed);
         }
+        if let Some((imm, successor_wal)) = done_flush {
+            self.retire_wals(imm.first_wal, successor_wal);
+        }
         {
             let mut st = lock(&self.state);
             st.version = Arc::new(version);
-            if let Some(imm) = done_flush
+            if let Some((imm, _)) = done_flush
                 && st.imms.front().is_some_and(|f| Arc::ptr_eq(f, imm))
             {
                 st.imms.pop_front();
@@ -1152,7 +1204,7 @@ impl Core {
                 smallest_snapshot: self.smallest_snapshot(),
                 largest_snapshot: self.largest_snapshot(),
                 is_base_level: None,
-                range_tombstones: &[],
+                range_tombstones: &RangeTombstones::default(),
                 filter: None,
             };
             let plan = OutputPlan {
@@ -1165,7 +1217,7 @@ impl Core {
                 compaction::merge_into_tables(&self.dir, iter, &self.opts, &rules, &plan, || {
                     self.new_table()
                 })?;
-            files::sync_dir(&self.dir)?;
+            files::sync_dir(self.fs.as_ref(), &self.dir)?;
             self.counters
                 .table_bytes
                 .fetch_add(out.bytes_written, Ordering::Relaxed);
@@ -1179,17 +1231,33 @@ impl Core {
                 "flushed memtable"
             );
         }
-        self.install(edit, Some(imm))?;
+        self.install(edit, Some((imm, successor_wal)))?;
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        for n in imm.first_wal..successor_wal {
-            let path = files::wal_path(&self.dir, n);
-            if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %path.display(), error = %e, "could not remove flushed WAL");
-            }
-        }
         Ok(())
+    }
+
+    /// Closes and removes WAL files `first..successor`, whose memtable is now in durable
+    /// tables. Closing matters as much as removing: an open descriptor keeps an unlinked
+    /// file's blocks allocated, hidden from `du`.
+    fn retire_wals(&self, first: u64, successor: u64) {
+        lock(&self.unsynced_wals).retain(|(n, _)| !(first..successor).contains(n));
+        lock(&self.replayed_unsynced).retain(|(n, _)| !(first..successor).contains(n));
+        for n in first..successor {
+            files::remove_quietly(
+                self.fs.as_ref(),
+                &files::wal_path(&self.dir, n),
+                "flushed WAL",
+            );
+        }
+    }
+
+    /// Removes the files of tables that no version lists any more.
+    fn remove_obsolete_tables(&self) {
+        for n in self.obsolete.take() {
+            self.table_cache.evict(n);
+            let path = files::table_path(&self.dir, n);
+            files::remove_quietly(self.fs.as_ref(), &path, "obsolete table");
+        }
     }
 
     fn run_auto_compaction(&self) -> Result<bool> {
@@ -1245,7 +1313,7 @@ impl Core {
             compaction::merge_into_tables(&self.dir, iter, &self.opts, &rules, &plan, || {
                 self.new_table()
             })?;
-        files::sync_dir(&self.dir)?;
+        files::sync_dir(self.fs.as_ref(), &self.dir)?;
         self.counters
             .table_bytes
             .fetch_add(out.bytes_written, Ordering::Relaxed);

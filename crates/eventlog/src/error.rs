@@ -42,6 +42,15 @@ pub enum Error {
         /// The allowed range.
         reason: String,
     },
+    /// A write batch is larger than the engine's one size limit,
+    /// [`crate::MAX_BATCH_BYTES`]; nothing of it was written.
+    #[error("write batch of {bytes} bytes exceeds MAX_BATCH_BYTES ({limit} bytes)")]
+    BatchTooLarge {
+        /// Encoded size of the batch.
+        bytes: usize,
+        /// [`crate::MAX_BATCH_BYTES`].
+        limit: usize,
+    },
     /// Another process holds the directory lock.
     #[error("database directory {path} is locked by another process")]
     Locked {

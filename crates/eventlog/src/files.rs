@@ -3,10 +3,11 @@
 //! `NNNNNN.log` WAL, `NNNNNN.sst` table, `MANIFEST-NNNNNN` manifest, `CURRENT` names the
 //! live manifest, `LOCK` guards against a second writer process.
 
-use std::fs::File;
+use std::any::Any;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fs::FileSystem;
 
 pub fn wal_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:06}.log"))
@@ -46,56 +47,44 @@ pub fn classify(name: &str) -> FileKind {
 }
 
 /// `fsync` on the directory, so that created, renamed or removed names are durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(|e| Error::io(dir, e))?;
-    f.sync_all().map_err(|e| Error::io(dir, e))
+pub fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
-/// Lists (kind, name) of every entry in the directory.
-pub fn list(dir: &Path) -> Result<Vec<(FileKind, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let kind = classify(&name.to_string_lossy());
-        out.push((kind, entry.path()));
+/// Lists (kind, path) of every entry in the directory.
+pub fn list(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(FileKind, PathBuf)>> {
+    let names = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(names
+        .into_iter()
+        .map(|name| (classify(&name.to_string_lossy()), dir.join(name)))
+        .collect())
+}
+
+/// Removes a file that is no longer needed; a failure is logged, not returned, since the
+/// next open removes whatever is left over.
+pub fn remove_quietly(fs: &dyn FileSystem, path: &Path, what: &str) {
+    match fs.remove(path) {
+        Ok(()) => tracing::debug!(path = %path.display(), "removed {what}"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove {what}"),
     }
-    Ok(out)
 }
 
-/// An advisory `flock` on `LOCK`, held for the lifetime of the value.
+/// The directory lock (`flock` on `LOCK` for real files), held for the lifetime of the
+/// value.
 pub struct DirLock {
-    _file: File,
+    _guard: Box<dyn Any + Send + Sync>,
 }
 
 impl DirLock {
     /// Exclusive for a writer, shared for a read-only inspector.
-    pub fn acquire(dir: &Path, exclusive: bool) -> Result<DirLock> {
-        use std::os::fd::AsRawFd;
-        let path = dir.join("LOCK");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        let op = if exclusive {
-            libc::LOCK_EX
-        } else {
-            libc::LOCK_SH
-        } | libc::LOCK_NB;
-        // SAFETY: flock on a file descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::WouldBlock {
-                return Err(Error::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            return Err(Error::io(&path, err));
+    pub fn acquire(fs: &dyn FileSystem, dir: &Path, exclusive: bool) -> Result<DirLock> {
+        match fs.lock(dir, exclusive) {
+            Ok(guard) => Ok(DirLock { _guard: guard }),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Locked {
+                path: dir.to_path_buf(),
+            }),
+            Err(e) => Err(Error::io(dir.join("LOCK"), e)),
         }
-        Ok(DirLock { _file: file })
     }
 }

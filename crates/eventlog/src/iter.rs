@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use crate::cache::TableCache;
 use crate::error::{Error, Result};
-use crate::key::{self, Kind, RangeTombstone};
+use crate::key::{self, Kind};
 use crate::memtable::{Entry, MemTable};
 use crate::sstable::TableIter;
+use crate::tombstones::RangeTombstones;
 use crate::version::{TableMeta, Version};
 
 /// A sorted stream of internal entries in one direction.
@@ -29,7 +30,12 @@ pub trait InternalIter: Send {
     fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()>;
 }
 
-const MEM_CHUNK: usize = 256;
+/// Entry handles copied by a seek; each refill copies four times as many, up to
+/// `MEM_CHUNK_MAX`. A scan often takes nothing or little from the memtable (its data lies
+/// in tables), and copying a full chunk of cold entries would cost more than the scan's
+/// share of the memtable.
+const MEM_CHUNK_FIRST: usize = 16;
+const MEM_CHUNK_MAX: usize = 256;
 
 /// Iterates a memtable by copying short runs of entry handles.
 pub struct MemIter {
@@ -37,6 +43,8 @@ pub struct MemIter {
     reverse: bool,
     buf: Vec<Entry>,
     pos: usize,
+    /// Size of the last chunk asked for; a full chunk means more may follow.
+    chunk: usize,
 }
 
 impl MemIter {
@@ -46,6 +54,7 @@ impl MemIter {
             reverse,
             buf: Vec::new(),
             pos: 0,
+            chunk: MEM_CHUNK_FIRST,
         }
     }
 }
@@ -62,13 +71,14 @@ impl InternalIter for MemIter {
     }
     fn next(&mut self) -> Result<()> {
         self.pos += 1;
-        if self.pos == self.buf.len() && self.buf.len() == MEM_CHUNK {
+        if self.pos == self.buf.len() && self.buf.len() == self.chunk {
             let last = self.buf[self.pos - 1];
             let mut buf = std::mem::take(&mut self.buf);
+            self.chunk = (self.chunk * 4).min(MEM_CHUNK_MAX);
             self.mem.chunk(
                 Bound::Excluded(last.ikey()),
                 self.reverse,
-                MEM_CHUNK,
+                self.chunk,
                 &mut buf,
             );
             self.buf = buf;
@@ -83,16 +93,36 @@ impl InternalIter for MemIter {
             Some((t, false)) => Bound::Excluded(t),
         };
         let mut buf = std::mem::take(&mut self.buf);
-        self.mem.chunk(bound, self.reverse, MEM_CHUNK, &mut buf);
+        self.chunk = MEM_CHUNK_FIRST;
+        self.mem.chunk(bound, self.reverse, self.chunk, &mut buf);
         self.buf = buf;
         self.pos = 0;
         Ok(())
     }
 }
 
+/// The tables a [`LevelIter`] walks.
+enum LevelTables {
+    /// One level of a version, shared rather than copied: every scan starts an iterator
+    /// per level, and copying a level of hundreds of tables costs two atomic operations
+    /// per table.
+    Level(Arc<Version>, usize),
+    /// A list of its own (a compaction's inputs).
+    List(Vec<Arc<TableMeta>>),
+}
+
+impl LevelTables {
+    fn get(&self) -> &[Arc<TableMeta>] {
+        match self {
+            LevelTables::Level(v, level) => &v.levels[*level],
+            LevelTables::List(tables) => tables,
+        }
+    }
+}
+
 /// Iterates a sorted level (disjoint tables), opening one table at a time.
 pub struct LevelIter {
-    tables: Vec<Arc<TableMeta>>,
+    tables: LevelTables,
     cache: Arc<TableCache>,
     reverse: bool,
     fill_cache: bool,
@@ -108,7 +138,25 @@ impl LevelIter {
         fill_cache: bool,
     ) -> LevelIter {
         LevelIter {
-            tables,
+            tables: LevelTables::List(tables),
+            cache,
+            reverse,
+            fill_cache,
+            idx: 0,
+            cur: None,
+        }
+    }
+
+    /// Iterates level `level` (≥ 1) of `version`.
+    pub fn over_level(
+        version: Arc<Version>,
+        level: usize,
+        cache: Arc<TableCache>,
+        reverse: bool,
+        fill_cache: bool,
+    ) -> LevelIter {
+        LevelIter {
+            tables: LevelTables::Level(version, level),
             cache,
             reverse,
             fill_cache,
@@ -119,7 +167,7 @@ impl LevelIter {
 
     fn open(&mut self, idx: usize, target: Option<(&[u8], bool)>) -> Result<()> {
         self.idx = idx;
-        let t = &self.tables[idx];
+        let t = &self.tables.get()[idx];
         let table = self.cache.get(t.number, t.info.file_size)?;
         let mut it = TableIter::new(table, self.reverse, self.fill_cache);
         it.seek(target)?;
@@ -135,7 +183,7 @@ impl LevelIter {
             } else {
                 Some(self.idx + 1)
             };
-            match next.filter(|&i| i < self.tables.len()) {
+            match next.filter(|&i| i < self.tables.get().len()) {
                 Some(i) => self.open(i, None)?,
                 None => self.cur = None,
             }
@@ -162,27 +210,24 @@ impl InternalIter for LevelIter {
     }
     fn seek(&mut self, target: Option<(&[u8], bool)>) -> Result<()> {
         self.cur = None;
-        if self.tables.is_empty() {
+        let tables = self.tables.get();
+        if tables.is_empty() {
             return Ok(());
         }
         let idx = match (target, self.reverse) {
             (None, false) => 0,
-            (None, true) => self.tables.len() - 1,
+            (None, true) => tables.len() - 1,
             (Some((t, _)), false) => {
                 let uk = key::user_key(t);
-                let i = self
-                    .tables
-                    .partition_point(|m| m.info.largest.as_slice() < uk);
-                if i == self.tables.len() {
+                let i = tables.partition_point(|m| key::compare_user(&m.info.largest, uk).is_lt());
+                if i == tables.len() {
                     return Ok(());
                 }
                 i
             }
             (Some((t, _)), true) => {
                 let uk = key::user_key(t);
-                let i = self
-                    .tables
-                    .partition_point(|m| m.info.smallest.as_slice() <= uk);
+                let i = tables.partition_point(|m| key::compare_user(&m.info.smallest, uk).is_le());
                 if i == 0 {
                     return Ok(());
                 }
@@ -195,10 +240,16 @@ impl InternalIter for LevelIter {
 }
 
 /// Merges sorted children into one sorted stream.
+///
+/// Besides the child holding the current entry it remembers the runner-up, the child
+/// that would come next if the current one moved past it. Data usually sits in one level
+/// and long runs come from one child, so after a step one comparison with the runner-up
+/// (which did not move) usually settles the order, instead of one per child.
 pub struct MergingIter {
     children: Vec<Box<dyn InternalIter>>,
     reverse: bool,
     current: Option<usize>,
+    runner_up: Option<usize>,
 }
 
 impl MergingIter {
@@ -207,6 +258,7 @@ impl MergingIter {
             children,
             reverse,
             current: None,
+            runner_up: None,
         }
     }
 
@@ -215,26 +267,37 @@ impl MergingIter {
         self.current
     }
 
+    /// True when child `a`'s entry comes strictly before child `b`'s.
+    fn before(&self, a: usize, b: usize) -> bool {
+        let ord = key::compare(self.children[a].key(), self.children[b].key());
+        if self.reverse {
+            ord == Ordering::Greater
+        } else {
+            ord == Ordering::Less
+        }
+    }
+
     fn find_current(&mut self) {
-        let mut best: Option<usize> = None;
-        for (i, c) in self.children.iter().enumerate() {
-            if !c.valid() {
+        let (mut best, mut second): (Option<usize>, Option<usize>) = (None, None);
+        for i in 0..self.children.len() {
+            if !self.children[i].valid() {
                 continue;
             }
-            best = match best {
-                None => Some(i),
-                Some(b) => {
-                    let ord = key::compare(c.key(), self.children[b].key());
-                    let better = if self.reverse {
-                        ord == Ordering::Greater
-                    } else {
-                        ord == Ordering::Less
-                    };
-                    if better { Some(i) } else { Some(b) }
+            match best {
+                None => best = Some(i),
+                Some(b) if self.before(i, b) => {
+                    second = best;
+                    best = Some(i);
                 }
-            };
+                Some(_) => {
+                    if second.is_none_or(|s| self.before(i, s)) {
+                        second = Some(i);
+                    }
+                }
+            }
         }
         self.current = best;
+        self.runner_up = second;
     }
 }
 
@@ -251,6 +314,9 @@ impl InternalIter for MergingIter {
     fn next(&mut self) -> Result<()> {
         if let Some(i) = self.current {
             self.children[i].next()?;
+            if self.children[i].valid() && self.runner_up.is_none_or(|r| self.before(i, r)) {
+                return Ok(());
+            }
         }
         self.find_current();
         Ok(())
@@ -267,7 +333,7 @@ impl InternalIter for MergingIter {
 /// Builds the merged internal iterator over memtables and a version.
 pub fn merged(
     mems: &[Arc<MemTable>],
-    version: &Version,
+    version: &Arc<Version>,
     cache: &Arc<TableCache>,
     reverse: bool,
     fill_cache: bool,
@@ -284,10 +350,11 @@ pub fn merged(
             fill_cache,
         )));
     }
-    for level in version.levels.iter().skip(1) {
-        if !level.is_empty() {
-            children.push(Box::new(LevelIter::new(
-                level.clone(),
+    for level in 1..version.levels.len() {
+        if !version.levels[level].is_empty() {
+            children.push(Box::new(LevelIter::over_level(
+                Arc::clone(version),
+                level,
                 Arc::clone(cache),
                 reverse,
                 fill_cache,
@@ -314,7 +381,7 @@ pub enum Direction {
 pub struct DbIter {
     inner: MergingIter,
     snapshot_seq: u64,
-    tombstones: Vec<RangeTombstone>,
+    tombstones: Arc<RangeTombstones>,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     reverse: bool,
@@ -329,7 +396,7 @@ impl DbIter {
         mut inner: MergingIter,
         version: Arc<Version>,
         snapshot_seq: u64,
-        tombstones: Vec<RangeTombstone>,
+        tombstones: Arc<RangeTombstones>,
         lower: Bound<Vec<u8>>,
         upper: Bound<Vec<u8>>,
         direction: Direction,
@@ -367,23 +434,31 @@ impl DbIter {
         if self.reverse {
             match &self.lower {
                 Bound::Unbounded => false,
-                Bound::Included(l) => uk < l.as_slice(),
-                Bound::Excluded(l) => uk <= l.as_slice(),
+                Bound::Included(l) => key::compare_user(uk, l).is_lt(),
+                Bound::Excluded(l) => key::compare_user(uk, l).is_le(),
             }
         } else {
             match &self.upper {
                 Bound::Unbounded => false,
-                Bound::Included(u) => uk > u.as_slice(),
-                Bound::Excluded(u) => uk >= u.as_slice(),
+                Bound::Included(u) => key::compare_user(uk, u).is_gt(),
+                Bound::Excluded(u) => key::compare_user(uk, u).is_ge(),
             }
         }
     }
 
     fn visible(&self, uk: &[u8], seq: u64, kind: Kind) -> bool {
-        kind == Kind::Put && !key::covered(&self.tombstones, uk, seq, self.snapshot_seq)
+        kind == Kind::Put && !self.tombstones.covers(uk, seq, self.snapshot_seq)
     }
 
     fn step_forward(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut item = None;
+        self.step_forward_with(&mut |k, v| item = Some((k.to_vec(), v.to_vec())))?;
+        Ok(item)
+    }
+
+    /// Moves to the next visible entry and shows it to `visit` while its bytes are still
+    /// in the block (or memtable) they live in; returns false at the end.
+    fn step_forward_with(&mut self, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<bool> {
         while self.inner.valid() {
             let k = self.inner.key();
             let Some((uk, seq, kind)) = key::parse(k) else {
@@ -394,7 +469,7 @@ impl DbIter {
                 ));
             };
             if self.past_end(uk) {
-                return Ok(None);
+                return Ok(false);
             }
             if seq > self.snapshot_seq || self.last_key.as_deref() == Some(uk) {
                 self.inner.next()?;
@@ -403,15 +478,36 @@ impl DbIter {
             let last = self.last_key.get_or_insert_with(Vec::new);
             last.clear();
             last.extend_from_slice(uk);
-            let item = self
-                .visible(uk, seq, kind)
-                .then(|| (uk.to_vec(), self.inner.value().to_vec()));
+            let visible = self.visible(uk, seq, kind);
+            if visible {
+                visit(uk, self.inner.value());
+            }
             self.inner.next()?;
-            if item.is_some() {
-                return Ok(item);
+            if visible {
+                return Ok(true);
             }
         }
-        Ok(None)
+        Ok(false)
+    }
+
+    /// Shows every remaining `(key, value)` to `visit`, borrowed, and returns how many
+    /// there were. The same entries as iterating, without copying each key and value
+    /// into vectors of their own: for folds over long ranges.
+    pub fn for_each_borrowed(mut self, mut visit: impl FnMut(&[u8], &[u8])) -> Result<u64> {
+        let mut seen = 0;
+        if self.reverse {
+            for item in self.by_ref() {
+                let (k, v) = item?;
+                visit(&k, &v);
+                seen += 1;
+            }
+            return Ok(seen);
+        }
+        while !self.done && self.step_forward_with(&mut visit)? {
+            seen += 1;
+        }
+        self.done = true;
+        Ok(seen)
     }
 
     fn step_reverse(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {

@@ -35,10 +35,18 @@
 //!   `Durability::Sync` waits for `fdatasync`; concurrent `Sync` writers share one sync.
 //! * [`Db::get`], [`Db::iter`]`(range: impl RangeBounds<[u8]>, `[`Direction`]`) ->
 //!   `[`DbIter`] (an `Iterator<Item = Result<(Vec<u8>, Vec<u8>), Error>>` over a consistent
-//!   snapshot), [`Db::snapshot`] → [`Snapshot`] with `get` and `iter`.
+//!   snapshot; [`DbIter::for_each_borrowed`] shows the pairs without copying them),
+//!   [`Db::snapshot`] → [`Snapshot`] with `get` and `iter`.
 //! * [`Db::flush`], [`Db::compact_range`], [`Db::close`], [`Db::stats`] → [`Stats`],
 //!   [`Db::verify`], [`Db::recovery_report`].
 //! * [`CompactionFilter`] in [`Options::compaction_filter`] drops entries during compaction.
+//! * A batch is at most [`MAX_BATCH_BYTES`]; a larger one fails with
+//!   [`Error::BatchTooLarge`].
+//! * [`Options::recovery_mode`]: after damage to the WAL, open either recovers to the
+//!   last whole record before it ([`RecoveryMode::PointInTime`], the default) or refuses
+//!   ([`RecoveryMode::Strict`]).
+//! * [`Options::file_system`]: the files underneath, [`fs::StdFs`] unless a test puts
+//!   [`fs::power_loss::PowerLossFs`] there to cut the power at any file operation.
 //!
 //! # Design in one paragraph
 //!
@@ -57,21 +65,26 @@ mod compaction;
 mod db;
 mod error;
 mod files;
+pub mod fs;
 mod iter;
 mod key;
+mod limits;
 mod manifest;
 mod memtable;
 mod options;
 mod record;
+mod recovery;
 mod sstable;
 mod stats;
+mod tombstones;
 mod version;
 
 pub use batch::WriteBatch;
 pub use db::{Db, Snapshot};
 pub use error::Error;
 pub use iter::{DbIter, Direction};
-pub use options::{CompactionFilter, Compression, Durability, Options};
+pub use limits::MAX_BATCH_BYTES;
+pub use options::{CompactionFilter, Compression, Durability, Options, RecoveryMode};
 pub use stats::{RecoveryReport, Stats};
 
 /// Entry points for the fuzz targets: decoders of bytes that come from disk. Not part of

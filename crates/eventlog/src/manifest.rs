@@ -6,14 +6,16 @@
 //! by writing the new file, syncing it, and atomically renaming a new `CURRENT` into place.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::coding::{get_bytes, get_varint, put_bytes, put_varint};
 use crate::error::{Error, Result};
 use crate::files;
+use crate::fs::FileSystem;
 use crate::key::RangeTombstone;
 use crate::record::{RecordReader, RecordWriter, StopReason};
 use crate::sstable::TableInfo;
-use crate::version::{NUM_LEVELS, TableMeta, Version};
+use crate::version::{NUM_LEVELS, ObsoleteFiles, TableMeta, Version};
 
 const TAG_LOG_NUMBER: u64 = 1;
 const TAG_NEXT_FILE: u64 = 2;
@@ -137,7 +139,7 @@ impl VersionEdit {
                 e.added.push((level as u8, t.number, t.info.clone()));
             }
         }
-        e.added_tombstones = version.range_tombstones.as_ref().clone();
+        e.added_tombstones = version.range_tombstones.to_vec();
         e
     }
 }
@@ -151,10 +153,14 @@ pub struct Recovered {
 }
 
 /// Reads `CURRENT` and replays the manifest it names.
-pub fn recover(dir: &Path, deletable: bool) -> Result<Option<Recovered>> {
+pub fn recover(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    obsolete: Option<&Arc<ObsoleteFiles>>,
+) -> Result<Option<Recovered>> {
     let current = files::current_path(dir);
-    let name = match std::fs::read_to_string(&current) {
-        Ok(s) => s,
+    let name = match fs.read(&current) {
+        Ok(s) => String::from_utf8_lossy(&s).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&current, e)),
     };
@@ -170,7 +176,7 @@ pub fn recover(dir: &Path, deletable: bool) -> Result<Option<Recovered>> {
         }
     };
     let path = dir.join(name);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = fs.read(&path).map_err(|e| Error::io(&path, e))?;
     let mut reader = RecordReader::new(&bytes);
     let mut version = Version::empty();
     let (mut log_number, mut next_file_number, mut last_seq) = (0, manifest_number + 1, 0);
@@ -181,9 +187,7 @@ pub fn recover(dir: &Path, deletable: bool) -> Result<Option<Recovered>> {
         log_number = edit.log_number.unwrap_or(log_number);
         next_file_number = edit.next_file_number.unwrap_or(next_file_number);
         last_seq = edit.last_seq.unwrap_or(last_seq);
-        let make = |n, info: &TableInfo| {
-            TableMeta::new(n, info.clone(), files::table_path(dir, n), deletable)
-        };
+        let make = |n, info: &TableInfo| TableMeta::new(n, info.clone(), obsolete.cloned());
         version = version.apply(&edit, make).0;
     }
     if let Some(stop) = reader.stop() {
@@ -224,16 +228,17 @@ pub struct ManifestWriter {
 impl ManifestWriter {
     /// Starts manifest `number` holding `snapshot`, and points `CURRENT` at it.
     pub fn create(
+        fs: &dyn FileSystem,
         dir: &Path,
         number: u64,
         snapshot: &VersionEdit,
         log_number: u64,
     ) -> Result<ManifestWriter> {
         let path = files::manifest_path(dir, number);
-        let mut writer = RecordWriter::create(&path)?;
+        let mut writer = RecordWriter::create(fs, &path)?;
         writer.add(&snapshot.encode())?;
         writer.sync()?;
-        set_current(dir, number)?;
+        set_current(fs, dir, number)?;
         Ok(ManifestWriter {
             writer,
             number,
@@ -253,19 +258,25 @@ impl ManifestWriter {
     }
 }
 
-fn set_current(dir: &Path, number: u64) -> Result<()> {
+/// Points `CURRENT` at manifest `number`: the manifest's name is made durable first,
+/// then a synced `CURRENT.tmp` is renamed over `CURRENT` and the rename made durable.
+fn set_current(fs: &dyn FileSystem, dir: &Path, number: u64) -> Result<()> {
+    files::sync_dir(fs, dir)?;
     let tmp: PathBuf = dir.join("CURRENT.tmp");
     let contents = format!("MANIFEST-{number:06}\n");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(contents.as_bytes())
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    match fs.remove(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&tmp, e)),
+        _ => {}
     }
+    let mut f = fs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.append(contents.as_bytes())
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
     let current = files::current_path(dir);
-    std::fs::rename(&tmp, &current).map_err(|e| Error::io(&current, e))?;
-    files::sync_dir(dir)
+    fs.rename(&tmp, &current)
+        .map_err(|e| Error::io(&current, e))?;
+    files::sync_dir(fs, dir)
 }
 
 #[cfg(test)]

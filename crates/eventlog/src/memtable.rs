@@ -238,6 +238,28 @@ impl MemTable {
         self.approx_bytes.fetch_add(added, AtomicOrdering::Relaxed);
     }
 
+    /// Inserts the decoded operations of one batch or group, which carry sequence
+    /// numbers `first_seq..`.
+    pub fn apply(&self, first_seq: u64, ops: &[crate::batch::Op<'_>]) {
+        use crate::batch::Op;
+        self.insert_many(ops.iter().enumerate().filter_map(|(i, op)| match *op {
+            Op::Put(k, v) => Some((k, first_seq + i as u64, Kind::Put, v)),
+            Op::Delete(k) => Some((k, first_seq + i as u64, Kind::Delete, &[][..])),
+            Op::DeleteRange(..) => None,
+        }));
+        for (i, op) in ops.iter().enumerate() {
+            if let Op::DeleteRange(s, e) = *op
+                && s < e
+            {
+                self.add_range_tombstone(RangeTombstone {
+                    start: s.to_vec(),
+                    end: e.to_vec(),
+                    seq: first_seq + i as u64,
+                });
+            }
+        }
+    }
+
     pub fn add_range_tombstone(&self, t: RangeTombstone) {
         self.approx_bytes.fetch_add(
             t.start.len() + t.end.len() + ENTRY_OVERHEAD,
@@ -247,6 +269,22 @@ impl MemTable {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(t);
+    }
+
+    /// True when a range tombstone of this memtable hides `(user_key, entry_seq)` from a
+    /// reader at `snapshot_seq`. A memtable holds few of them; they are scanned.
+    pub fn range_tombstone_covers(
+        &self,
+        user_key: &[u8],
+        entry_seq: u64,
+        snapshot_seq: u64,
+    ) -> bool {
+        let list = self
+            .range_tombstones
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        list.iter()
+            .any(|t| t.covers(user_key, entry_seq, snapshot_seq))
     }
 
     /// Range tombstones visible at `snapshot_seq`, appended to `out`.
@@ -275,12 +313,16 @@ impl MemTable {
     }
 
     /// Newest version of `user_key` visible at `snapshot_seq`.
-    pub fn get(&self, user_key: &[u8], snapshot_seq: u64) -> Option<Lookup> {
-        let probe = key::seek_key(user_key, snapshot_seq);
+    /// Newest version of `user_key` visible at the sequence number `probe` was made for
+    /// (`probe` = `key::seek_key(user_key, snapshot_seq)`, built once per read).
+    pub fn get(&self, user_key: &[u8], probe: &[u8]) -> Option<Lookup> {
+        if self.is_empty() {
+            return None;
+        }
         let inner = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let set = &inner.set;
         let e = set
-            .range::<IKey, _>((Bound::Included(IKey::new(&probe)), Bound::Unbounded))
+            .range::<IKey, _>((Bound::Included(IKey::new(probe)), Bound::Unbounded))
             .next()?;
         let (uk, seq, kind) = key::parse(e.ikey())?;
         if uk != user_key {

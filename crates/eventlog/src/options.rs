@@ -4,6 +4,10 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::fs::{FileSystem, StdFs};
+
+/// Largest allowed `Options::max_frozen_memtables`.
+pub(crate) const MAX_FROZEN_MEMTABLES: usize = 8;
 
 /// How a data block is compressed on disk.
 ///
@@ -30,15 +34,39 @@ pub enum Durability {
     Sync,
 }
 
+/// What opening does when a WAL is damaged somewhere other than at its very end.
+///
+/// A power cut can leave the last record of the newest WAL cut short; that record was
+/// never acknowledged as durable and is dropped in either mode. Damage anywhere else
+/// (a record failing its checksum, a torn record followed by more data) means that writes
+/// after it cannot be replayed without leaving a hole in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Recover to the last whole record before the first damage, across all WAL files,
+    /// and drop everything after it (RocksDB's default, `kPointInTimeRecovery`). The
+    /// database is then exactly as it was at one moment in its history. What was dropped
+    /// is logged and listed in [`crate::RecoveryReport`].
+    #[default]
+    PointInTime,
+    /// Refuse to open with [`crate::Error::Corruption`] instead of dropping anything but a
+    /// torn final record, so that an operator can look at the files first.
+    Strict,
+}
+
 /// Decides, during compaction, whether an entry is still worth keeping.
 ///
 /// The hub uses it to age out usage detail once it has been rolled up into daily totals.
-/// The filter sees only the newest version of a key, and only when it is newer than every
-/// open snapshot (an entry a snapshot can see is kept for it). A rejected entry becomes a
+///
+/// What the filter is shown: for each key, the newest value *among the tables being
+/// merged*, and only when that value is newer than every open snapshot (an entry a
+/// snapshot can see is kept for it). A newer version of the same key may still sit in a
+/// higher level or in a memtable, so the filter must judge a value by its own contents,
+/// not assume it is the key's current value. Older versions below the newest, point
+/// tombstones, range tombstones, memtable flushes and tables that move down a level
+/// without being rewritten (trivial moves) are never shown. A rejected value becomes a
 /// tombstone, which later compactions remove like any other. (A snapshot taken while a
-/// compaction runs may or may not see the entries that compaction rejects.) Entries that
-/// move down a level without being rewritten (trivial moves) are not filtered; call
-/// [`crate::Db::compact_range`] over a range to force every entry in it through the
+/// compaction runs may or may not see the entries that compaction rejects.) Call
+/// [`crate::Db::compact_range`] over a range to force every table in it through the
 /// filter.
 pub trait CompactionFilter: Send + Sync {
     /// Return `false` to drop the entry.
@@ -90,6 +118,11 @@ pub struct Options {
     pub compaction_bytes_per_second: u64,
     /// Create the directory if it does not exist. Default true.
     pub create_if_missing: bool,
+    /// What opening does about a damaged WAL. Default [`RecoveryMode::PointInTime`].
+    pub recovery_mode: RecoveryMode,
+    /// The files underneath. Default [`StdFs`], the operating system's; tests put a
+    /// simulated disk here ([`crate::fs::power_loss::PowerLossFs`]).
+    pub file_system: Arc<dyn FileSystem>,
 }
 
 impl std::fmt::Debug for Options {
@@ -114,7 +147,8 @@ impl std::fmt::Debug for Options {
                 &self.compaction_bytes_per_second,
             )
             .field("create_if_missing", &self.create_if_missing)
-            .finish()
+            .field("recovery_mode", &self.recovery_mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,6 +171,8 @@ impl Default for Options {
             level_size_multiplier: 10,
             compaction_bytes_per_second: 48 << 20,
             create_if_missing: true,
+            recovery_mode: RecoveryMode::PointInTime,
+            file_system: Arc::new(StdFs),
         }
     }
 }
@@ -162,7 +198,7 @@ impl Options {
         )?;
         check(
             "max_frozen_memtables",
-            (1..=8).contains(&self.max_frozen_memtables),
+            (1..=MAX_FROZEN_MEMTABLES).contains(&self.max_frozen_memtables),
             "must be 1 ..= 8",
         )?;
         check(

@@ -6,18 +6,18 @@
 //! A reader stops at the first record that is cut short or fails its checksum; nothing
 //! after that point is returned, so a torn tail can never yield half a batch.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::coding::read_u32;
 use crate::error::{Error, Result};
+use crate::fs::{FileSystem, WritableFile};
 
 /// Bytes of framing before each payload.
 pub const RECORD_HEADER_LEN: usize = 8;
 
-/// Largest payload a record may carry (256 MiB); anything longer is treated as corrupt.
-pub const MAX_RECORD_LEN: usize = 256 << 20;
+/// Largest payload a record may carry (see `limits`); anything longer is treated as
+/// corrupt.
+pub const MAX_RECORD_LEN: usize = crate::limits::MAX_RECORD_BYTES;
 
 fn record_crc(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload)
@@ -119,7 +119,7 @@ impl<'a> Iterator for RecordReader<'a> {
 
 /// Appends framed records to a file. Used by the WAL and the manifest.
 pub struct RecordWriter {
-    file: File,
+    file: Box<dyn WritableFile>,
     path: PathBuf,
     len: u64,
     dirty: bool,
@@ -127,13 +127,10 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// Creates a new, empty file (failing if it exists).
-    pub fn create(path: &Path) -> Result<RecordWriter> {
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+    /// Creates a new, empty file (failing if it exists). Its name is not yet durable:
+    /// the caller syncs the directory before anything depends on it.
+    pub fn create(fs: &dyn FileSystem, path: &Path) -> Result<RecordWriter> {
+        let file = fs.create(path).map_err(|e| Error::io(path, e))?;
         Ok(RecordWriter {
             file,
             path: path.to_path_buf(),
@@ -148,9 +145,10 @@ impl RecordWriter {
         self.scratch.clear();
         encode_record(&mut self.scratch, payload);
         self.file
-            .write_all(&self.scratch)
+            .append(&self.scratch)
             .map_err(|e| Error::io(&self.path, e))?;
         let n = self.scratch.len() as u64;
+        self.dirty = true;
         self.len += n;
         if self.scratch.capacity() > 4 << 20 {
             self.scratch = Vec::new();
@@ -168,7 +166,7 @@ impl RecordWriter {
         buf[..4].copy_from_slice(&len_bytes);
         buf[4..8].copy_from_slice(&crc.to_le_bytes());
         self.file
-            .write_all(buf)
+            .append(buf)
             .map_err(|e| Error::io(&self.path, e))?;
         self.dirty = true;
         self.len += buf.len() as u64;

@@ -69,12 +69,24 @@ pub struct Stats {
 }
 
 /// What recovery found when the database was opened.
+///
+/// Recovery stops at the first damage across all WAL files (see
+/// [`crate::RecoveryMode::PointInTime`]); everything after it is counted here.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
     pub wal_files_replayed: u64,
     pub wal_records_replayed: u64,
-    /// Bytes after the last whole record of damaged WALs, which were not replayed.
+    /// Bytes not replayed: from the first damage to the end of its file, plus every
+    /// byte of the later WAL files.
     pub wal_bytes_dropped: u64,
-    /// `(file, offset of the first bad record, why)` for every damaged WAL.
+    /// `(file, offset of the first bad record, why)` of the first damage, if any.
     pub damaged_wals: Vec<(PathBuf, u64, String)>,
+    /// WAL files after the damaged one, not replayed. A writable open renames each to
+    /// `NNNNNN.log.dropped` so that no later open replays it after the gap; the files
+    /// are kept for inspection and can be deleted by hand.
+    pub dropped_wals: Vec<PathBuf>,
+    /// Whole, valid records in those files, not replayed.
+    pub records_dropped: u64,
+    /// First and last sequence number carried by those records.
+    pub dropped_sequences: Option<(u64, u64)>,
 }

@@ -2,37 +2,68 @@
 //! manifest edit. Readers hold an `Arc<Version>` so the files they read stay on disk
 //! until they are done, however many compactions run meanwhile.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::key::RangeTombstone;
+use crate::key::{self, RangeTombstone};
 use crate::manifest::VersionEdit;
 use crate::sstable::TableInfo;
+use crate::tombstones::RangeTombstones;
 
 /// Number of levels. Level 0 holds flushed tables whose key ranges may overlap; every
 /// deeper level holds tables with disjoint key ranges, sorted by key.
 pub const NUM_LEVELS: usize = 7;
+
+/// Tables that left the table set and that no version lists any more, waiting for the
+/// background thread to remove their files.
+///
+/// The last version listing a table can be dropped by any thread, a reader included;
+/// removing the file there would put a system call (and an error to log) on a read path,
+/// so the drop only queues the number.
+#[derive(Debug, Default)]
+pub struct ObsoleteFiles {
+    numbers: Mutex<Vec<u64>>,
+}
+
+impl ObsoleteFiles {
+    fn push(&self, number: u64) {
+        self.numbers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(number);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.numbers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Takes the queued table numbers.
+    pub fn take(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.numbers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 /// One table file as the manifest knows it.
 #[derive(Debug)]
 pub struct TableMeta {
     pub number: u64,
     pub info: TableInfo,
-    path: PathBuf,
     obsolete: AtomicBool,
-    deletable: bool,
+    /// Where the number goes once the table is obsolete and unlisted; `None` for
+    /// read-only opens, which must never remove files.
+    removals: Option<Arc<ObsoleteFiles>>,
 }
 
 impl TableMeta {
-    /// `deletable` is false for read-only opens, which must never remove files.
-    pub fn new(number: u64, info: TableInfo, path: PathBuf, deletable: bool) -> TableMeta {
+    pub fn new(number: u64, info: TableInfo, removals: Option<Arc<ObsoleteFiles>>) -> TableMeta {
         TableMeta {
             number,
             info,
-            path,
             obsolete: AtomicBool::new(false),
-            deletable,
+            removals,
         }
     }
 
@@ -55,13 +86,10 @@ impl TableMeta {
 
 impl Drop for TableMeta {
     fn drop(&mut self) {
-        if self.deletable && self.obsolete.load(Ordering::Acquire) {
-            match std::fs::remove_file(&self.path) {
-                Ok(()) => tracing::debug!(table = self.number, "removed obsolete table"),
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "could not remove obsolete table")
-                }
-            }
+        if let Some(removals) = &self.removals
+            && self.obsolete.load(Ordering::Acquire)
+        {
+            removals.push(self.number);
         }
     }
 }
@@ -70,14 +98,19 @@ impl Drop for TableMeta {
 #[derive(Debug, Clone, Default)]
 pub struct Version {
     pub levels: Vec<Vec<Arc<TableMeta>>>,
-    pub range_tombstones: Arc<Vec<RangeTombstone>>,
+    /// For each level, [`key::user_prefix`] of each table's largest key: a point read
+    /// binary-searches these (16 bytes a table, contiguous) before it touches any
+    /// table's metadata.
+    largest_prefixes: Vec<Vec<u128>>,
+    pub range_tombstones: Arc<RangeTombstones>,
 }
 
 impl Version {
     pub fn empty() -> Version {
         Version {
             levels: vec![Vec::new(); NUM_LEVELS],
-            range_tombstones: Arc::new(Vec::new()),
+            largest_prefixes: vec![Vec::new(); NUM_LEVELS],
+            range_tombstones: Arc::new(RangeTombstones::default()),
         }
     }
 
@@ -112,18 +145,31 @@ impl Version {
         for l in levels.iter_mut().skip(1) {
             l.sort_by(|a, b| a.info.smallest.cmp(&b.info.smallest));
         }
-        let mut tombstones: Vec<RangeTombstone> = self
-            .range_tombstones
-            .iter()
-            .filter(|t| !edit.removed_tombstones.contains(&t.seq))
-            .cloned()
-            .collect();
-        tombstones.extend(edit.added_tombstones.iter().cloned());
-        tombstones.sort_by_key(|t| t.seq);
+        let range_tombstones =
+            if edit.removed_tombstones.is_empty() && edit.added_tombstones.is_empty() {
+                Arc::clone(&self.range_tombstones)
+            } else {
+                let mut tombstones: Vec<RangeTombstone> = self
+                    .range_tombstones
+                    .iter()
+                    .filter(|t| !edit.removed_tombstones.contains(&t.seq))
+                    .cloned()
+                    .collect();
+                tombstones.extend(edit.added_tombstones.iter().cloned());
+                Arc::new(RangeTombstones::new(tombstones))
+            };
         (
             Version {
+                largest_prefixes: levels
+                    .iter()
+                    .map(|l| {
+                        l.iter()
+                            .map(|t| key::user_prefix(&t.info.largest))
+                            .collect()
+                    })
+                    .collect(),
                 levels,
-                range_tombstones: Arc::new(tombstones),
+                range_tombstones,
             },
             removed,
         )
@@ -150,8 +196,21 @@ impl Version {
     /// The table in sorted level `level` (≥ 1) whose range holds `user_key`.
     pub fn find_in_level(&self, level: usize, user_key: &[u8]) -> Option<&Arc<TableMeta>> {
         let l = &self.levels[level];
-        let i = l.partition_point(|t| t.info.largest.as_slice() < user_key);
-        l.get(i).filter(|t| t.info.smallest.as_slice() <= user_key)
+        let i = match self.largest_prefixes.get(level) {
+            Some(prefixes) if prefixes.len() == l.len() => {
+                let p = key::user_prefix(user_key);
+                // Tables whose largest key is certainly below the key, then the few
+                // whose prefix ties with it, compared in full.
+                let first = prefixes.partition_point(|&q| q < p);
+                let ties = prefixes[first..].partition_point(|&q| q == p);
+                first
+                    + l[first..first + ties]
+                        .partition_point(|t| t.info.largest.as_slice() < user_key)
+            }
+            _ => l.partition_point(|t| key::compare_user(&t.info.largest, user_key).is_lt()),
+        };
+        l.get(i)
+            .filter(|t| key::compare_user(&t.info.smallest, user_key).is_le())
     }
 
     /// All table numbers, for finding orphan files.

@@ -175,3 +175,94 @@ fn invalid_options_name_the_field() {
         other => panic!("expected InvalidOption, got {:?}", other.err()),
     }
 }
+
+#[test]
+fn borrowed_visits_see_what_iteration_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    for t in 0..3000u64 {
+        db.put(&key(t % 7, t), &t.to_le_bytes(), Durability::Buffered)
+            .unwrap();
+        if t % 1000 == 999 {
+            db.flush().unwrap();
+        }
+    }
+    db.delete(&key(3, 3), Durability::Buffered).unwrap();
+    db.delete_range(&key(5, 0), &key(5, 2000), Durability::Buffered)
+        .unwrap();
+    db.put(&key(2, 2), b"newer", Durability::Buffered).unwrap();
+    let ranges = [
+        (Bound::Unbounded, Bound::Unbounded),
+        (Bound::Included(key(2, 0)), Bound::Excluded(key(5, 2500))),
+        (Bound::Excluded(key(4, 4)), Bound::Included(key(6, 6))),
+    ];
+    for range in ranges {
+        for direction in [Direction::Forward, Direction::Reverse] {
+            let bounds = (
+                range.0.as_ref().map(|k| k.as_slice()),
+                range.1.as_ref().map(|k| k.as_slice()),
+            );
+            let iterated: Vec<_> = db
+                .iter(bounds, direction)
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            let mut visited = Vec::new();
+            let n = db
+                .iter(bounds, direction)
+                .unwrap()
+                .for_each_borrowed(|k, v| visited.push((k.to_vec(), v.to_vec())))
+                .unwrap();
+            assert!(!iterated.is_empty());
+            assert_eq!(n as usize, visited.len());
+            assert_eq!(visited, iterated, "{direction:?}");
+        }
+    }
+}
+
+#[test]
+fn gets_find_keys_that_share_long_prefixes_or_are_short() {
+    let dir = tempfile::tempdir().unwrap();
+    // Many small tables and blocks, so the searches over tables and index entries have
+    // ties to break.
+    let options = Options {
+        memtable_bytes: 16 << 10,
+        target_file_bytes: 4 << 10,
+        block_size_bytes: 256,
+        level1_bytes: 16 << 10,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for i in 0..3000u32 {
+        // Keys that agree in their first 20 bytes, short keys, and short keys that end
+        // in zero bytes (equal to others once padded to 16 bytes).
+        let mut long = b"household/child/0042/".to_vec();
+        long.extend_from_slice(&i.to_be_bytes());
+        keys.push(long);
+        keys.push(i.to_be_bytes()[2..].to_vec());
+        let mut zero_tail = i.to_be_bytes()[2..].to_vec();
+        zero_tail.extend_from_slice(&[0, 0]);
+        keys.push(zero_tail);
+    }
+    for (n, k) in keys.iter().enumerate() {
+        db.put(k, &(n as u64).to_le_bytes(), Durability::Buffered)
+            .unwrap();
+        if n % 2500 == 2499 {
+            db.flush().unwrap();
+        }
+    }
+    db.flush().unwrap();
+    db.compact_range(None, None).unwrap();
+    assert!(db.stats().tables_per_level.iter().sum::<usize>() > 20);
+    for (n, k) in keys.iter().enumerate() {
+        assert_eq!(
+            db.get(k).unwrap(),
+            Some((n as u64).to_le_bytes().to_vec()),
+            "{k:?}"
+        );
+        let mut absent = k.clone();
+        absent.push(1);
+        assert_eq!(db.get(&absent).unwrap(), None, "{absent:?}");
+    }
+}

@@ -31,7 +31,12 @@ pub enum Durability {
 pub enum EngineKind {
     Eventlog,
     Sled,
+    /// fjall with its default compression: none on levels 0–1, LZ4 from level 2.
     Fjall,
+    /// fjall with LZ4 on every level (data and index blocks), like eventlog's default,
+    /// so that space is compared like for like.
+    #[serde(rename = "fjall-lz4")]
+    FjallLz4,
 }
 
 impl EngineKind {
@@ -40,6 +45,7 @@ impl EngineKind {
             EngineKind::Eventlog => "eventlog",
             EngineKind::Sled => "sled",
             EngineKind::Fjall => "fjall",
+            EngineKind::FjallLz4 => "fjall-lz4",
         }
     }
 }
@@ -73,6 +79,7 @@ pub fn open(kind: EngineKind, dir: &Path, budget: Budget) -> anyhow::Result<Box<
     Ok(match kind {
         EngineKind::Eventlog => Box::new(eventlog_db::EventlogDb::open(dir, budget)?),
         EngineKind::Sled => Box::new(sled_db::SledDb::open(dir, budget)?),
-        EngineKind::Fjall => Box::new(fjall_db::FjallDb::open(dir, budget)?),
+        EngineKind::Fjall => Box::new(fjall_db::FjallDb::open(dir, budget, false)?),
+        EngineKind::FjallLz4 => Box::new(fjall_db::FjallDb::open(dir, budget, true)?),
     })
 }

@@ -21,7 +21,9 @@ use clap::Parser;
 use crate::engine::EngineKind;
 
 #[derive(Parser)]
-#[command(about = "Event-log storage benchmark: eventlog vs sled vs fjall")]
+#[command(
+    about = "Event-log storage benchmark: eventlog vs fjall (default and LZ4 everywhere) vs sled"
+)]
 struct Args {
     /// Engine to measure (one per process).
     #[arg(long, value_enum, required_unless_present = "table")]

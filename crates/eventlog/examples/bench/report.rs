@@ -110,7 +110,7 @@ const ROWS: &[(&str, &str, &str)] = &[
     ("load_avg_1m_start", "1-min load average at start", ""),
 ];
 
-const ENGINE_ORDER: [&str; 3] = ["eventlog", "sled", "fjall"];
+const ENGINE_ORDER: [&str; 4] = ["eventlog", "fjall", "fjall-lz4", "sled"];
 
 /// Reads JSON records (one per line) from `files` and prints a Markdown table with the
 /// per-field median for each engine, engines side by side, targets last.

@@ -55,6 +55,23 @@ fn verify(db: &Db) -> Result<ExitCode, String> {
     let report = db.recovery_report();
     for (path, offset, reason) in &report.damaged_wals {
         println!("DAMAGED {} at offset {offset}: {reason}", path.display());
+        println!(
+            "  recovery stops there: {} bytes are not replayed",
+            report.wal_bytes_dropped
+        );
+    }
+    for path in &report.dropped_wals {
+        println!("NOT REPLAYED {} (after the damage)", path.display());
+    }
+    if report.records_dropped > 0 {
+        let sequences = report
+            .dropped_sequences
+            .map(|(a, b)| format!(", sequence numbers {a}..={b}"))
+            .unwrap_or_default();
+        println!(
+            "  {} whole records in those files{sequences}",
+            report.records_dropped
+        );
     }
     println!(
         "WAL: {} files, {} whole records",

@@ -23,7 +23,7 @@ pub const KIND_LZ4: u8 = 1;
 
 /// Upper bound on an uncompressed block, so a corrupt length cannot make us allocate
 /// gigabytes.
-pub const MAX_BLOCK_LEN: usize = 64 << 20;
+pub const MAX_BLOCK_LEN: usize = crate::limits::MAX_BLOCK_BYTES;
 
 /// Position and stored size (without trailer) of a block in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -308,9 +308,25 @@ impl Block {
 
     /// Decodes every entry, for iteration in either direction.
     pub fn decode_all(self: &Arc<Block>) -> Result<DecodedBlock, String> {
-        let mut keys = Vec::with_capacity(self.data.len() / 2);
-        let mut ents = Vec::new();
-        let mut k = Vec::new();
+        self.decode_all_reusing(None)
+    }
+
+    /// Like [`Block::decode_all`], reusing the buffers of `previous` (a block an iterator
+    /// is done with), so walking a table does not allocate per block.
+    pub fn decode_all_reusing(
+        self: &Arc<Block>,
+        previous: Option<DecodedBlock>,
+    ) -> Result<DecodedBlock, String> {
+        let (mut keys, mut ents, mut k) = match previous {
+            Some(p) => (p.keys, p.ents, p.scratch),
+            None => (
+                Vec::with_capacity(self.data.len() / 2),
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
+        keys.clear();
+        ents.clear();
         let mut pos = 0;
         while pos < self.restarts_offset {
             let (vs, ve) = self.decode_at(pos, &mut k)?;
@@ -326,6 +342,7 @@ impl Block {
             block: Arc::clone(self),
             keys,
             ents,
+            scratch: k,
         })
     }
 }
@@ -335,6 +352,8 @@ pub struct DecodedBlock {
     block: Arc<Block>,
     keys: Vec<u8>,
     ents: Vec<[u32; 4]>,
+    /// The key being decoded, kept for reuse.
+    scratch: Vec<u8>,
 }
 
 impl DecodedBlock {

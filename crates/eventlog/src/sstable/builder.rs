@@ -1,10 +1,11 @@
 //! Writes one table file from entries added in internal-key order.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::fs::{FileSystem, WritableFile};
 use crate::key;
 use crate::options::Compression;
 use crate::sstable::block::{BlockBuilder, BlockHandle, encode_stored_block};
@@ -28,10 +29,26 @@ pub struct TableInfo {
     pub entries: u64,
 }
 
+/// A [`WritableFile`] as an `io::Write`, so a `BufWriter` can gather small blocks into
+/// large appends.
+struct Appender(Box<dyn WritableFile>);
+
+impl Write for Appender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.append(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Streams a table to disk, holding at most one data block, the index and one hash per
 /// key in memory.
 pub struct TableBuilder {
-    out: BufWriter<File>,
+    fs: Arc<dyn FileSystem>,
+    out: BufWriter<Appender>,
     path: PathBuf,
     offset: u64,
     block_size: usize,
@@ -51,18 +68,16 @@ pub struct TableBuilder {
 
 impl TableBuilder {
     pub fn create(
+        fs: &Arc<dyn FileSystem>,
         path: &Path,
         block_size: usize,
         compression: Compression,
         bloom_bits: u32,
     ) -> Result<TableBuilder> {
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = fs.create(path).map_err(|e| Error::io(path, e))?;
         Ok(TableBuilder {
-            out: BufWriter::with_capacity(256 << 10, file),
+            fs: Arc::clone(fs),
+            out: BufWriter::with_capacity(256 << 10, Appender(file)),
             path: path.to_path_buf(),
             offset: 0,
             block_size,
@@ -151,19 +166,9 @@ impl TableBuilder {
     /// Hands the buffered bytes to the kernel and starts asynchronous writeback of
     /// everything written since the last call (`sync_file_range`, Linux).
     fn start_writeback(&mut self) -> Result<()> {
-        use std::os::fd::AsRawFd;
         self.out.flush().map_err(|e| Error::io(&self.path, e))?;
-        let fd = self.out.get_ref().as_raw_fd();
-        let (from, len) = (
-            self.writeback_from as i64,
-            (self.offset - self.writeback_from) as i64,
-        );
-        // SAFETY: plain syscall on a descriptor we own; no memory is passed.
-        let rc = unsafe { libc::sync_file_range(fd, from, len, libc::SYNC_FILE_RANGE_WRITE) };
-        if rc != 0 {
-            // Only a hint; the final fsync still makes the table durable.
-            tracing::debug!(path = %self.path.display(), "sync_file_range failed");
-        }
+        let (from, len) = (self.writeback_from, self.offset - self.writeback_from);
+        self.out.get_mut().0.start_writeback(from, len);
         self.writeback_from = self.offset;
         Ok(())
     }
@@ -184,11 +189,11 @@ impl TableBuilder {
             .write_all(&footer)
             .map_err(|e| Error::io(&self.path, e))?;
         self.offset += footer.len() as u64;
-        let file = self
+        let mut file = self
             .out
             .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        file.0.sync_all().map_err(|e| Error::io(&self.path, e))?;
         Ok(TableInfo {
             file_size: self.offset,
             smallest: self.smallest.unwrap_or_default(),
@@ -205,10 +210,8 @@ impl TableBuilder {
 
     /// Gives up on the table and removes the partial file.
     pub fn abandon(self) {
-        let path = self.path.clone();
+        let (fs, path) = (Arc::clone(&self.fs), self.path.clone());
         drop(self);
-        if let Err(e) = std::fs::remove_file(&path) {
-            tracing::warn!(path = %path.display(), error = %e, "could not remove abandoned table");
-        }
+        crate::files::remove_quietly(fs.as_ref(), &path, "abandoned table");
     }
 }

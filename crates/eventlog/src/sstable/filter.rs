@@ -1,9 +1,15 @@
 //! Bloom filter over the user keys of one table.
 //!
-//! Layout: `bits[m / 8] | k: u8`. Probe `i` (0 ≤ i < k) sets bit `⌊x_i · m / 2^64⌋` with
-//! `x_i = h + i·δ (mod 2^64)`, where `h` is [`hash64`] of the user key and
-//! `δ = h.rotate_right(17) | 1` (a multiply-shift instead of a division). A point read that
-//! misses the filter skips the table without touching its index or blocks.
+//! Tables are written with a *blocked* filter: `lines[n] | k | 0x80`, where each line is
+//! 64 bytes (512 bits, one CPU cache line). A key's `k` bits all lie in line
+//! `⌊h · n / 2^64⌋`; probe `i` (0 ≤ i < k) sets bit `y_i >> 55` of that line (bit `j` is
+//! bit `j mod 8` of byte `⌊j / 8⌋`), with `y_i = g + i·ε (mod 2^64)`,
+//! `g = h.rotate_left(32) ^ M` (`M` = 0x9e3779b97f4a7c15) and `ε = g.rotate_right(21) | 1`,
+//! `h` being [`hash64`] of the user key. A lookup of an absent key, the common case
+//! in a level that does not hold it, then costs one cache miss instead of `k`.
+//!
+//! The older *standard* layout, `bits[m / 8] | k` (`k` ≤ 30), is still read: probe `i` tests
+//! bit `⌊x_i · m / 2^64⌋` with `x_i = h + i·δ` and `δ = h.rotate_right(17) | 1`.
 
 /// 64-bit hash of a user key, part of the file format (changing it changes every filter).
 pub fn hash64(data: &[u8]) -> u64 {
@@ -42,62 +48,179 @@ fn reduce(x: u64, n: u64) -> usize {
     ((u128::from(x) * u128::from(n)) >> 64) as usize
 }
 
-/// Builds a filter for the given key hashes.
+/// Bytes in one line of a blocked filter: one cache line.
+const LINE_BYTES: usize = 64;
+
+/// Marks a blocked filter in its last byte. A reader that only knows the standard layout
+/// takes it for an impossible `k` and answers "maybe", never a wrong "absent".
+const BLOCKED: u8 = 0x80;
+
+/// The second hash of a blocked filter, which places the bits inside the line.
+fn line_hash(h: u64) -> (u64, u64) {
+    let g = h.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15;
+    (g, g.rotate_right(21) | 1)
+}
+
+fn probes(bits_per_key: u32) -> u32 {
+    ((bits_per_key as f64 * 0.69) as u32).clamp(1, 30)
+}
+
+/// Builds a blocked filter for the given key hashes.
 pub fn build(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
-    let k = ((bits_per_key as f64 * 0.69) as u32).clamp(1, 30);
-    let bits = (hashes.len() * bits_per_key as usize).max(64);
-    let bytes = bits.div_ceil(8);
-    let bits = bytes * 8;
-    let mut out = vec![0u8; bytes + 1];
+    let k = probes(bits_per_key);
+    let lines = (hashes.len() * bits_per_key as usize)
+        .div_ceil(LINE_BYTES * 8)
+        .max(1);
+    let mut out = vec![0u8; lines * LINE_BYTES + 2];
     for &h in hashes {
-        let delta = h.rotate_right(17) | 1;
-        let mut x = h;
+        let line = reduce(h, lines as u64) * LINE_BYTES;
+        let (mut y, step) = line_hash(h);
         for _ in 0..k {
-            let bit = reduce(x, bits as u64);
-            out[bit / 8] |= 1 << (bit % 8);
-            x = x.wrapping_add(delta);
+            let bit = (y >> 55) as usize;
+            out[line + bit / 8] |= 1 << (bit % 8);
+            y = y.wrapping_add(step);
         }
     }
-    out[bytes] = k as u8;
+    out[lines * LINE_BYTES] = k as u8;
+    out[lines * LINE_BYTES + 1] = BLOCKED;
     out
 }
 
-/// False only if the key is certainly absent. A malformed filter answers true, so damage
-/// costs speed, never correctness.
-pub fn may_contain(filter: &[u8], h: u64) -> bool {
-    if filter.len() < 2 {
-        return true;
-    }
-    let bytes = filter.len() - 1;
-    let k = filter[bytes];
-    if k == 0 || k > 30 {
-        return true;
-    }
-    let bits = (bytes * 8) as u64;
-    let delta = h.rotate_right(17) | 1;
-    let mut x = h;
-    for _ in 0..k {
-        let bit = reduce(x, bits);
-        if filter[bit / 8] & (1 << (bit % 8)) == 0 {
-            return false;
+/// One cache line of a blocked filter, aligned so a probe touches exactly one line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub struct Line([u8; LINE_BYTES]);
+
+/// A table's filter, parsed once when the table is opened.
+pub enum Filter {
+    /// No filter, or one that does not parse: every key may be present.
+    None,
+    Blocked {
+        lines: Vec<Line>,
+        k: u32,
+    },
+    Standard {
+        bits: Vec<u8>,
+        k: u32,
+    },
+}
+
+impl Filter {
+    /// Parses a stored filter block. A malformed filter becomes [`Filter::None`], so
+    /// damage costs speed, never correctness.
+    pub fn parse(block: Vec<u8>) -> Filter {
+        let n = block.len();
+        if n >= LINE_BYTES + 2
+            && block[n - 1] == BLOCKED
+            && (n - 2).is_multiple_of(LINE_BYTES)
+            && (1..=30).contains(&block[n - 2])
+        {
+            let lines = block[..n - 2]
+                .chunks_exact(LINE_BYTES)
+                .map(|c| {
+                    let mut line = Line([0; LINE_BYTES]);
+                    line.0.copy_from_slice(c);
+                    line
+                })
+                .collect();
+            return Filter::Blocked {
+                lines,
+                k: u32::from(block[n - 2]),
+            };
         }
-        x = x.wrapping_add(delta);
+        if n >= 2 && (1..=30).contains(&block[n - 1]) {
+            let k = u32::from(block[n - 1]);
+            let mut bits = block;
+            bits.truncate(n - 1);
+            return Filter::Standard { bits, k };
+        }
+        Filter::None
     }
-    true
+
+    /// False only if the key with hash `h` is certainly absent.
+    #[inline]
+    pub fn may_contain(&self, h: u64) -> bool {
+        match self {
+            Filter::None => true,
+            Filter::Blocked { lines, k } => {
+                let line = &lines[reduce(h, lines.len() as u64)].0;
+                let (mut y, step) = line_hash(h);
+                for _ in 0..*k {
+                    let bit = (y >> 55) as usize;
+                    if line[bit / 8] & (1 << (bit % 8)) == 0 {
+                        return false;
+                    }
+                    y = y.wrapping_add(step);
+                }
+                true
+            }
+            Filter::Standard { bits, k } => {
+                let m = (bits.len() * 8) as u64;
+                let delta = h.rotate_right(17) | 1;
+                let mut x = h;
+                for _ in 0..*k {
+                    let bit = reduce(x, m);
+                    if bits[bit / 8] & (1 << (bit % 8)) == 0 {
+                        return false;
+                    }
+                    x = x.wrapping_add(delta);
+                }
+                true
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The standard layout as older versions of the engine wrote it.
+    fn build_standard(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
+        let k = probes(bits_per_key);
+        let bytes = (hashes.len() * bits_per_key as usize).max(64).div_ceil(8);
+        let mut out = vec![0u8; bytes + 1];
+        for &h in hashes {
+            let delta = h.rotate_right(17) | 1;
+            let mut x = h;
+            for _ in 0..k {
+                let bit = reduce(x, (bytes * 8) as u64);
+                out[bit / 8] |= 1 << (bit % 8);
+                x = x.wrapping_add(delta);
+            }
+        }
+        out[bytes] = k as u8;
+        out
+    }
+
     #[test]
     fn no_false_negatives_and_few_false_positives() {
         let hashes: Vec<u64> = (0..10_000u32).map(|i| hash64(&i.to_be_bytes())).collect();
-        let f = build(&hashes, 10);
-        assert!(hashes.iter().all(|&h| may_contain(&f, h)));
-        let fp = (10_000..20_000u32)
-            .filter(|i| may_contain(&f, hash64(&i.to_be_bytes())))
-            .count();
-        assert!(fp < 300, "false positives {fp}");
+        for f in [
+            Filter::parse(build(&hashes, 10)),
+            Filter::parse(build_standard(&hashes, 10)),
+        ] {
+            assert!(!matches!(f, Filter::None));
+            assert!(hashes.iter().all(|&h| f.may_contain(h)));
+            let fp = (10_000..20_000u32)
+                .filter(|i| f.may_contain(hash64(&i.to_be_bytes())))
+                .count();
+            assert!(fp < 300, "false positives {fp}");
+        }
+    }
+
+    #[test]
+    fn a_standard_only_reader_takes_a_blocked_filter_for_maybe() {
+        let blocked = build(&[1, 2, 3], 10);
+        // Such a reader takes the last byte for `k` and answers "maybe" above 30.
+        assert!(blocked.last().is_some_and(|k| *k > 30));
+    }
+
+    #[test]
+    fn a_malformed_filter_lets_everything_through() {
+        for bytes in [vec![], vec![5], vec![0, 0, 0], vec![1, 2, 0xff]] {
+            let f = Filter::parse(bytes);
+            assert!(f.may_contain(1) && f.may_contain(u64::MAX));
+        }
     }
 }

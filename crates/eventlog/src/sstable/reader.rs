@@ -4,20 +4,19 @@
 //! demand with positional reads and go through the shared block cache.
 
 use std::cmp::Ordering;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
+use crate::fs::{FileSystem, ReadableFile};
 use crate::iter::InternalIter;
 use crate::key::{self, Kind};
 use crate::memtable::Lookup;
 use crate::sstable::block::{
     BLOCK_TRAILER_LEN, Block, BlockHandle, DecodedBlock, decode_stored_block,
 };
-use crate::sstable::filter;
+use crate::sstable::filter::Filter;
 use crate::sstable::footer::{FOOTER_LEN, Footer};
 
 thread_local! {
@@ -25,43 +24,32 @@ thread_local! {
     static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Opens a table file for positional reads, without access-time updates where the
-/// kernel allows it (`O_NOATIME` needs the file's owner): a table is read on every
-/// block-cache miss, and the kernel would otherwise check the inode's access time on each
-/// read.
-fn open_for_reads(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
-        opened => opened,
-    }
-}
-
 /// An open table file.
 pub struct Table {
     pub number: u64,
     path: PathBuf,
-    file: File,
+    file: Box<dyn ReadableFile>,
     file_size: u64,
     index_keys: Vec<u8>,
     index: Vec<(u32, u32, BlockHandle)>,
-    filter: Vec<u8>,
+    /// [`key::user_prefix`] of each index key's user key, searched before the keys
+    /// themselves: a point read's search through the index then touches 16 contiguous
+    /// bytes a step instead of an entry and a key elsewhere.
+    index_prefixes: Vec<u128>,
+    filter: Filter,
     cache: Option<Arc<BlockCache>>,
 }
 
 impl Table {
     pub fn open(
+        fs: &dyn FileSystem,
         path: &Path,
         number: u64,
         file_size: u64,
         cache: Option<Arc<BlockCache>>,
     ) -> Result<Table> {
-        let file = open_for_reads(path).map_err(|e| Error::io(path, e))?;
-        let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let file = fs.open(path).map_err(|e| Error::io(path, e))?;
+        let actual = file.size().map_err(|e| Error::io(path, e))?;
         if actual != file_size {
             return Err(Error::corruption(
                 path,
@@ -84,10 +72,11 @@ impl Table {
             file_size,
             index_keys: Vec::new(),
             index: Vec::new(),
-            filter: Vec::new(),
+            index_prefixes: Vec::new(),
+            filter: Filter::None,
             cache,
         };
-        table.filter = table.read_contents(footer.filter)?;
+        table.filter = Filter::parse(table.read_contents(footer.filter)?);
         let index_block =
             Arc::new(Block::new(table.read_contents(footer.index)?).map_err(|r| {
                 Error::corruption(path, footer.index.offset, format!("index block: {r}"))
@@ -116,6 +105,9 @@ impl Table {
             }
             prev_end = end.unwrap_or(0);
             let k = decoded.key(i);
+            table
+                .index_prefixes
+                .push(key::user_prefix(key::user_key(k)));
             let start = table.index_keys.len() as u32;
             table.index_keys.extend_from_slice(k);
             table
@@ -187,7 +179,11 @@ impl Table {
     /// Index of the first block whose last key is `>= target` (`> target` when not
     /// inclusive); `num_blocks()` when there is none.
     pub fn find_block(&self, target: &[u8], inclusive: bool) -> usize {
-        let (mut lo, mut hi) = (0, self.index.len());
+        // Narrow down by prefix to the blocks whose last key ties with the target's
+        // prefix; only those are compared in full.
+        let p = key::user_prefix(key::user_key(target));
+        let mut lo = self.index_prefixes.partition_point(|&q| q < p);
+        let mut hi = lo + self.index_prefixes[lo..].partition_point(|&q| q == p);
         while lo < hi {
             let mid = (lo + hi) / 2;
             let ord = key::compare(self.index_key(mid), target);
@@ -206,23 +202,23 @@ impl Table {
     }
 
     pub fn may_contain(&self, hash: u64) -> bool {
-        self.filter.is_empty() || filter::may_contain(&self.filter, hash)
+        self.filter.may_contain(hash)
     }
 
-    /// Newest version of `user_key` visible at `snapshot_seq` in this table.
-    pub fn get(&self, user_key: &[u8], snapshot_seq: u64, hash: u64) -> Result<Option<Lookup>> {
+    /// Newest version of `user_key` in this table visible at the sequence number `probe`
+    /// was made for (`key::seek_key`); `hash` is the key's filter hash.
+    pub fn get(&self, user_key: &[u8], probe: &[u8], hash: u64) -> Result<Option<Lookup>> {
         if !self.may_contain(hash) {
             return Ok(None);
         }
-        let probe = key::seek_key(user_key, snapshot_seq);
-        let i = self.find_block(&probe, true);
+        let i = self.find_block(probe, true);
         if i == self.index.len() {
             return Ok(None);
         }
         let block = self.block(i, true)?;
         let offset = self.index[i].2.offset;
         let found = block
-            .seek(&probe)
+            .seek(probe)
             .map_err(|r| Error::corruption(&self.path, offset, r))?;
         let Some((k, v)) = found else { return Ok(None) };
         match key::parse(&k) {
@@ -309,7 +305,7 @@ impl TableIter {
         let offset = self.table.index[i].2.offset;
         let b = self.table.block(i, self.fill_cache)?;
         let d = b
-            .decode_all()
+            .decode_all_reusing(self.block.take())
             .map_err(|r| Error::corruption(&self.table.path, offset, r))?;
         if d.len() == 0 {
             return Err(Error::corruption(

@@ -2,6 +2,8 @@
 //!
 //! `Sync` is `Durability::Sync` (WAL `fdatasync`, shared by concurrent writers through
 //! group commit); `Buffered` is `Durability::Buffered` (WAL bytes handed to the OS).
+//! Scans use `DbIter::for_each_borrowed`, which shows each pair without copying it, as
+//! fjall's iterator hands out reference-counted slices.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -53,14 +55,11 @@ impl Engine for EventlogDb {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]),
     ) -> anyhow::Result<u64> {
-        let mut seen = 0;
         let range = (Bound::Included(start), Bound::Excluded(end));
-        for pair in self.db.iter(range, Direction::Forward)? {
-            let (key, value) = pair?;
-            visit(&key, &value);
-            seen += 1;
-        }
-        Ok(seen)
+        Ok(self
+            .db
+            .iter(range, Direction::Forward)?
+            .for_each_borrowed(visit)?)
     }
 
     fn flush(&self) -> anyhow::Result<()> {

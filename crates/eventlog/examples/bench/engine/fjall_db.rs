@@ -1,13 +1,18 @@
 //! fjall 3: an LSM tree with a shared journal.
 //!
 //! `Sync` commits the batch with `PersistMode::SyncData` (fdatasync of the journal);
-//! `Buffered` commits without a persist mode, which hands the journal bytes to the OS
-//! (fjall's default, `manual_journal_persist = false`) but does not fsync.
+//! `Buffered` commits without a persist mode: the journal bytes go through fjall's 8 KiB
+//! user-space write buffer (a batch larger than the buffer is written through, a smaller
+//! tail stays in the process until the buffer fills or the next persist), no fsync.
+//!
+//! `--engine fjall` keeps fjall's default compression (none on levels 0–1, LZ4 below);
+//! `--engine fjall-lz4` compresses data and index blocks with LZ4 on every level.
 
 use std::path::Path;
 
 use anyhow::Context;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::config::CompressionPolicy;
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::{Budget, Durability, Engine};
 use crate::workload::Event;
@@ -18,13 +23,20 @@ pub struct FjallDb {
 }
 
 impl FjallDb {
-    pub fn open(dir: &Path, budget: Budget) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, budget: Budget, lz4_everywhere: bool) -> anyhow::Result<Self> {
         let db = Database::builder(dir)
             .cache_size(budget.cache_bytes)
             .open()
             .with_context(|| format!("opening fjall at {}", dir.display()))?;
         let events = db.keyspace("events", || {
-            KeyspaceCreateOptions::default().max_memtable_size(budget.memtable_bytes)
+            let options = KeyspaceCreateOptions::default().max_memtable_size(budget.memtable_bytes);
+            if lz4_everywhere {
+                options
+                    .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+                    .index_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+            } else {
+                options
+            }
         })?;
         Ok(FjallDb { db, events })
     }
