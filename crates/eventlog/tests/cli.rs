@@ -1,8 +1,19 @@
 //! The operator binary against a real directory.
 
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use eventlog::{Db, Durability, Options};
+
+/// Held by each test for its whole run. A child process started by one test holds a
+/// copy of every descriptor the test process has open, between its fork and its exec,
+/// the database's lock file included: a test that closes a database and opens it again
+/// while another test starts a process can find it locked for that instant.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Exit code and standard output.
 fn run(args: &[&str]) -> (i32, String) {
@@ -25,6 +36,7 @@ fn run_full(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn stats_verify_scan() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
     for i in 0..100u8 {
@@ -68,6 +80,7 @@ fn stats_verify_scan() {
 
 #[test]
 fn help_and_bad_commands() {
+    let _serial = one_at_a_time();
     let (code, out) = run(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("eventlog scan DIR"), "{out}");
@@ -91,6 +104,7 @@ fn help_and_bad_commands() {
 
 #[test]
 fn verify_reports_what_recovery_would_drop() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     // Two WAL files of 20 one-key records each; then the first is damaged at record 5.
     for round in 0..2u8 {
