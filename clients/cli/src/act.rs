@@ -48,10 +48,7 @@ pub async fn run(hub: &mut Hub, child: &str, action: Action) -> Result<(), CliEr
             .await?
         }
         Action::Lock { until } => {
-            let until_unix_micros = match until {
-                Some(text) => Some(instant(hub, &child_id, &text).await?),
-                None => None,
-            };
+            let until_unix_micros = until_micros(hub, &child_id, until.as_deref()).await?;
             let request = v1::LockRequest {
                 target: Some(v1::lock_request::Target::ChildId(child_id)),
                 until_unix_micros,
@@ -65,10 +62,7 @@ pub async fn run(hub: &mut Hub, child: &str, action: Action) -> Result<(), CliEr
             .await?
         }
         Action::Unlock { until } => {
-            let until_unix_micros = match until {
-                Some(text) => Some(instant(hub, &child_id, &text).await?),
-                None => None,
-            };
+            let until_unix_micros = until_micros(hub, &child_id, until.as_deref()).await?;
             let request = v1::UnlockRequest {
                 target: Some(v1::unlock_request::Target::ChildId(child_id)),
                 until_unix_micros,
@@ -120,8 +114,19 @@ pub fn idempotency_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `--until`: an instant (RFC 3339, `2026-12-02T18:30:00+01:00`), or a time of day
-/// (`18:30`) in the child's time zone, the next one to come.
+/// `--until`, if given: an instant (RFC 3339, `2026-12-02T18:30:00+01:00`), or a time
+/// of day (`18:30`) in the child's time zone, the next one to come.
+async fn until_micros(
+    hub: &mut Hub,
+    child_id: &str,
+    until: Option<&str>,
+) -> Result<Option<i64>, CliError> {
+    match until {
+        Some(text) => instant(hub, child_id, text).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 async fn instant(hub: &mut Hub, child_id: &str, text: &str) -> Result<i64, CliError> {
     if let Ok(at) = text.parse::<Timestamp>() {
         return Ok(at.as_microsecond());

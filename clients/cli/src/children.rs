@@ -36,13 +36,7 @@ pub enum ChildrenCommand {
 pub async fn run(hub: &mut Hub, command: ChildrenCommand) -> Result<(), CliError> {
     match command {
         ChildrenCommand::List { json: as_json } => {
-            let children = hub
-                .client
-                .list_children(v1::ListChildrenRequest {})
-                .await
-                .map_err(|s| hub.refused(s))?
-                .into_inner()
-                .children;
+            let children = hub.children().await?;
             if as_json {
                 let list: Vec<_> = children
                     .iter()

@@ -65,15 +65,20 @@ impl Hub {
         refusal(&self.profile.hub, status)
     }
 
-    /// The child whose id or display name (any case) is `name`.
-    pub async fn child(&mut self, name: &str) -> Result<v1::Child, CliError> {
-        let children = self
+    /// The household's children, in the order they were added.
+    pub async fn children(&mut self) -> Result<Vec<v1::Child>, CliError> {
+        Ok(self
             .client
             .list_children(v1::ListChildrenRequest {})
             .await
             .map_err(|s| self.refused(s))?
             .into_inner()
-            .children;
+            .children)
+    }
+
+    /// The child whose id or display name (any case) is `name`.
+    pub async fn child(&mut self, name: &str) -> Result<v1::Child, CliError> {
+        let children = self.children().await?;
         let wanted = name.to_lowercase();
         let names: Vec<String> = children.iter().map(|c| c.display_name.clone()).collect();
         children

@@ -16,13 +16,7 @@ pub async fn list(hub: &mut Hub, as_json: bool) -> Result<(), CliError> {
         .map_err(|s| hub.refused(s))?
         .into_inner()
         .requests;
-    let children = hub
-        .client
-        .list_children(v1::ListChildrenRequest {})
-        .await
-        .map_err(|s| hub.refused(s))?
-        .into_inner()
-        .children;
+    let children = hub.children().await?;
     let name = |id: &str| {
         children
             .iter()

@@ -34,13 +34,7 @@ impl Names {
             .map_err(|s| hub.refused(s))?
             .into_inner()
             .guardians;
-        let children = hub
-            .client
-            .list_children(v1::ListChildrenRequest {})
-            .await
-            .map_err(|s| hub.refused(s))?
-            .into_inner()
-            .children;
+        let children = hub.children().await?;
         Ok(Names {
             guardians: guardians
                 .into_iter()
