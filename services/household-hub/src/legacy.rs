@@ -114,7 +114,10 @@ pub async fn run(hub: Arc<Hub>, every: Duration, mut shutdown: Shutdown) {
             () = shutdown.wait() => return,
         };
         let targets = targets(&hub, children.as_ref());
-        links.retain(|id, _| hub.read().device(id).is_some());
+        {
+            let household = hub.read();
+            links.retain(|id, _| household.device(id).is_some());
+        }
         let rounds = targets.into_iter().map(|target| {
             let link = links.remove(&target.device_id).unwrap_or_default();
             let hub = hub.clone();
