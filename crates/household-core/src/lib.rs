@@ -29,6 +29,7 @@ pub mod error;
 pub mod event;
 pub mod fold;
 pub mod grant;
+pub mod held;
 pub mod lock;
 pub mod policy;
 pub mod request;
@@ -45,6 +46,7 @@ pub use event::{
     LegacyOutcome, RequestId,
 };
 pub use fold::{ApplyOutcome, DevicePresence, Ignored, Projection};
+pub use held::{HeldBudget, SinceBudget};
 pub use grant::{Grant, GrantSource, MAX_GRANT_MINUTES, MIN_GRANT_MINUTES, extend_credit};
 pub use lock::{DeviceLock, LockInfo, MAX_LOCK_DAYS};
 pub use policy::{
