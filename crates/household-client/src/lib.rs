@@ -14,6 +14,7 @@
 
 pub mod channel;
 pub mod enroll;
+pub mod mdns;
 pub mod pin;
 
 pub use channel::{HUB_NAME, connect, tls_config};

@@ -5,10 +5,17 @@
 //! registry's side (names, which devices a child has, whether they are online) and the
 //! log's (`as_of_seq`) come from the hub as arguments.
 
-use household_core::{Answer, CreditsLeft, DeviceId, LockInfo, RequestState, Status, TimeRequest};
+use household_core::{
+    Answer, CreditsLeft, DeviceId, HeldBudget, LockInfo, RequestState, Status, TimeRequest,
+};
 use jiff::Timestamp;
 
-use super::{actor_to_proto, date_to_proto, saturating_u32, state_to_proto};
+use super::error::ConvertError;
+use super::policy::policy_to_core;
+use super::{
+    actor_to_core, actor_to_proto, date_to_core, date_to_proto, saturating_u32, state_to_proto,
+    timestamp_to_core,
+};
 use crate::v1;
 
 /// What the hub's registry knows of one device of the child, for
@@ -140,6 +147,59 @@ pub fn budget_to_proto(
         computed_unix_micros,
         unlocked_until_unix_micros: status.unlock.as_ref().map(|u| u.until.as_microsecond()),
     }
+}
+
+/// The budget an agent received, in the rules' own types, for the child `child_id` of
+/// its Welcome. Nothing in it is trusted less than the hub that sent it; it is checked
+/// all the same (a budget with no day or policy, or a policy the rules refuse, is not
+/// enforced), since the device keeps enforcing the last good one.
+pub fn budget_to_core(budget: &v1::Budget, child_id: &str) -> Result<HeldBudget, ConvertError> {
+    let lock = |lock: &Option<v1::LockInfo>, field: &str| -> Result<Option<LockInfo>, ConvertError> {
+        lock.as_ref()
+            .filter(|l| l.locked)
+            .map(|l| {
+                Ok(LockInfo {
+                    since: timestamp_to_core(l.locked_unix_micros, &format!("{field}.locked_unix_micros"))?,
+                    until: l
+                        .until_unix_micros
+                        .map(|u| timestamp_to_core(u, &format!("{field}.until_unix_micros")))
+                        .transpose()?,
+                    reason: (!l.reason.is_empty()).then(|| l.reason.clone()),
+                    by: actor_to_core(l.locked_by.as_ref(), &format!("{field}.locked_by"))
+                        .unwrap_or(household_core::Actor::System),
+                    seq: budget.as_of_seq,
+                })
+            })
+            .transpose()
+    };
+    let credits = budget.credits_left.unwrap_or_default();
+    Ok(HeldBudget {
+        child: household_core::ChildId::from(child_id),
+        day: date_to_core(
+            budget.day.as_ref().ok_or_else(|| ConvertError::missing("day"))?,
+            "day",
+        )?,
+        computed_at: timestamp_to_core(budget.computed_unix_micros, "computed_unix_micros")?,
+        as_of_seq: budget.as_of_seq,
+        allowance_seconds: budget.allowance_seconds,
+        used_seconds: budget.used_seconds,
+        remaining_seconds: budget.remaining_seconds.max(0),
+        grace_remaining_seconds: budget.grace_remaining_seconds.max(0),
+        credits_left: CreditsLeft {
+            five_minute: i64::from(credits.five_minute_count),
+            ten_minute: i64::from(credits.ten_minute_count),
+        },
+        policy: policy_to_core(
+            budget.policy.as_ref().ok_or_else(|| ConvertError::missing("policy"))?,
+        )
+        .map_err(|e| e.within("policy"))?,
+        child_lock: lock(&budget.child_lock, "child_lock")?,
+        device_lock: lock(&budget.device_lock, "device_lock")?,
+        unlocked_until: budget
+            .unlocked_until_unix_micros
+            .map(|u| timestamp_to_core(u, "unlocked_until_unix_micros"))
+            .transpose()?,
+    })
 }
 
 /// A request for more time as the API shows it at `now`: PENDING, APPROVED, DENIED or

@@ -19,7 +19,7 @@ pub mod ids;
 pub mod invite;
 pub mod legacy;
 pub mod logging;
-pub mod mdns;
+pub use household_client::mdns;
 pub mod metrics;
 pub mod registry;
 pub mod serve;

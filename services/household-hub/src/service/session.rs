@@ -398,7 +398,11 @@ impl Session {
                 Ok(ack)
             })
             .await?;
-        self.send(Down::OutboxAck(ack)).await
+        self.send(Down::OutboxAck(ack)).await?;
+        // A budget after every acknowledgement, changed or not: the agent stops counting
+        // what it sent on its own once a budget includes it.
+        self.last_budget = None;
+        self.send_budget().await
     }
 
     /// Sends the budget if it changed since the last one sent.
@@ -535,6 +539,7 @@ fn command_for(ctx: &Context, event: &v1::Event) -> Option<v1::Command> {
     Some(v1::Command {
         command_id: format!("seq-{}", event.seq),
         action: Some(action),
+        seq: event.seq,
     })
 }
 
@@ -653,10 +658,26 @@ fn events_for(
                 kind: Some(v1::actor::Kind::LegacyAddress(report.peer_address.clone())),
                 credential_id: String::new(),
             };
+            let device = DeviceId(ctx.device_id.clone());
             let effect = match v1::LegacyCommandKind::try_from(report.command) {
                 Ok(v1::LegacyCommandKind::ExtendTime) => {
                     household_core::grant::check_grant_minutes(i64::from(report.extend_minutes))
                         .map_err(|e| format!("legacy_command.extend_{e}"))?;
+                    // EXTEND_TIME is what unblocks a device the parent app locked.
+                    let device_locked = entry
+                        .projection
+                        .status_at(now)
+                        .device_locks
+                        .iter()
+                        .any(|l| l.device == device);
+                    if device_locked {
+                        let mut unlock = event(Payload::Unlocked(v1::Unlocked {
+                            until_unix_micros: None,
+                            reason: "extended from the CST parent app".into(),
+                        }));
+                        unlock.actor = Some(legacy_actor.clone());
+                        events.push(unlock);
+                    }
                     Some(Payload::TimeGranted(v1::TimeGranted {
                         minutes: report.extend_minutes,
                         day: Some(convert::date_to_proto(entry.projection.day_of(at).date)),
@@ -665,12 +686,17 @@ fn events_for(
                     }))
                 }
                 Ok(v1::LegacyCommandKind::LockDevice) => {
+                    // As on the device and on the Android child: locked for the rest of
+                    // the child's day, or until an extension lifts it.
+                    let end_of_day = household_core::time::instant(
+                        entry.projection.day_of(at).end_second,
+                    );
                     entry
                         .projection
-                        .check_lock(Some(DeviceId(ctx.device_id.clone())), None, now)
+                        .check_lock(Some(device.clone()), Some(end_of_day), now)
                         .map_err(|e| e.to_string())?;
                     Some(Payload::Locked(v1::Locked {
-                        until_unix_micros: None,
+                        until_unix_micros: Some(end_of_day.as_microsecond()),
                         reason: "locked from the CST parent app".into(),
                     }))
                 }
