@@ -52,6 +52,13 @@ pub enum MdnsError {
     /// The daemon did not start browsing.
     #[error("cannot browse for hubs: {0}")]
     Browse(#[source] mdns_sd::Error),
+    /// No hub of the household the pairing code names was heard.
+    #[error(
+        "no hub of this household answered on the network within {waited:?} \
+         ({heard} other hub(s) heard); is the hub running, on this network? \
+         (--hub HOST:PORT skips the search)"
+    )]
+    NoHub { heard: usize, waited: Duration },
 }
 
 /// What the hub announces, and where.
@@ -207,6 +214,34 @@ pub fn browse_hubs(interface: Option<&str>, timeout: Duration) -> Result<Vec<Fou
         debug!(error = %e, "cannot stop browsing; the daemon stops anyway");
     }
     Ok(hubs.into_values().collect())
+}
+
+/// The address (`IP:PORT`, IPv4 first) of the hub whose CA has the SHA-256
+/// `ca_sha256_hex`, as announced on `interface` (all for `None`) within `timeout`.
+///
+/// The announcement is only a hint: whoever connects still checks the CA in the
+/// hub's TLS chain against the same fingerprint.
+pub fn find_hub(
+    ca_sha256_hex: &str,
+    interface: Option<&str>,
+    timeout: Duration,
+) -> Result<String, MdnsError> {
+    let hubs = browse_hubs(interface, timeout)?;
+    let heard = hubs.len();
+    hubs.into_iter()
+        .filter(|hub| hub.ca_sha256_hex.eq_ignore_ascii_case(ca_sha256_hex))
+        .find_map(|hub| {
+            let ip = hub
+                .addresses
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(hub.addresses.first())?;
+            Some(std::net::SocketAddr::new(*ip, hub.port).to_string())
+        })
+        .ok_or(MdnsError::NoHub {
+            heard,
+            waited: timeout,
+        })
 }
 
 impl FoundHub {

@@ -76,6 +76,9 @@ pub struct SinceBudget {
     pub credits_spent: Vec<(Timestamp, CreditSize)>,
     /// Locks of this device set on the device (a legacy `LOCK_DEVICE`).
     pub device_locks: Vec<LockInfo>,
+    /// The device lifted its own lock since (a legacy `EXTEND_TIME` does): the
+    /// budget's lock of this device no longer holds.
+    pub device_lock_lifted: bool,
 }
 
 impl HeldBudget {
@@ -146,6 +149,7 @@ impl HeldBudget {
         let device_locks: Vec<DeviceLock> = self
             .device_lock
             .iter()
+            .filter(|_| !since.device_lock_lifted)
             .chain(&since.device_locks)
             .filter(|l| l.holds_at(now))
             .map(|l| DeviceLock {

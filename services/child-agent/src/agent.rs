@@ -19,10 +19,15 @@ use household_core::{
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
+mod hub;
+
+pub use hub::LinkView;
+
 use crate::audit::AuditBudget;
 use crate::clock::{AgentClock, Reading};
 use crate::enforcer::{HookKind, Transition};
 use crate::ledger::{Ledger, LegacyNote};
+use crate::link::Link;
 use crate::meter::Meter;
 use crate::store::{Checkpoint, Store, StoreError};
 
@@ -53,12 +58,18 @@ pub enum AgentError {
         crate::audit::WINDOW
     )]
     TooManyActions,
+    #[error("the device is not enrolled with a hub")]
+    NotEnrolled,
+    #[error("the hub sent a budget that cannot be enforced: {0}")]
+    Hub(String),
 }
 
 pub struct Agent {
     store: Store,
     device_id: String,
     inner: Mutex<Inner>,
+    /// Woken when new outbox records are stored, for the hub session.
+    outbox_ready: tokio::sync::Notify,
     transitions: watch::Sender<Option<Transition>>,
     /// The device's state on every change, for the session locker.
     state: watch::Sender<ChildState>,
@@ -106,6 +117,54 @@ struct Inner {
     audit: AuditBudget,
     /// While the store fails: when to try it again, and the pause after that.
     store_retry: Option<(Instant, Duration)>,
+    /// The hub this device enrolled with; `None` while it runs on its own.
+    pub(crate) link: Option<Link>,
+}
+
+impl Inner {
+    /// The status now: from the hub's last budget and what the device did
+    /// since when it has one, else from the device's own record.
+    pub(crate) fn status(&self) -> Result<Status, AgentError> {
+        let agent_now = self.clock.now_unix_micros();
+        if let Some(link) = &self.link
+            && let Some(held) = &link.state.held
+        {
+            let since = link.since_budget(&self.unsaved, self.meter.open(), held);
+            let now = instant_from_unix_micros(link.hub_time(agent_now))?;
+            return Ok(held.status_at(self.ledger.device(), now, &since)?);
+        }
+        Ok(self
+            .ledger
+            .status_at(instant_from_unix_micros(agent_now)?, self.meter.open()))
+    }
+}
+
+/// Stores `events` with the outbox records they owe the hub, in one batch,
+/// and then counts the records as pending.
+fn persist(
+    store: &Store,
+    link: &mut Option<Link>,
+    outbox_ready: &tokio::sync::Notify,
+    events: &[Event],
+    checkpoint: Option<&Checkpoint>,
+) -> Result<(), StoreError> {
+    use prost::Message as _;
+    let records = link
+        .as_ref()
+        .map(|link| link.records_for(events))
+        .unwrap_or_default();
+    let encoded: Vec<(u64, Vec<u8>)> = records
+        .iter()
+        .map(|(id, record)| (*id, record.encode_to_vec()))
+        .collect();
+    store.append(events, &encoded, checkpoint)?;
+    if let Some(link) = link
+        && !records.is_empty()
+    {
+        link.accept(&records);
+        outbox_ready.notify_one();
+    }
+    Ok(())
 }
 
 impl Agent {
@@ -117,15 +176,30 @@ impl Agent {
         policy: Policy,
         speed: f64,
         clocks: Reading,
+        hub: Option<String>,
     ) -> Result<Self, AgentError> {
         let checkpoint = store.checkpoint()?;
+        let outbox_ready = tokio::sync::Notify::new();
+        let mut link = match hub {
+            Some(hub) => Some(Link::restore(
+                hub,
+                store.instance_id()?,
+                store.link_state()?.unwrap_or_default(),
+                store.next_outbox_id()?,
+                &store.outbox()?,
+            )),
+            None => None,
+        };
         let mut ledger = Ledger::new(policy, DeviceId::from(device_id.as_str()))?;
         // One event at a time from disk; only what today needs stays.
         store.for_each_event(|event| ledger.commit(std::slice::from_ref(&event)))?;
         let clock = AgentClock::start(speed, clocks, checkpoint.clock_unix_micros);
         if let Some(interval) = checkpoint.open_interval {
             let event = ledger.usage(interval)?;
-            store.append(
+            persist(
+                &store,
+                &mut link,
+                &outbox_ready,
                 std::slice::from_ref(&event),
                 Some(&Checkpoint {
                     clock_unix_micros: clock.now_unix_micros(),
@@ -140,7 +214,11 @@ impl Agent {
             device_id,
             inner: Mutex::new(Inner {
                 ledger,
-                meter: Meter::default(),
+                meter: if link.is_some() {
+                    Meter::reporting_every(crate::link::REPORT_EVERY)
+                } else {
+                    Meter::default()
+                },
                 clock,
                 last_state: None,
                 last_checkpoint: clocks.mono,
@@ -148,7 +226,9 @@ impl Agent {
                 health: Health::default(),
                 audit: AuditBudget::new(clocks.mono),
                 store_retry: None,
+                link,
             }),
+            outbox_ready,
             transitions: watch::channel(None).0,
             state: watch::channel(ChildState::Active).0,
         };
@@ -204,7 +284,15 @@ impl Agent {
                 clock_unix_micros: tick.now_unix_micros,
                 open_interval: inner.meter.open(),
             };
-            let written = self.store.append(&inner.unsaved, Some(&checkpoint));
+            let unsaved = std::mem::take(&mut inner.unsaved);
+            let written = persist(
+                &self.store,
+                &mut inner.link,
+                &self.outbox_ready,
+                &unsaved,
+                Some(&checkpoint),
+            );
+            inner.unsaved = unsaved;
             inner.last_checkpoint = clocks.mono;
             match written {
                 Ok(()) => {
@@ -290,7 +378,7 @@ impl Agent {
     /// The live status.
     pub fn status(&self) -> Result<Status, AgentError> {
         let inner = self.lock()?;
-        Ok(inner.ledger.status_at(now_of(&inner)?, inner.meter.open()))
+        inner.status()
     }
 
     /// The child spends a self-serve credit of 5 or 10 minutes.
@@ -302,7 +390,15 @@ impl Agent {
         };
         let mut inner = self.lock()?;
         let now = now_of(&inner)?;
-        let event = inner.ledger.spend_credit(size, now, inner.meter.open())?;
+        let held = inner.link.as_ref().and_then(|l| l.state.held.as_ref());
+        let event = match held {
+            // The hub's budget says what is left across the child's devices.
+            Some(held) => {
+                held.check_credit(&inner.status()?, size)?;
+                inner.ledger.credit_spent(size, now)
+            }
+            None => inner.ledger.spend_credit(size, now, inner.meter.open())?,
+        };
         self.record(&mut inner, &[event])
     }
 
@@ -493,8 +589,18 @@ impl Agent {
             clock_unix_micros: inner.clock.now_unix_micros(),
             open_interval: None,
         };
-        self.store.append(&inner.unsaved, Some(&checkpoint))?;
-        inner.unsaved.clear();
+        let unsaved = std::mem::take(&mut inner.unsaved);
+        let written = persist(
+            &self.store,
+            &mut inner.link,
+            &self.outbox_ready,
+            &unsaved,
+            Some(&checkpoint),
+        );
+        if written.is_err() {
+            inner.unsaved = unsaved;
+        }
+        written?;
         Ok(())
     }
 
@@ -507,7 +613,13 @@ impl Agent {
     fn record(&self, inner: &mut Inner, events: &[Event]) -> Result<Status, AgentError> {
         let mut batch = std::mem::take(&mut inner.unsaved);
         batch.extend_from_slice(events);
-        if let Err(e) = self.store.append(&batch, None) {
+        if let Err(e) = persist(
+            &self.store,
+            &mut inner.link,
+            &self.outbox_ready,
+            &batch,
+            None,
+        ) {
             let restricts_only = events
                 .iter()
                 .all(|e| matches!(e.kind, EventKind::Locked { .. }));
@@ -539,8 +651,8 @@ impl Agent {
 
     /// Reads the status and hands a change of state to the enforcer.
     fn observe(&self, inner: &mut Inner) -> Result<Status, AgentError> {
-        let now = now_of(inner)?;
-        let status = inner.ledger.status_at(now, inner.meter.open());
+        let status = inner.status()?;
+        let now = status.at;
         let state = status.state_on_device(inner.ledger.device());
         let bedtime_in = status
             .next_downtime_at
@@ -647,7 +759,7 @@ mod tests {
             boot: Duration::from_secs(1000),
             wall_unix_micros,
         };
-        (Agent::open(store, ID.into(), policy, 1.0, r0).unwrap(), r0)
+        (Agent::open(store, ID.into(), policy, 1.0, r0, None).unwrap(), r0)
     }
 
     #[test]
@@ -780,7 +892,7 @@ mod tests {
             ..Policy::default()
         };
         let reading = Reading::now();
-        let agent = Agent::open(store, ID.into(), policy, 1.0, reading).unwrap();
+        let agent = Agent::open(store, ID.into(), policy, 1.0, reading, None).unwrap();
         // Subscribed after opening, before any tick: the lock is waiting.
         let transitions = agent.transitions();
         let pending = transitions.borrow().clone();

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 use crate::agent::Agent;
 use crate::clock::Reading;
-use crate::control::{self, ControlRequest, ControlResponse, StatusView};
+use crate::control::{self, ControlRequest, ControlResponse, HubView, StatusView};
 use crate::store::Store;
 
 /// How often `status --follow` asks again.
@@ -127,10 +127,13 @@ fn offline_status(data_dir: &Path) -> anyhow::Result<StatusView> {
     let device_id = store
         .device_id()?
         .context("the agent has not run yet: no device ID")?;
-    let agent = Agent::open(store, device_id, policy, 1.0, Reading::now())?;
+    let hub = crate::link::Enrollment::load(data_dir)?.map(|e| e.hub);
+    let agent = Agent::open(store, device_id, policy, 1.0, Reading::now(), hub)?;
     let status = agent.status()?;
-    Ok(StatusView::new(
+    let mut view = StatusView::new(
         &status,
         &household_core::DeviceId::from(agent.device_id()),
-    ))
+    );
+    view.hub = agent.link_view()?.map(|link| HubView::new(&link));
+    Ok(view)
 }

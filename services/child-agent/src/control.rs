@@ -85,6 +85,40 @@ pub struct StatusView {
     /// empty when all is well.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// The hub, for an enrolled agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubView>,
+}
+
+/// The hub link as the child's tools show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubView {
+    /// The hub's address.
+    pub address: String,
+    pub connected: bool,
+    /// How long it has been connected, or offline, in whole seconds; absent
+    /// before the first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_seconds: Option<i64>,
+    /// Records waiting for the hub's acknowledgement.
+    pub outbox_depth: usize,
+}
+
+impl HubView {
+    pub fn new(link: &crate::agent::LinkView) -> Self {
+        use crate::link::Connection;
+        let (connected, since) = match link.connection {
+            Connection::NotYet => (false, None),
+            Connection::Connected { since_unix_micros } => (true, Some(since_unix_micros)),
+            Connection::Offline { since_unix_micros } => (false, Some(since_unix_micros)),
+        };
+        Self {
+            address: link.hub.clone(),
+            connected,
+            for_seconds: since.map(|since| (link.now_unix_micros - since).max(0) / 1_000_000),
+            outbox_depth: link.outbox_depth,
+        }
+    }
 }
 
 impl StatusView {
@@ -101,6 +135,7 @@ impl StatusView {
             next_change_at: status.next_change_at.map(|t| t.to_string()),
             cst_time_left: status.cst_on_device(device).reply_text(),
             problems: Vec::new(),
+            hub: None,
         }
     }
 }
@@ -123,6 +158,18 @@ impl std::fmt::Display for StatusView {
             writeln!(f, "next change: {next}")?;
         }
         write!(f, "legacy:     {}", self.cst_time_left)?;
+        if let Some(hub) = &self.hub {
+            let state = match (hub.connected, hub.for_seconds) {
+                (true, Some(s)) => format!("connected for {s} s"),
+                (false, Some(s)) => format!("offline for {s} s"),
+                _ => "not reached yet".to_owned(),
+            };
+            write!(
+                f,
+                "\nhub:        {} ({state}; {} records to send)",
+                hub.address, hub.outbox_depth
+            )?;
+        }
         for problem in &self.problems {
             write!(f, "\nproblem:    {problem}")?;
         }
@@ -277,6 +324,7 @@ fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
         Ok(status) => {
             let mut view = StatusView::new(&status, &device);
             view.problems = agent.health().map(|h| h.problems()).unwrap_or_default();
+            view.hub = agent.link_view().ok().flatten().map(|link| HubView::new(&link));
             ControlResponse::Status(view)
         }
         Err(e) => ControlResponse::Error(e.to_string()),

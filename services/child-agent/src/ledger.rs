@@ -150,6 +150,16 @@ impl Ledger {
         Ok(self.event(self.next_seq, now, self.device_actor(), kind))
     }
 
+    /// A credit of `size` spent at `now`, as the caller already checked it
+    /// (against the hub's budget, for an enrolled device).
+    pub fn credit_spent(&self, size: CreditSize, now: Timestamp) -> Event {
+        let kind = EventKind::ExtensionCreditSpent {
+            size,
+            spent_at: Some(now),
+        };
+        self.event(self.next_seq, now, self.device_actor(), kind)
+    }
+
     /// A legacy command and what became of it, for the audit trail.
     pub fn legacy_command(&self, note: &LegacyNote, now: Timestamp) -> Event {
         self.event(

@@ -8,9 +8,12 @@ mod clock;
 mod config;
 mod control;
 mod enforcer;
+mod enroll;
+mod hub_session;
 mod identity;
 mod ledger;
 mod legacy;
+mod link;
 mod local_address;
 mod logind;
 mod meter;
@@ -38,6 +41,8 @@ struct Cli {
 enum Command {
     /// Run the agent.
     Run(Box<config::RunArgs>),
+    /// Join a household: enroll with its hub using a pairing code.
+    Enroll(Box<enroll::EnrollArgs>),
     /// Print the device ID to type into the CST parent app.
     ShowId(DataDir),
     /// Show today's time, state and credits.
@@ -86,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => run::run(args.resolve()?).await,
+        Command::Enroll(args) => enroll::enroll(*args).await,
         Command::ShowId(dir) => client::show_id(&dir.data_dir).await,
         Command::Status {
             data_dir,

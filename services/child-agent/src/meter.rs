@@ -25,12 +25,32 @@ impl Interval {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Meter {
     open: Option<Interval>,
+    /// An interval this long closes and a new one begins.
+    max_micros: i64,
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Self {
+            open: None,
+            max_micros: MAX_INTERVAL_MICROS,
+        }
+    }
 }
 
 impl Meter {
+    /// A meter whose intervals close every `every`: an enrolled agent reports
+    /// use to its hub that often while the device is in use.
+    pub fn reporting_every(every: std::time::Duration) -> Self {
+        Self {
+            open: None,
+            max_micros: i64::try_from(every.as_micros()).unwrap_or(MAX_INTERVAL_MICROS),
+        }
+    }
+
     /// The interval still being measured, if any.
     pub fn open(&self) -> Option<Interval> {
         self.open
@@ -46,7 +66,7 @@ impl Meter {
         match &mut self.open {
             Some(open) if open.end_unix_micros == start => {
                 open.end_unix_micros = tick.now_unix_micros;
-                if open.duration_micros() >= MAX_INTERVAL_MICROS {
+                if open.duration_micros() >= self.max_micros {
                     return self.open.take();
                 }
                 None

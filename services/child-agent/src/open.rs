@@ -30,6 +30,7 @@ pub fn open(
     data_dir: &Path,
     policy: Result<Policy, PolicyFileError>,
     speed: f64,
+    hub: Option<String>,
 ) -> anyhow::Result<Agent> {
     if let Err(e) = &policy
         && !store::store_path(data_dir).exists()
@@ -45,7 +46,7 @@ pub fn open(
     };
     let mut moved_aside = false;
     let (agent, lost) = loop {
-        match open_once(data_dir, from_file.as_deref(), &policy, speed) {
+        match open_once(data_dir, from_file.as_deref(), &policy, speed, hub.clone()) {
             Err(OpenError::Policy(e)) => return Err(e.into()),
             Ok(opened) => break opened,
             Err(OpenError::Store(e)) if e.is_damage() && !moved_aside => {
@@ -93,6 +94,7 @@ fn open_once(
     from_file: Option<&str>,
     policy: &Result<Policy, PolicyFileError>,
     speed: f64,
+    hub: Option<String>,
 ) -> Result<(Agent, bool), OpenError> {
     let store = Store::open(data_dir)?;
     let (policy, policy_error) = match policy {
@@ -135,7 +137,7 @@ fn open_once(
     // its record: today's use is unknown.
     let lost = empty && from_file.is_some();
     let agent =
-        Agent::open(store, device_id, policy, speed, Reading::now()).map_err(|e| match e {
+        Agent::open(store, device_id, policy, speed, Reading::now(), hub).map_err(|e| match e {
             crate::agent::AgentError::Store(e) => e,
             other => StoreError::Corrupt {
                 what: "replayed events",

@@ -12,11 +12,12 @@ use tokio::task::JoinSet;
 use crate::agent::Agent;
 use crate::clock::Reading;
 use crate::config::{AgentConfig, SessionLock, UsageSourceKind};
+use crate::link::Enrollment;
 use crate::logind::Logind;
 use crate::session_lock::{self, LockOutcome};
 use crate::shutdown::{self, Shutdown};
 use crate::source::UsageSource;
-use crate::{control, enforcer, legacy, open, peer, policy, store};
+use crate::{control, enforcer, hub_session, legacy, open, peer, policy, store};
 
 /// How often the usage source is sampled and the state re-evaluated.
 const TICK: Duration = Duration::from_millis(250);
@@ -31,9 +32,13 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let policy = policy::load(config.policy.as_deref());
+    let enrollment = Enrollment::load(&config.data_dir)?;
     let (data_dir, speed) = (config.data_dir.clone(), config.speed);
-    let agent =
-        Arc::new(tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed)).await??);
+    let hub = enrollment.as_ref().map(|e| e.hub.clone());
+    let agent = Arc::new(
+        tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed, hub))
+            .await??,
+    );
     store::secure(&config.data_dir).with_context(|| {
         format!(
             "cannot make the store in {} owner-only",
@@ -80,6 +85,13 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let (control_agent, data_dir, stop) =
         (agent.clone(), config.data_dir.clone(), shutdown.subscribe());
     tasks.spawn(async move { Ok(control::serve(control_agent, &data_dir, stop).await?) });
+    match enrollment {
+        Some(enrollment) => {
+            tracing::info!(hub = %enrollment.hub, device = %enrollment.device_name, "enrolled; keeping a session with the hub");
+            tasks.spawn(hub_session::run(agent.clone(), enrollment, shutdown.subscribe()));
+        }
+        None => tracing::info!("not enrolled with a hub: enforcing on its own"),
+    }
     if let Some(responder) = legacy::bind(&config, agent.clone(), confirms).await? {
         let stop = shutdown.subscribe();
         tasks.spawn(async move { responder.serve(stop).await });

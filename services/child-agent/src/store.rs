@@ -2,9 +2,10 @@
 //! events it recorded, and the meter checkpoint.
 //!
 //! Every event is written and flushed before the action it records is
-//! acknowledged to anyone, so nothing acknowledged is lost to a crash. The
-//! events double as the outbox for the hub: everything after the hub's last
-//! acknowledged sequence number is still to be sent.
+//! acknowledged to anyone, so nothing acknowledged is lost to a crash. An
+//! enrolled agent stores, in the same batch, the outbox records the hub is
+//! owed (see [`crate::link`]); they leave the store only when the hub
+//! acknowledges them.
 //!
 //! The record is bounded: at start, events older than [`KEEP_EVENTS_DAYS`]
 //! are pruned (see [`Store::prune`]), and start-up replays the rest one at a
@@ -30,6 +31,9 @@ pub const KEEP_EVENTS_DAYS: i64 = 30;
 const DEVICE_ID: &[u8] = b"device_id";
 const CHECKPOINT: &[u8] = b"checkpoint";
 const POLICY: &[u8] = b"policy";
+const INSTANCE_ID: &[u8] = b"instance_id";
+const NEXT_OUTBOX_ID: &[u8] = b"next_outbox_id";
+const LINK_STATE: &[u8] = b"link_state";
 
 /// Errors of the agent's store, naming the data directory involved.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,10 @@ pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     events: sled::Tree,
+    /// What waits for the hub's acknowledgement: outbox id (big-endian) to the
+    /// encoded `household.v1.OutboxItem`. Removed only when the hub acknowledges
+    /// it; never pruned.
+    outbox: sled::Tree,
     /// Digests of legacy commands seen, with the agent time (big-endian
     /// Unix microseconds): the replay window, kept across restarts.
     replay: sled::Tree,
@@ -153,6 +161,7 @@ impl Store {
         Ok(Self {
             meta: db.open_tree("meta")?,
             events: db.open_tree("events")?,
+            outbox: db.open_tree("outbox")?,
             replay: db.open_tree("replay")?,
             db,
             #[cfg(test)]
@@ -225,18 +234,27 @@ impl Store {
         }
     }
 
-    /// Stores events (numbered by the caller) durably and atomically — all or
-    /// none — optionally with a new checkpoint in the same batch.
+    /// Stores events (numbered by the caller) and outbox records (numbered by
+    /// the caller, in increasing order) durably and atomically — all or none —
+    /// optionally with a new checkpoint in the same batch: what the device did
+    /// and what it owes the hub are stored together or not at all.
     pub fn append(
         &self,
         events: &[Event],
+        outbox: &[(u64, Vec<u8>)],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<(), StoreError> {
         self.check_writable()?;
-        let result: TransactionResult<(), ()> =
-            (&self.events, &self.meta).transaction(|(events_tx, meta_tx)| {
+        let result: TransactionResult<(), ()> = (&self.events, &self.meta, &self.outbox)
+            .transaction(|(events_tx, meta_tx, outbox_tx)| {
                 for event in events {
                     events_tx.insert(&event.seq.to_be_bytes(), encode(event))?;
+                }
+                for (id, record) in outbox {
+                    outbox_tx.insert(&id.to_be_bytes(), record.as_slice())?;
+                }
+                if let Some((last, _)) = outbox.last() {
+                    meta_tx.insert(NEXT_OUTBOX_ID, &(last + 1).to_be_bytes())?;
                 }
                 if let Some(checkpoint) = checkpoint {
                     meta_tx.insert(CHECKPOINT, encode(checkpoint))?;
@@ -249,6 +267,89 @@ impl Store {
                 StoreError::Io(sled::Error::Unsupported("transaction aborted".into()))
             }
         })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The agent instance this store belongs to, made when the store is first
+    /// used for the hub: a new store is a new instance, so the hub can never
+    /// mistake its fresh outbox ids for ones it already applied.
+    pub fn instance_id(&self) -> Result<String, StoreError> {
+        if let Some(id) = self.meta.get(INSTANCE_ID)? {
+            return String::from_utf8(id.to_vec()).map_err(|e| StoreError::Corrupt {
+                what: "instance_id",
+                message: e.to_string(),
+            });
+        }
+        self.check_writable()?;
+        let id = format!("i{:032x}", rand::random::<u128>());
+        self.meta.insert(INSTANCE_ID, id.as_bytes())?;
+        self.db.flush()?;
+        Ok(id)
+    }
+
+    /// The id the next outbox record takes.
+    pub fn next_outbox_id(&self) -> Result<u64, StoreError> {
+        Ok(match self.meta.get(NEXT_OUTBOX_ID)? {
+            Some(bytes) => <[u8; 8]>::try_from(&*bytes).map_or(1, u64::from_be_bytes),
+            None => 1,
+        })
+    }
+
+    /// Every outbox record not yet acknowledged, in id order.
+    pub fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.outbox_after(0, usize::MAX)
+    }
+
+    /// At most `limit` outbox records with ids above `after`, in id order.
+    pub fn outbox_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut records = Vec::new();
+        for entry in self.outbox.range((after + 1).to_be_bytes()..).take(limit) {
+            let (key, value) = entry?;
+            let id = <[u8; 8]>::try_from(&*key).map_err(|_| StoreError::Corrupt {
+                what: "outbox id",
+                message: format!("{} bytes", key.len()),
+            })?;
+            records.push((u64::from_be_bytes(id), value.to_vec()));
+        }
+        Ok(records)
+    }
+
+    /// How many outbox records wait for the hub.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Deletes the records the hub acknowledged. Flushed: a record the hub has
+    /// is sent again at most once more, after a crash before this returns, and
+    /// the hub applies each id once.
+    pub fn remove_outbox(&self, ids: &[u64]) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(&id.to_be_bytes());
+        }
+        self.outbox.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// What the agent keeps of its hub between runs (the last budget, the
+    /// clock offset, the commands carried out), as its link module encodes it.
+    pub fn link_state<T: DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+        self.meta
+            .get(LINK_STATE)?
+            .map(|bytes| decode("link_state", &bytes))
+            .transpose()
+    }
+
+    pub fn save_link_state<T: Serialize>(&self, state: &T) -> Result<(), StoreError> {
+        self.check_writable()?;
+        self.meta.insert(LINK_STATE, encode(state))?;
         self.db.flush()?;
         Ok(())
     }
@@ -437,8 +538,8 @@ mod tests {
         let events = [event(1), event(2), event(3)];
         {
             let store = Store::open(dir.path()).unwrap();
-            store.append(&events[..2], None).unwrap();
-            store.append(&events[2..], Some(&checkpoint)).unwrap();
+            store.append(&events[..2], &[], None).unwrap();
+            store.append(&events[2..], &[], Some(&checkpoint)).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(all_events(&store), events);
@@ -476,7 +577,7 @@ mod tests {
             event(3, day(3)),
             event(4, day(40)),
         ];
-        store.append(&events, None).unwrap();
+        store.append(&events, &[], None).unwrap();
         let removed = store.prune(day(10), &BTreeSet::from([2])).unwrap();
         assert_eq!(removed, 2);
         assert_eq!(all_events(&store), [events[1].clone(), events[3].clone()]);
