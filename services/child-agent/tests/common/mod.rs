@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod hub;
 pub mod logind;
 
 use std::path::{Path, PathBuf};
