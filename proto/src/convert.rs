@@ -38,9 +38,8 @@ pub use error::ConvertError;
 pub use event::event_to_core;
 pub use policy::{policy_from_core, policy_to_core};
 pub use status::{
-    budget_to_core,
-    DeviceInfo, budget_to_proto, child_status_to_proto, credits_to_proto, lock_to_proto,
-    time_request_to_proto,
+    DeviceInfo, budget_to_core, budget_to_proto, child_status_to_proto, credits_to_proto,
+    lock_to_proto, time_request_to_proto,
 };
 
 /// Earliest year a [`v1::Date`] may have, as the API documents it.

@@ -109,11 +109,7 @@ impl HeldBudget {
         };
         let same_day = day.date == self.day;
         let (credit_before, used_before, credits_before) = if same_day {
-            (
-                self.remaining_seconds,
-                self.used_seconds,
-                self.credits_left,
-            )
+            (self.remaining_seconds, self.used_seconds, self.credits_left)
         } else {
             let allowance = self.policy.allowance_minutes(day.date) * SECONDS_PER_MINUTE;
             let credits = &self.policy.extension_credits_per_day;
@@ -209,7 +205,11 @@ impl HeldBudget {
 
     /// Whether the child may spend a credit of `size` now, by the status this budget
     /// gives: not while locked or in downtime, and only while one is left today.
-    pub fn check_credit(&self, status: &Status, size: CreditSize) -> Result<(), crate::CreditRefusal> {
+    pub fn check_credit(
+        &self,
+        status: &Status,
+        size: CreditSize,
+    ) -> Result<(), crate::CreditRefusal> {
         if matches!(status.state, ChildState::Locked | ChildState::Downtime) {
             return Err(crate::CreditRefusal::NotNow {
                 state: status.state,
@@ -329,7 +329,10 @@ mod tests {
         let s = status(&b, 13 * 3600, &since);
         assert_eq!(s.day.date, jiff::civil::date(2026, 12, 3));
         assert_eq!((s.state, s.remaining_seconds), (ChildState::Active, 2400));
-        assert_eq!(s.credits_left.five_minute, 2, "the policy's credits, afresh");
+        assert_eq!(
+            s.credits_left.five_minute, 2,
+            "the policy's credits, afresh"
+        );
     }
 
     #[test]
@@ -356,7 +359,10 @@ mod tests {
             ..SinceBudget::default()
         };
         let s = status(&b, 100, &since);
-        assert_eq!(s.state_on_device(&DeviceId::from(DEVICE)), ChildState::Locked);
+        assert_eq!(
+            s.state_on_device(&DeviceId::from(DEVICE)),
+            ChildState::Locked
+        );
         b.policy.downtime = vec![crate::DowntimeWindow::every_day(
             crate::ClockTime::new(12, 30).unwrap(),
             crate::ClockTime::new(13, 0).unwrap(),

@@ -46,8 +46,8 @@ pub use event::{
     LegacyOutcome, RequestId,
 };
 pub use fold::{ApplyOutcome, DevicePresence, Ignored, Projection};
-pub use held::{HeldBudget, SinceBudget};
 pub use grant::{Grant, GrantSource, MAX_GRANT_MINUTES, MIN_GRANT_MINUTES, extend_credit};
+pub use held::{HeldBudget, SinceBudget};
 pub use lock::{DeviceLock, LockInfo, MAX_LOCK_DAYS};
 pub use policy::{
     Credits, DailyMinutes, DayException, DowntimeWindow, Policy, WeekdayRule, WeekdayWindow,

@@ -154,29 +154,36 @@ pub fn budget_to_proto(
 /// all the same (a budget with no day or policy, or a policy the rules refuse, is not
 /// enforced), since the device keeps enforcing the last good one.
 pub fn budget_to_core(budget: &v1::Budget, child_id: &str) -> Result<HeldBudget, ConvertError> {
-    let lock = |lock: &Option<v1::LockInfo>, field: &str| -> Result<Option<LockInfo>, ConvertError> {
-        lock.as_ref()
-            .filter(|l| l.locked)
-            .map(|l| {
-                Ok(LockInfo {
-                    since: timestamp_to_core(l.locked_unix_micros, &format!("{field}.locked_unix_micros"))?,
-                    until: l
-                        .until_unix_micros
-                        .map(|u| timestamp_to_core(u, &format!("{field}.until_unix_micros")))
-                        .transpose()?,
-                    reason: (!l.reason.is_empty()).then(|| l.reason.clone()),
-                    by: actor_to_core(l.locked_by.as_ref(), &format!("{field}.locked_by"))
-                        .unwrap_or(household_core::Actor::System),
-                    seq: budget.as_of_seq,
+    let lock =
+        |lock: &Option<v1::LockInfo>, field: &str| -> Result<Option<LockInfo>, ConvertError> {
+            lock.as_ref()
+                .filter(|l| l.locked)
+                .map(|l| {
+                    Ok(LockInfo {
+                        since: timestamp_to_core(
+                            l.locked_unix_micros,
+                            &format!("{field}.locked_unix_micros"),
+                        )?,
+                        until: l
+                            .until_unix_micros
+                            .map(|u| timestamp_to_core(u, &format!("{field}.until_unix_micros")))
+                            .transpose()?,
+                        reason: (!l.reason.is_empty()).then(|| l.reason.clone()),
+                        by: actor_to_core(l.locked_by.as_ref(), &format!("{field}.locked_by"))
+                            .unwrap_or(household_core::Actor::System),
+                        seq: budget.as_of_seq,
+                    })
                 })
-            })
-            .transpose()
-    };
+                .transpose()
+        };
     let credits = budget.credits_left.unwrap_or_default();
     Ok(HeldBudget {
         child: household_core::ChildId::from(child_id),
         day: date_to_core(
-            budget.day.as_ref().ok_or_else(|| ConvertError::missing("day"))?,
+            budget
+                .day
+                .as_ref()
+                .ok_or_else(|| ConvertError::missing("day"))?,
             "day",
         )?,
         computed_at: timestamp_to_core(budget.computed_unix_micros, "computed_unix_micros")?,
@@ -190,7 +197,10 @@ pub fn budget_to_core(budget: &v1::Budget, child_id: &str) -> Result<HeldBudget,
             ten_minute: i64::from(credits.ten_minute_count),
         },
         policy: policy_to_core(
-            budget.policy.as_ref().ok_or_else(|| ConvertError::missing("policy"))?,
+            budget
+                .policy
+                .as_ref()
+                .ok_or_else(|| ConvertError::missing("policy"))?,
         )
         .map_err(|e| e.within("policy"))?,
         child_lock: lock(&budget.child_lock, "child_lock")?,

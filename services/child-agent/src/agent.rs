@@ -759,7 +759,10 @@ mod tests {
             boot: Duration::from_secs(1000),
             wall_unix_micros,
         };
-        (Agent::open(store, ID.into(), policy, 1.0, r0, None).unwrap(), r0)
+        (
+            Agent::open(store, ID.into(), policy, 1.0, r0, None).unwrap(),
+            r0,
+        )
     }
 
     #[test]

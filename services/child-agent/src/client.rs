@@ -130,10 +130,7 @@ fn offline_status(data_dir: &Path) -> anyhow::Result<StatusView> {
     let hub = crate::link::Enrollment::load(data_dir)?.map(|e| e.hub);
     let agent = Agent::open(store, device_id, policy, 1.0, Reading::now(), hub)?;
     let status = agent.status()?;
-    let mut view = StatusView::new(
-        &status,
-        &household_core::DeviceId::from(agent.device_id()),
-    );
+    let mut view = StatusView::new(&status, &household_core::DeviceId::from(agent.device_id()));
     view.hub = agent.link_view()?.map(|link| HubView::new(&link));
     Ok(view)
 }

@@ -324,7 +324,11 @@ fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
         Ok(status) => {
             let mut view = StatusView::new(&status, &device);
             view.problems = agent.health().map(|h| h.problems()).unwrap_or_default();
-            view.hub = agent.link_view().ok().flatten().map(|link| HubView::new(&link));
+            view.hub = agent
+                .link_view()
+                .ok()
+                .flatten()
+                .map(|link| HubView::new(&link));
             ControlResponse::Status(view)
         }
         Err(e) => ControlResponse::Error(e.to_string()),

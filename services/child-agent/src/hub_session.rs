@@ -68,7 +68,7 @@ pub async fn run(
                 }
             }
         }
-        if enrollment.found_by_mdns && failures % REDISCOVER_AFTER == 0 {
+        if enrollment.found_by_mdns && failures.is_multiple_of(REDISCOVER_AFTER) {
             address = rediscover(&enrollment, address).await;
         }
         tokio::select! {
@@ -82,7 +82,9 @@ pub async fn run(
 /// `FIRST_PAUSE × 2^(failures-1)`, at most [`LONGEST_PAUSE`].
 fn pause(failures: u32) -> Duration {
     let doubled = FIRST_PAUSE.saturating_mul(1 << failures.saturating_sub(1).min(16));
-    doubled.min(LONGEST_PAUSE).mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    doubled
+        .min(LONGEST_PAUSE)
+        .mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
 /// Looks for the household's hub again by mDNS; keeps `address` if none answers.
@@ -128,7 +130,8 @@ async fn session(
     let mut last_sent = 0;
     loop {
         // Send what is stored and not yet sent in this session, in id order.
-        for record in blocking_result(agent, move |a| a.outbox_after(last_sent, SEND_BATCH)).await? {
+        for record in blocking_result(agent, move |a| a.outbox_after(last_sent, SEND_BATCH)).await?
+        {
             last_sent = record.outbox_id;
             send(&up, Up::OutboxItem(record)).await?;
         }
@@ -192,7 +195,10 @@ async fn blocking_result<T: Send + 'static>(
 }
 
 /// [`blocking_result`] for calls whose failure is only logged.
-async fn blocking(agent: &Arc<Agent>, call: impl FnOnce(&Agent) -> Result<(), AgentError> + Send + 'static) {
+async fn blocking(
+    agent: &Arc<Agent>,
+    call: impl FnOnce(&Agent) -> Result<(), AgentError> + Send + 'static,
+) {
     if let Err(e) = blocking_result(agent, call).await {
         tracing::error!(error = %e, "cannot note the hub session's state");
     }

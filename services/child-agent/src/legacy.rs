@@ -290,6 +290,7 @@ mod tests {
                 Policy::default(),
                 1.0,
                 Reading::now(),
+                None,
             )
             .unwrap(),
         )

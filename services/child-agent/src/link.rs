@@ -238,7 +238,12 @@ impl Link {
 
     /// Whether `command_id` was carried out already; remembers it if not.
     pub fn first_time(&mut self, command_id: &str) -> bool {
-        if self.state.applied_commands.iter().any(|id| id == command_id) {
+        if self
+            .state
+            .applied_commands
+            .iter()
+            .any(|id| id == command_id)
+        {
             return false;
         }
         if self.state.applied_commands.len() >= REMEMBERED_COMMANDS {
@@ -305,7 +310,9 @@ impl Link {
                     since.usage.insert(start, end);
                 }
                 Effect::Granted { at_micros, seconds } => {
-                    since.granted.push((instant(hub_second(at_micros)), seconds));
+                    since
+                        .granted
+                        .push((instant(hub_second(at_micros)), seconds));
                 }
                 Effect::Credit { at_micros, size } => {
                     since
@@ -330,7 +337,6 @@ impl Link {
         }
         since
     }
-
 }
 
 /// The outbox record an event owes the hub, without its id; `None` for what

@@ -36,8 +36,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let (data_dir, speed) = (config.data_dir.clone(), config.speed);
     let hub = enrollment.as_ref().map(|e| e.hub.clone());
     let agent = Arc::new(
-        tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed, hub))
-            .await??,
+        tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed, hub)).await??,
     );
     store::secure(&config.data_dir).with_context(|| {
         format!(
@@ -88,7 +87,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     match enrollment {
         Some(enrollment) => {
             tracing::info!(hub = %enrollment.hub, device = %enrollment.device_name, "enrolled; keeping a session with the hub");
-            tasks.spawn(hub_session::run(agent.clone(), enrollment, shutdown.subscribe()));
+            tasks.spawn(hub_session::run(
+                agent.clone(),
+                enrollment,
+                shutdown.subscribe(),
+            ));
         }
         None => tracing::info!("not enrolled with a hub: enforcing on its own"),
     }

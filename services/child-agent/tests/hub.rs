@@ -38,14 +38,19 @@ fn remaining(status: &Value) -> i64 {
 /// The device's own use, summed from the usage it recorded (its log).
 fn measured_seconds(home: &Home) -> f64 {
     let out = home.command(&["log", "--limit", "1000000"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["kind"]["kind"] == "usage_reported")
         .filter_map(|event| {
-            let usage = &event["kind"]["UsageReported"];
+            let usage = &event["kind"];
             let at = |k: &str| usage[k].as_str()?.parse::<jiff::Timestamp>().ok();
-            Some((at("end")? - at("start")?).total(jiff::Unit::Second).ok()?)
+            (at("end")? - at("start")?).total(jiff::Unit::Second).ok()
         })
         .sum()
 }
@@ -86,7 +91,9 @@ async fn two_devices_share_one_budget_and_follow_every_guardian() {
     }
     for (home, before) in homes.iter().zip(&before) {
         block_in_place(|| {
-            home.wait_for("the grant", |s| remaining(s) >= before + 29 && remaining(s) <= before + 30)
+            home.wait_for("the grant", |s| {
+                remaining(s) >= before + 29 && remaining(s) <= before + 30
+            })
         });
     }
     // One guardian locks while the other unlocks: every screen ends the same.
@@ -107,7 +114,11 @@ async fn two_devices_share_one_budget_and_follow_every_guardian() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let elapsed = started.elapsed().as_secs() as i64;
     let status = mum.status(&mia).await;
-    let per_device: Vec<i64> = status.devices.iter().map(|d| d.used_seconds_today).collect();
+    let per_device: Vec<i64> = status
+        .devices
+        .iter()
+        .map(|d| d.used_seconds_today)
+        .collect();
     assert!(
         per_device.iter().all(|&s| s >= 5),
         "both devices report use: {per_device:?}"
@@ -121,4 +132,180 @@ async fn two_devices_share_one_budget_and_follow_every_guardian() {
         status.remaining_seconds,
         status.allowance_seconds - status.used_seconds
     );
+}
+
+/// Starts an agent that measures no use (its probe always says "not in
+/// use"), to deliver what it owes the hub without adding to it.
+fn start_idle(home: &Home) -> common::Agent {
+    home.start_plain(
+        &[
+            "--usage-source",
+            "command",
+            "--usage-command",
+            "false",
+            "--no-enforce",
+            "--session-lock",
+            "off",
+            "--child-user",
+            "root",
+        ],
+        &[],
+    )
+}
+
+fn outbox_depth(status: &Value) -> Option<u64> {
+    status["hub"]["outbox_depth"].as_u64()
+}
+
+/// The hub and the agent are killed with SIGKILL at random moments, twenty
+/// times each, while the device is in use and guardians grant time. At the
+/// end the hub holds, for the device, exactly the use the device measured
+/// (to the second), and each grant that was acknowledged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_hub_and_agent_loses_no_use_and_repeats_no_grant() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start(hub_dir.path());
+    let mut mum = Guardian::join(&hub).await;
+    let mia = mum.add_child("Mia").await;
+    let (device, code) = mum.add_device(&mia, "tablet").await;
+    let home = Home::new(LOCAL_POLICY);
+    enroll(&home, &code, &hub);
+    let allowance = mum.status(&mia).await.allowance_seconds;
+    let mut agent = home.start(1.0, &[]);
+    block_in_place(|| home.wait_for("the hub", connected));
+
+    let mut granted = 0;
+    for round in 0..20u64 {
+        // A pseudo-random moment from the round number: reproducible, and
+        // spread over the session's phases (Hello, records, acks, budgets).
+        let jitter = |salt: u64| Duration::from_millis((round * 7919 + salt) % 600 + 50);
+        tokio::time::sleep(jitter(13)).await;
+        hub.kill9();
+        tokio::time::sleep(jitter(101)).await;
+        if round % 4 == 0 {
+            agent.kill9();
+            agent = home.start(1.0, &[]);
+        }
+        hub.restart();
+        if round % 5 == 0 {
+            // Retried with the same key, as a phone whose first answer was lost.
+            let key = format!("grant-{round}");
+            for _ in 0..2 {
+                let granted_now = loop {
+                    match mum
+                        .client
+                        .grant_time(v1::GrantTimeRequest {
+                            child_id: mia.clone(),
+                            minutes: 10,
+                            idempotency_key: key.clone(),
+                            note: String::new(),
+                        })
+                        .await
+                    {
+                        Ok(response) => break !response.into_inner().replayed,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                };
+                granted += i64::from(granted_now) * 600;
+            }
+        }
+    }
+    // The agent stops measuring; a quiet run delivers what it still owes.
+    assert!(agent.terminate(), "the agent stops cleanly");
+    let measured = measured_seconds(&home);
+    let _quiet = start_idle(&home);
+    block_in_place(|| {
+        home.wait_for("the outbox to empty", |s| {
+            connected(s) && outbox_depth(s) == Some(0)
+        })
+    });
+    let held = device_used(&mut mum, &mia, &device).await;
+    assert!(measured > 10.0, "the device was in use: {measured} s");
+    assert!(
+        (held as f64 - measured).abs() <= 1.0,
+        "the hub holds {held} s of the device's use, the device measured {measured:.1} s"
+    );
+    let status = mum.status(&mia).await;
+    assert_eq!(granted, 4 * 600, "each of the four keys granted once");
+    assert_eq!(status.allowance_seconds, allowance + granted);
+}
+
+/// A pairing code names the household CA; a hub that does not present it is
+/// refused, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_for_another_ca_is_refused_and_nothing_is_stored() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(hub_dir.path());
+    let mut mum = Guardian::join(&hub).await;
+    let mia = mum.add_child("Mia").await;
+    let (_, code) = mum.add_device(&mia, "tablet").await;
+    // The same code with another CA fingerprint (its last hex digit changed).
+    let mut forged = code.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    let home = Home::new(LOCAL_POLICY);
+    let out = home.command(&["enroll", &forged, "--hub", &hub.address]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not the household of this pairing code"),
+        "says why: {stderr}"
+    );
+    assert!(!home.file("enrollment.json").exists());
+    // The real code still works: the forged one did not use it up.
+    enroll(&home, &code, &hub);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(home.file("enrollment.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "the key is owner-only");
+}
+
+/// The hub goes away for longer than the child's time lasts: the device
+/// locks on time by itself, and once the hub is back it has all the use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_the_device_locks_on_time_and_the_hub_gets_every_second_later() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start(hub_dir.path());
+    let mut mum = Guardian::join(&hub).await;
+    let mia = mum.add_child("Mia").await;
+    let (device, code) = mum.add_device(&mia, "tablet").await;
+    mum.set_daily(&mia, 1, 0).await;
+    let home = Home::new(LOCAL_POLICY);
+    enroll(&home, &code, &hub);
+    let agent = home.start(1.0, &[]);
+    block_in_place(|| {
+        home.wait_for("the hub's budget", |s| {
+            connected(s) && s["allowance_minutes"] == 1
+        })
+    });
+    hub.kill9();
+    let offline = Instant::now();
+    let blocked = block_in_place(|| {
+        home.wait_for_long("BLOCKED offline", Duration::from_secs(90), |s| {
+            s["state"] == "BLOCKED"
+        })
+    });
+    assert_eq!(blocked["hub"]["connected"], Value::Bool(false));
+    assert!(
+        offline.elapsed() < Duration::from_secs(62),
+        "on time, not late"
+    );
+    assert!(agent.terminate());
+    let measured = measured_seconds(&home);
+    hub.restart();
+    let _quiet = start_idle(&home);
+    block_in_place(|| {
+        home.wait_for("the outbox to empty", |s| {
+            connected(s) && outbox_depth(s) == Some(0)
+        })
+    });
+    let held = device_used(&mut mum, &mia, &device).await;
+    assert!(
+        (held as f64 - measured).abs() <= 1.0,
+        "the hub holds {held} s, the device measured {measured:.1} s"
+    );
+    let status = mum.status(&mia).await;
+    assert_eq!(status.state, v1::ScreenState::Blocked as i32);
 }

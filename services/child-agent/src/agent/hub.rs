@@ -28,12 +28,7 @@ impl Agent {
     pub fn hello(&self) -> Result<v1::Hello, AgentError> {
         let inner = self.lock()?;
         let link = inner.link.as_ref().ok_or(AgentError::NotEnrolled)?;
-        let unacked = self
-            .store
-            .outbox()?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let unacked = self.store.outbox()?.into_iter().map(|(id, _)| id).collect();
         Ok(v1::Hello {
             unacked_outbox_ids: unacked,
             agent_time_unix_micros: inner.clock.now_unix_micros(),
@@ -45,17 +40,23 @@ impl Agent {
     }
 
     /// At most `limit` stored records with ids above `after`, to send.
-    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<v1::OutboxItem>, AgentError> {
+    pub fn outbox_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<v1::OutboxItem>, AgentError> {
         let records = self.store.outbox_after(after, limit)?;
         Ok(records
             .into_iter()
-            .filter_map(|(id, bytes)| match v1::OutboxItem::decode(bytes.as_slice()) {
-                Ok(record) => Some(record),
-                Err(e) => {
-                    tracing::error!(id, error = %e, "an outbox record cannot be read; skipped");
-                    None
-                }
-            })
+            .filter_map(
+                |(id, bytes)| match v1::OutboxItem::decode(bytes.as_slice()) {
+                    Ok(record) => Some(record),
+                    Err(e) => {
+                        tracing::error!(id, error = %e, "an outbox record cannot be read; skipped");
+                        None
+                    }
+                },
+            )
             .collect())
     }
 
@@ -87,8 +88,7 @@ impl Agent {
 
     /// A new budget replaces the one held and everything applied to it.
     pub fn on_budget(&self, budget: &v1::Budget, child_id: &str) -> Result<(), AgentError> {
-        let held =
-            budget_to_core(budget, child_id).map_err(|e| AgentError::Hub(e.to_string()))?;
+        let held = budget_to_core(budget, child_id).map_err(|e| AgentError::Hub(e.to_string()))?;
         let mut inner = self.lock()?;
         let link = inner.link.as_mut().ok_or(AgentError::NotEnrolled)?;
         link.new_budget(held);

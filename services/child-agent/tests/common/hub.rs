@@ -49,7 +49,14 @@ impl Hub {
     /// Starts the hub (again) on its data directory and port.
     pub fn restart(&mut self) {
         let mut process = Command::new(hub_binary())
-            .args(["serve", "--no-mdns", "--rate-limit", "0", "--legacy-poll", "0"])
+            .args([
+                "serve",
+                "--no-mdns",
+                "--rate-limit",
+                "0",
+                "--legacy-poll",
+                "0",
+            ])
             .args(["--listen", &self.address])
             .arg("--data-dir")
             .arg(&self.data)

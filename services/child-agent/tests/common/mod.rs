@@ -106,7 +106,17 @@ impl Home {
 
     /// Polls the status until `done` holds; panics after 30 s.
     pub fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_for_long(what, Duration::from_secs(30), done)
+    }
+
+    /// [`Home::wait_for`], giving up after `limit`.
+    pub fn wait_for_long(
+        &self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.status()
                 && done(&status)

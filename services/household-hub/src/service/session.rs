@@ -688,9 +688,8 @@ fn events_for(
                 Ok(v1::LegacyCommandKind::LockDevice) => {
                     // As on the device and on the Android child: locked for the rest of
                     // the child's day, or until an extension lifts it.
-                    let end_of_day = household_core::time::instant(
-                        entry.projection.day_of(at).end_second,
-                    );
+                    let end_of_day =
+                        household_core::time::instant(entry.projection.day_of(at).end_second);
                     entry
                         .projection
                         .check_lock(Some(device.clone()), Some(end_of_day), now)
