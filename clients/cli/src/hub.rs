@@ -25,16 +25,16 @@ pub enum CliError {
     /// what it may be (exit 2, as for the arguments clap checks).
     #[error("{0}")]
     BadArgument(String),
-    /// The terminal could not be set up or written to (exit 1).
-    #[error("the terminal: {0}")]
-    Terminal(std::io::Error),
+    /// The terminal could not be set up, or the output not written (exit 1).
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
 }
 
 impl CliError {
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Refused(_) | CliError::Terminal(_) => 1,
+            CliError::Refused(_) | CliError::Output(_) => 1,
             CliError::BadArgument(_) => 2,
             CliError::Profile(_) => 3,
             CliError::Unreachable { .. } => 4,

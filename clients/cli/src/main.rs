@@ -11,6 +11,7 @@ mod legacy;
 mod pair;
 mod policy;
 mod profile;
+mod qr;
 mod report;
 mod requests;
 mod status;

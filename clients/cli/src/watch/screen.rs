@@ -21,7 +21,7 @@ impl Terminal {
         ratatui::try_init().map(Terminal).map_err(|err| {
             // Half set up is worse than not at all.
             let _ = ratatui::try_restore();
-            CliError::Terminal(err)
+            CliError::Output(err)
         })
     }
 
@@ -29,7 +29,7 @@ impl Terminal {
         self.0
             .draw(|frame| render(view, frame))
             .map(|_| ())
-            .map_err(CliError::Terminal)
+            .map_err(CliError::Output)
     }
 }
 
@@ -44,7 +44,7 @@ impl Drop for Terminal {
 
 pub async fn run(hub: &mut Hub) -> Result<(), CliError> {
     let mut view = View::new(hub.profile.hub.clone(), jiff::tz::TimeZone::system());
-    let mut stop = Stop::new().map_err(CliError::Terminal)?;
+    let mut stop = Stop::new().map_err(CliError::Output)?;
     let mut terminal = Terminal::enter()?;
     let mut keys = EventStream::new();
     let mut follower = Follower::new(hub);
@@ -56,7 +56,7 @@ pub async fn run(hub: &mut Hub) -> Result<(), CliError> {
                 Some(Ok(Event::Key(key))) if quits(&key) => return Ok(()),
                 // Anything else (a resize, another key) just redraws.
                 Some(Ok(_)) => {}
-                Some(Err(err)) => return Err(CliError::Terminal(err)),
+                Some(Err(err)) => return Err(CliError::Output(err)),
                 None => return Ok(()),
             },
             () = stop.signalled() => return Ok(()),
