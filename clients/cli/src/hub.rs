@@ -21,13 +21,21 @@ pub enum CliError {
     /// The hub could not be reached (exit 4).
     #[error("cannot reach the hub at {hub}: {reason}")]
     Unreachable { hub: String, reason: String },
+    /// An argument's value is not one it may have; the message names the argument and
+    /// what it may be (exit 2, as for the arguments clap checks).
+    #[error("{0}")]
+    BadArgument(String),
+    /// The terminal could not be set up, or the output not written (exit 1).
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
 }
 
 impl CliError {
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Refused(_) => 1,
+            CliError::Refused(_) | CliError::Output(_) => 1,
+            CliError::BadArgument(_) => 2,
             CliError::Profile(_) => 3,
             CliError::Unreachable { .. } => 4,
         }

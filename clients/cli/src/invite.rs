@@ -1,11 +1,15 @@
 //! `household invite guardian NAME` and `household invite device --child CHILD
-//! [--name NAME]`: pairing codes for a new guardian or a child's new device.
+//! [--name NAME]`: pairing codes for a new guardian or a child's new device, with
+//! `--qr` also as a QR code to scan.
+
+use std::io::{IsTerminal as _, Write as _};
 
 use clap::Subcommand;
 use household_proto::v1;
 
 use crate::act::idempotency_key;
 use crate::hub::{CliError, Hub};
+use crate::qr;
 
 #[derive(Subcommand)]
 pub enum InviteCommand {
@@ -16,6 +20,9 @@ pub enum InviteCommand {
         /// Minutes the code works, 1 to 10080 [default: the hub's, 15].
         #[arg(long)]
         valid_minutes: Option<u32>,
+        /// Also show the code as a QR code, for a phone to scan.
+        #[arg(long)]
+        qr: bool,
     },
     /// A code for a child's new device (`child-agent enroll CODE` on it).
     Device {
@@ -28,16 +35,21 @@ pub enum InviteCommand {
         /// Minutes the code works, 1 to 10080 [default: a day].
         #[arg(long)]
         valid_minutes: Option<u32>,
+        /// Also show the code as a QR code, for the device to scan.
+        #[arg(long)]
+        qr: bool,
     },
 }
 
 pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> {
-    let invite = match command {
+    let (invite, qr) = match command {
         InviteCommand::Guardian {
             name,
             valid_minutes,
+            qr,
         } => {
-            hub.client
+            let invite = hub
+                .client
                 .invite_guardian(v1::InviteGuardianRequest {
                     display_name: name,
                     valid_minutes: valid_minutes.unwrap_or(0),
@@ -46,16 +58,19 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
                 .await
                 .map_err(|s| hub.refused(s))?
                 .into_inner()
-                .invite
+                .invite;
+            (invite, qr)
         }
         InviteCommand::Device {
             child,
             name,
             valid_minutes,
+            qr,
         } => {
             let child = hub.child(&child).await?;
             let name = name.unwrap_or_else(|| format!("{}'s device", child.display_name));
-            hub.client
+            let invite = hub
+                .client
                 .add_device(v1::AddDeviceRequest {
                     child_id: child.child_id,
                     display_name: name,
@@ -67,7 +82,8 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
                 .await
                 .map_err(|s| hub.refused(s))?
                 .into_inner()
-                .invite
+                .invite;
+            (invite, qr)
         }
     };
     let invite = invite.ok_or_else(|| CliError::Refused("the hub made no invite".into()))?;
@@ -78,10 +94,31 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
                 .to_string()
         })
         .unwrap_or_default();
-    println!(
-        "pairing code for {} (works once, until {expires}):",
+    let mut text = format!(
+        "pairing code for {} (works once, until {expires}):\n",
         invite.display_name
     );
-    println!("{}", invite.pairing_code);
+    if qr {
+        let colours = if std::io::stdout().is_terminal() {
+            qr::Colours::Terminal
+        } else {
+            qr::Colours::Plain
+        };
+        // The invite exists now: without a picture the code is still printed.
+        match qr::lines(&invite.pairing_code, colours) {
+            Ok(picture) => picture.iter().for_each(|line| {
+                text.push_str(line);
+                text.push('\n');
+            }),
+            Err(err) => eprintln!("household: no QR code for this pairing code ({err})"),
+        }
+    }
+    // The code's text last, on a line of its own, for a script to take.
+    text.push_str(&invite.pairing_code);
+    text.push('\n');
+    // Written at once, and a closed pipe (`| head`) is an error, not a panic.
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(CliError::Output)?;
     Ok(())
 }

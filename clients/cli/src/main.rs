@@ -11,6 +11,7 @@ mod legacy;
 mod pair;
 mod policy;
 mod profile;
+mod qr;
 mod report;
 mod requests;
 mod status;
@@ -67,9 +68,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The household live: a line for every change, until Ctrl-C.
+    /// The household live, redrawn in place as things change, until q or Ctrl-C.
+    ///
+    /// On a terminal the screen shows every child's state, time left, devices and
+    /// pending requests, and who did what last. With --json, or when the output is not a
+    /// terminal, it prints one line per change instead.
     Watch {
-        /// One JSON object per line instead of text.
+        /// One JSON object per line instead of the screen.
         #[arg(long)]
         json: bool,
     },
@@ -188,6 +193,22 @@ enum PolicyCommand {
         #[command(flatten)]
         changes: policy::Changes,
     },
+    /// One date's exception to the weekday rules: other minutes, no bedtime, a note.
+    ///
+    /// Changes only what the flags name on that date's exception (made if there is none);
+    /// --remove drops it. A change another guardian made meanwhile is never overwritten.
+    #[command(after_help = "Examples:
+  household policy except Mia 2026-12-24 --minutes 240 --no-bedtime --note \"Christmas Eve\"
+  household policy except Mia today --no-limit
+  household policy except Mia 2026-12-24 --remove")]
+    Except {
+        /// A child's name or id.
+        child: String,
+        /// The date in the child's time zone: 2026-12-24, today or tomorrow.
+        date: String,
+        #[command(flatten)]
+        changes: policy::exception::ExceptionChanges,
+    },
 }
 
 #[tokio::main]
@@ -262,6 +283,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Set { child, changes }) => {
             policy::set(&mut hub().await?, &child, &changes).await?
         }
+        Command::Policy(PolicyCommand::Except {
+            child,
+            date,
+            changes,
+        }) => policy::except(&mut hub().await?, &child, &date, &changes).await?,
         Command::Invite(command) => invite::run(&mut hub().await?, command).await?,
         Command::Credentials(command) => credentials::run(&mut hub().await?, command).await?,
         Command::Report { child, days, json } => {

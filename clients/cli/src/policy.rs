@@ -1,8 +1,11 @@
-//! `household policy show CHILD` and `household policy set CHILD …`: a child's rules.
+//! `household policy show CHILD`, `household policy set CHILD …` and `household policy
+//! except CHILD DATE …`: a child's rules.
 //!
-//! `set` reads the policy, changes what its flags name and writes it back with the
-//! revision it read, so a change another guardian made in between is never
+//! `set` and `except` read the policy, change what their flags name and write it back
+//! with the revision they read, so a change another guardian made in between is never
 //! overwritten: the hub refuses, and the command says who changed it and when.
+
+pub mod exception;
 
 use clap::Args;
 use household_proto::v1;
@@ -72,6 +75,12 @@ pub async fn show(hub: &mut Hub, child: &str, as_json: bool) -> Result<(), CliEr
         "  credits per day: 5 min ×{}, 10 min ×{}; grace {} min",
         credits.five_minute_count, credits.ten_minute_count, policy.grace_minutes
     );
+    if !policy.exceptions.is_empty() {
+        println!("  exceptions:");
+        for exception in &policy.exceptions {
+            println!("    {}", exception::describe(exception));
+        }
+    }
     Ok(())
 }
 
@@ -80,6 +89,49 @@ pub async fn set(hub: &mut Hub, child: &str, changes: &Changes) -> Result<(), Cl
     let mut policy = get(hub, &child.child_id).await?;
     let revision = policy.revision;
     apply(&mut policy, changes).map_err(CliError::Refused)?;
+    let revision = write(hub, &child, policy, revision).await?;
+    println!("{}'s policy is now revision {revision}", child.display_name);
+    Ok(())
+}
+
+pub async fn except(
+    hub: &mut Hub,
+    child: &str,
+    date: &str,
+    changes: &exception::ExceptionChanges,
+) -> Result<(), CliError> {
+    let child = hub.child(child).await?;
+    let mut policy = get(hub, &child.child_id).await?;
+    let revision = policy.revision;
+    let zone = jiff::tz::TimeZone::get(&policy.time_zone).map_err(|e| {
+        CliError::Refused(format!("the child's time zone {:?}: {e}", policy.time_zone))
+    })?;
+    let today = jiff::Timestamp::now().to_zoned(zone).date();
+    let date = exception::parse_date(date, today)?;
+    let outcome = exception::apply(&mut policy, date, today, changes)?;
+    let revision = write(hub, &child, policy, revision).await?;
+    match outcome {
+        exception::Outcome::Set(set) => println!(
+            "{} on {} (policy revision {revision})",
+            child.display_name,
+            exception::describe(&set)
+        ),
+        exception::Outcome::Removed => println!(
+            "{} has no exception on {date} any more: the weekday's rules apply (policy revision {revision})",
+            child.display_name
+        ),
+    }
+    Ok(())
+}
+
+/// Writes `policy` back as the change of the `revision` it was read at; the new
+/// revision, or who changed it in between.
+async fn write(
+    hub: &mut Hub,
+    child: &v1::Child,
+    policy: v1::Policy,
+    revision: u64,
+) -> Result<u64, CliError> {
     let result = hub
         .client
         .set_policy(v1::SetPolicyRequest {
@@ -90,11 +142,7 @@ pub async fn set(hub: &mut Hub, child: &str, changes: &Changes) -> Result<(), Cl
         })
         .await;
     match result {
-        Ok(response) => {
-            let revision = response.into_inner().policy.map_or(0, |p| p.revision);
-            println!("{}'s policy is now revision {revision}", child.display_name);
-            Ok(())
-        }
+        Ok(response) => Ok(response.into_inner().policy.map_or(0, |p| p.revision)),
         Err(status) if status.code() == tonic::Code::Aborted => {
             Err(stale(&status, &child.display_name))
         }
@@ -264,6 +312,7 @@ fn to_json(policy: &v1::Policy) -> serde_json::Value {
         "downtime": policy.weekdays.iter().map(|r| (day_name(r.weekday).to_owned(), json!(r.downtime_windows.iter().map(window_text).collect::<Vec<_>>()))).collect::<serde_json::Map<_, _>>(),
         "credits": {"five_minute": credits.five_minute_count, "ten_minute": credits.ten_minute_count},
         "grace_minutes": policy.grace_minutes,
+        "exceptions": policy.exceptions.iter().map(exception::to_json).collect::<Vec<_>>(),
     })
 }
 

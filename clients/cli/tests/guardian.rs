@@ -219,6 +219,91 @@ fn a_guardian_pairs_and_acts_from_the_terminal() {
         &["policy", "set", "Mia", "--bedtime", "none"],
     ));
 
+    // One date's exception: today (in Mia's time zone) has 20 minutes, plus the grant.
+    let weekday_allowance = status_json(&anna)["children"][0]["allowance_seconds"].clone();
+    let printed = ok(household(
+        &anna,
+        &[
+            "policy",
+            "except",
+            "Mia",
+            "today",
+            "--minutes",
+            "20",
+            "--note",
+            "sick day",
+        ],
+    ));
+    assert!(printed.contains(": 20 min; sick day"), "{printed}");
+    assert_eq!(
+        status_json(&anna)["children"][0]["allowance_seconds"],
+        (20 + 30) * 60
+    );
+    ok(household(
+        &anna,
+        &[
+            "policy",
+            "except",
+            "Mia",
+            "2099-12-24",
+            "--no-limit",
+            "--no-bedtime",
+        ],
+    ));
+    let policy: serde_json::Value =
+        serde_json::from_str(&ok(household(&anna, &["policy", "show", "Mia", "--json"]))).unwrap();
+    let exceptions = policy["exceptions"].as_array().unwrap();
+    assert_eq!(exceptions.len(), 2, "{policy}");
+    assert_eq!(exceptions[0]["daily_minutes"], 20);
+    assert_eq!(exceptions[0]["note"], "sick day");
+    assert_eq!(
+        exceptions[1],
+        serde_json::json!({"date": "2099-12-24", "daily_minutes": 1440,
+                           "skip_downtime": true, "note": ""})
+    );
+    let printed = ok(household(
+        &anna,
+        &["policy", "except", "Mia", "today", "--remove"],
+    ));
+    assert!(printed.contains("weekday's rules apply"), "{printed}");
+    assert_eq!(
+        status_json(&anna)["children"][0]["allowance_seconds"],
+        weekday_allowance
+    );
+    fails(
+        &household(&anna, &["policy", "except", "Mia", "today", "--remove"]),
+        1,
+        "no exception on",
+    );
+    fails(
+        &household(
+            &anna,
+            &["policy", "except", "Mia", "24.12.", "--minutes", "9"],
+        ),
+        2,
+        "DATE must be a date like 2026-12-24",
+    );
+    fails(
+        &household(&anna, &["policy", "except", "Mia", "2099-12-25"]),
+        2,
+        "--minutes N (0 to 1440), --no-limit or --no-downtime",
+    );
+    fails(
+        &household(
+            &anna,
+            &["policy", "except", "Mia", "today", "--minutes", "1441"],
+        ),
+        2,
+        "--minutes",
+    );
+    let unchanged: serde_json::Value =
+        serde_json::from_str(&ok(household(&anna, &["policy", "show", "Mia", "--json"]))).unwrap();
+    assert_eq!(
+        unchanged["exceptions"].as_array().map(Vec::len),
+        Some(1),
+        "{unchanged}"
+    );
+
     let report: serde_json::Value = serde_json::from_str(&ok(household(
         &anna,
         &["report", "Mia", "--days", "3", "--json"],
@@ -413,8 +498,26 @@ fn a_guardian_invites_another_and_revokes_a_lost_terminal() {
         &["pair", &hub.invite_guardian("Anna"), "--hub", &hub.address],
     ));
 
-    let printed = ok(household(&anna, &["invite", "guardian", "Dad"]));
+    let printed = ok(household(&anna, &["invite", "guardian", "Dad", "--qr"]));
     assert!(printed.contains("pairing code for Dad"), "{printed}");
+    // The QR code between the heading and the code's text: half blocks in a square.
+    let lines: Vec<&str> = printed.lines().collect();
+    let picture = &lines[1..lines.len() - 1];
+    assert!(picture.len() >= 12, "{printed}");
+    assert!(
+        picture
+            .iter()
+            .all(|l| l.chars().count() == 2 * picture.len() - 1
+                || l.chars().count() == 2 * picture.len()),
+        "{printed}"
+    );
+    assert!(
+        picture
+            .iter()
+            .all(|l| l.chars().all(|c| " ▀▄█".contains(c))),
+        "{printed}"
+    );
+    assert!(picture.iter().any(|l| l.contains('█')), "{printed}");
     let code = printed.lines().last().unwrap().trim();
     ok(household(&dad, &["pair", code, "--hub", &hub.address]));
     ok(household(&dad, &["status"]));
@@ -444,7 +547,11 @@ fn a_guardian_invites_another_and_revokes_a_lost_terminal() {
 
     // A device invite names the child.
     ok(household(&anna, &["children", "add", "Mia"]));
-    let printed = ok(household(&anna, &["invite", "device", "--child", "Mia"]));
+    let printed = ok(household(
+        &anna,
+        &["invite", "device", "--child", "Mia", "--qr"],
+    ));
+    assert!(printed.contains('▀'), "{printed}");
     assert!(
         printed.contains("pairing code for Mia's device"),
         "{printed}"
@@ -470,4 +577,138 @@ fn completions_and_the_manual_come_from_the_same_definitions() {
         2,
         "invalid value",
     );
+}
+
+/// The watch screen in a pseudo-terminal: it draws the household, redraws in place when
+/// another command acts, and gives the terminal back when `q` is pressed. Piped, the
+/// same command prints lines.
+#[test]
+fn watch_on_a_terminal_redraws_in_place_and_piped_prints_lines() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+    const ROWS: u16 = 24;
+    const COLUMNS: u16 = 100;
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(&dir.path().join("hub"));
+    let anna = dir.path().join("anna.json");
+    ok(household(
+        &anna,
+        &["pair", &hub.invite_guardian("Anna"), "--hub", &hub.address],
+    ));
+    ok(household(&anna, &["children", "add", "Mia"]));
+
+    // Piped: lines, as before the screen existed.
+    let mut piped = Command::new(CLI)
+        .arg("--config")
+        .arg(&anna)
+        .arg("watch")
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(piped.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = piped.kill();
+    let _ = piped.wait();
+    assert_eq!(first.trim_end(), "Mia: active, 2 h 00 min left");
+
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLUMNS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut command = CommandBuilder::new(CLI);
+    command.arg("--config");
+    command.arg(&anna);
+    command.arg("watch");
+    command.env("RUST_LOG", "off");
+    command.env("TERM", "xterm-256color");
+    command.cwd(dir.path());
+    let mut watch = pty.slave.spawn_command(command).unwrap();
+    drop(pty.slave);
+    let mut keys = pty.master.take_writer().unwrap();
+    let mut output = pty.master.try_clone_reader().unwrap();
+    let (bytes_tx, bytes) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = output.read(&mut buffer) {
+            if n == 0 || bytes_tx.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut terminal = vt100::Parser::new(
+        std::num::NonZeroU16::new(ROWS).unwrap(),
+        std::num::NonZeroU16::new(COLUMNS).unwrap(),
+        0,
+    );
+    // Feeds the terminal what the program wrote until the screen passes `check`.
+    let mut wait_for = |what: &str, check: &dyn Fn(&vt100::Screen) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check(terminal.screen()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match bytes.recv_timeout(left) {
+                Ok(chunk) => terminal.process(&chunk),
+                Err(_) => panic!(
+                    "{what} within 20 s; the screen:\n{}",
+                    terminal.screen().contents()
+                ),
+            }
+        }
+        terminal.screen().contents()
+    };
+
+    let first = wait_for("Mia on a live screen", &|screen| {
+        let text = screen.contents();
+        screen.alternate_screen()
+            && text.contains("live, seq")
+            && text.contains("Mia")
+            && text.contains("2 h 00 min of 2 h 00 min")
+    });
+    assert!(first.contains("active"), "{first}");
+    assert!(
+        first.contains("nothing yet since the watch began"),
+        "{first}"
+    );
+
+    ok(household(&anna, &["extend", "Mia", "15"]));
+    let second = wait_for("the grant on the screen", &|screen| {
+        let text = screen.contents();
+        text.contains("2 h 15 min of 2 h 15 min") && text.contains("Anna: added 15 min for Mia")
+    });
+    // Redrawn in place: the old figure is gone, nothing scrolled, one heading.
+    assert!(!second.contains("2 h 00 min"), "{second}");
+    assert_eq!(second.matches("Household at").count(), 1, "{second}");
+    assert!(second.starts_with("Household at"), "{second}");
+
+    keys.write_all(b"q").unwrap();
+    keys.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watch still running 10 s after q"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // What it wrote last: the terminal is given back.
+    while let Ok(chunk) = bytes.recv_timeout(Duration::from_millis(500)) {
+        terminal.process(&chunk);
+    }
+    assert!(!terminal.screen().alternate_screen());
+    assert!(!terminal.screen().hide_cursor());
 }
