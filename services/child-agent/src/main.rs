@@ -1,32 +1,9 @@
 //! `child-agent`: meters use of a child's device, locks it when the day's
 //! time is gone, and answers the legacy CST parent app.
 
-mod agent;
-mod audit;
-mod client;
-mod clock;
-mod config;
-mod control;
-mod enforcer;
-mod enroll;
-mod hub_session;
-mod identity;
-mod ledger;
-mod legacy;
-mod link;
-mod local_address;
-mod logind;
-mod meter;
-mod open;
-mod peer;
-mod policy;
-mod run;
-mod session_lock;
-mod shutdown;
-mod source;
-mod store;
-
 use std::path::PathBuf;
+
+use child_agent::{client, config, enroll, run};
 
 use clap::{Args, Parser, Subcommand};
 

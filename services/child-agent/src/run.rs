@@ -23,6 +23,20 @@ use crate::{control, enforcer, hub_session, legacy, open, peer, policy, store};
 const TICK: Duration = Duration::from_millis(250);
 
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    run_until(config, async {
+        shutdown::signalled()
+            .await
+            .context("cannot listen for signals")
+    })
+    .await
+}
+
+/// [`run`], stopping when `stop` completes instead of on a signal: for a
+/// program that runs agents of its own (the household demo).
+pub async fn run_until(
+    config: AgentConfig,
+    until: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     tracing::info!("configuration:\n{config}");
     let logind = enforcement_check(&config).await?;
     // Everything the agent creates is its own alone; the data directory is
@@ -101,7 +115,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
 
     let outcome = tokio::select! {
-        signalled = shutdown::signalled() => signalled.context("cannot listen for signals"),
+        stopped = until => stopped,
         Some(ended) = tasks.join_next() => match ended {
             Ok(Ok(())) => Err(anyhow::anyhow!("a task of the agent stopped unexpectedly")),
             Ok(Err(e)) => Err(e),
