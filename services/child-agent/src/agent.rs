@@ -58,8 +58,12 @@ pub enum AgentError {
         crate::audit::WINDOW
     )]
     TooManyActions,
-    #[error("the device is not enrolled with a hub")]
+    #[error(
+        "the device is not enrolled with a hub (child-agent enroll), so no guardian would see it"
+    )]
     NotEnrolled,
+    #[error("note must be at most {max} characters, got {got}")]
+    NoteTooLong { max: usize, got: usize },
     #[error("the hub sent a budget that cannot be enforced: {0}")]
     Hub(String),
 }
@@ -399,6 +403,25 @@ impl Agent {
             }
             None => inner.ledger.spend_credit(size, now, inner.meter.open())?,
         };
+        self.record(&mut inner, &[event])
+    }
+
+    /// The child asks the guardians for more time: stored, and sent to the
+    /// hub (now or once it is back), which shows it to every guardian. The
+    /// request belongs to the day it was made, however late it arrives.
+    pub fn ask_time(&self, minutes: i64, note: Option<String>) -> Result<Status, AgentError> {
+        const MAX_NOTE: usize = 200;
+        if let Some(got) = note.as_ref().map(|n| n.chars().count())
+            && got > MAX_NOTE
+        {
+            return Err(AgentError::NoteTooLong { max: MAX_NOTE, got });
+        }
+        let mut inner = self.lock()?;
+        if inner.link.is_none() {
+            return Err(AgentError::NotEnrolled);
+        }
+        let now = now_of(&inner)?;
+        let event = inner.ledger.time_request(minutes, note, now)?;
         self.record(&mut inner, &[event])
     }
 

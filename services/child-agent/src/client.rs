@@ -91,6 +91,20 @@ pub async fn request_time(data_dir: &Path, minutes: i64) -> anyhow::Result<()> {
     }
 }
 
+pub async fn ask_time(data_dir: &Path, minutes: i64, note: Option<String>) -> anyhow::Result<()> {
+    match control::call(data_dir, &ControlRequest::AskTime { minutes, note }).await? {
+        Some(response) => {
+            let view = expect_status(response)?;
+            println!("Asked for {minutes} more minutes; a guardian will answer.\n{view}");
+            Ok(())
+        }
+        None => bail!(
+            "no child-agent is running on {}; requests go through the running agent",
+            data_dir.display()
+        ),
+    }
+}
+
 fn expect_status(response: ControlResponse) -> anyhow::Result<StatusView> {
     match response {
         ControlResponse::Status(view) => Ok(view),

@@ -51,6 +51,12 @@ pub enum ControlRequest {
     RequestTime {
         minutes: i64,
     },
+    /// Ask the guardians for more time (through the hub).
+    AskTime {
+        minutes: i64,
+        #[serde(default)]
+        note: Option<String>,
+    },
     /// The last `limit` events the agent recorded.
     Log {
         limit: usize,
@@ -294,7 +300,12 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) -> std::io::Result<()> {
 /// event log are for administrators.
 fn permitted(request: &ControlRequest, standing: Standing) -> Result<(), String> {
     match (request, standing) {
-        (ControlRequest::Status | ControlRequest::RequestTime { .. }, _) => Ok(()),
+        (
+            ControlRequest::Status
+            | ControlRequest::RequestTime { .. }
+            | ControlRequest::AskTime { .. },
+            _,
+        ) => Ok(()),
         (_, Standing::Admin) => Ok(()),
         (ControlRequest::ShowId, Standing::Child) => Err(format!(
             "show-id is for root and the {} group: the device ID is the key of the legacy protocol",
@@ -319,6 +330,7 @@ fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
         }
         ControlRequest::Status => agent.status(),
         ControlRequest::RequestTime { minutes } => agent.spend_credit(minutes),
+        ControlRequest::AskTime { minutes, note } => agent.ask_time(minutes, note),
     };
     match result {
         Ok(status) => {

@@ -160,6 +160,20 @@ impl Ledger {
         self.event(self.next_seq, now, self.device_actor(), kind)
     }
 
+    /// The child asks the guardians for `minutes` more, with an optional note.
+    pub fn time_request(
+        &self,
+        minutes: i64,
+        note: Option<String>,
+        now: Timestamp,
+    ) -> Result<Event, InputError> {
+        let id = household_core::RequestId(format!("local-{}", self.next_seq));
+        let kind = self
+            .projection
+            .check_request(id, minutes, note, Some(now))?;
+        Ok(self.event(self.next_seq, now, self.device_actor(), kind))
+    }
+
     /// A legacy command and what became of it, for the audit trail.
     pub fn legacy_command(&self, note: &LegacyNote, now: Timestamp) -> Event {
         self.event(

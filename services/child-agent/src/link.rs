@@ -357,6 +357,21 @@ pub fn record_of(event: &Event, zone: &TimeZone) -> Option<v1::OutboxItem> {
                 )),
             })
         }
+        EventKind::TimeRequested {
+            minutes,
+            note,
+            requested_at,
+            ..
+        } => {
+            return Some(v1::OutboxItem {
+                outbox_id: 0,
+                recorded_unix_micros: requested_at.unwrap_or(event.at).as_microsecond(),
+                item: Some(Item::TimeRequest(v1::TimeRequestSubmission {
+                    minutes: u32::try_from(*minutes).unwrap_or(0),
+                    note: note.clone().unwrap_or_default(),
+                })),
+            });
+        }
         EventKind::LegacyCommand {
             command,
             outcome,

@@ -47,6 +47,15 @@ enum Command {
         #[command(flatten)]
         data_dir: DataDir,
     },
+    /// Ask the guardians for more time (1 to 1440 minutes); they see it on the hub.
+    Ask {
+        minutes: i64,
+        /// A word to the guardians, at most 200 characters.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
 }
 
 #[derive(Args)]
@@ -76,6 +85,11 @@ async fn main() -> anyhow::Result<()> {
             follow,
         } => client::status(&data_dir.data_dir, json, follow).await,
         Command::Log { data_dir, limit } => client::log(&data_dir.data_dir, limit).await,
+        Command::Ask {
+            minutes,
+            note,
+            data_dir,
+        } => client::ask_time(&data_dir.data_dir, minutes, note).await,
         Command::RequestTime { minutes, data_dir } => {
             client::request_time(&data_dir.data_dir, minutes).await
         }

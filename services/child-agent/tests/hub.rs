@@ -292,6 +292,15 @@ async fn offline_the_device_locks_on_time_and_the_hub_gets_every_second_later() 
         offline.elapsed() < Duration::from_secs(62),
         "on time, not late"
     );
+    // The child asks for more time while the hub is away.
+    let asked = jiff::Timestamp::now();
+    let out = home.command(&["ask", "15", "--note", "homework"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.terminate());
     let measured = measured_seconds(&home);
     hub.restart();
@@ -308,4 +317,59 @@ async fn offline_the_device_locks_on_time_and_the_hub_gets_every_second_later() 
     );
     let status = mum.status(&mia).await;
     assert_eq!(status.state, v1::ScreenState::Blocked as i32);
+    // The request arrived late but belongs to the moment it was made.
+    let requests = mum
+        .client
+        .list_time_requests(v1::ListTimeRequestsRequest {
+            child_id: mia.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .requests;
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let request = &requests[0];
+    assert_eq!((request.minutes, request.note.as_str()), (15, "homework"));
+    let late = request.requested_unix_micros - asked.as_microsecond();
+    assert!(
+        (0..1_000_000).contains(&late),
+        "requested when asked, not when delivered ({late} µs)"
+    );
+    assert_eq!(request.day, status.day);
+}
+
+/// A device whose store is lost starts a new instance: what the hub already
+/// had counts once, and the new store's records (numbered from 1 again) count
+/// too, not mistaken for the old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_store_starts_a_new_instance_and_nothing_counts_twice() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(hub_dir.path());
+    let mut mum = Guardian::join(&hub).await;
+    let mia = mum.add_child("Mia").await;
+    let (device, code) = mum.add_device(&mia, "tablet").await;
+    let home = Home::new(LOCAL_POLICY);
+    enroll(&home, &code, &hub);
+    let mut total = 0.0;
+    for _ in 0..2 {
+        let agent = home.start(1.0, &[]);
+        block_in_place(|| home.wait_for("the hub", connected));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(agent.terminate());
+        total += measured_seconds(&home);
+        let quiet = start_idle(&home);
+        block_in_place(|| {
+            home.wait_for("the outbox to empty", |s| {
+                connected(s) && outbox_depth(s) == Some(0)
+            })
+        });
+        assert!(quiet.terminate());
+        let held = device_used(&mut mum, &mia, &device).await;
+        assert!(
+            (held as f64 - total).abs() <= 2.0,
+            "the hub holds {held} s, the device's stores measured {total:.1} s"
+        );
+        std::fs::remove_dir_all(home.file("store")).unwrap();
+    }
 }
