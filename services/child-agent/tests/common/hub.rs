@@ -29,10 +29,18 @@ pub struct Hub {
     pub process: Option<Child>,
     pub address: String,
     pub data: PathBuf,
+    /// How it announces itself: `--no-mdns`, or `--mdns-interface NAME`.
+    mdns: Vec<String>,
 }
 
 impl Hub {
     pub fn start(data: &Path) -> Hub {
+        Hub::start_with_mdns(data, None)
+    }
+
+    /// [`Hub::start`], announcing the hub by mDNS on `interface` (only ever
+    /// inside a network namespace the test made).
+    pub fn start_with_mdns(data: &Path, interface: Option<&str>) -> Hub {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -41,6 +49,10 @@ impl Hub {
             process: None,
             address: format!("127.0.0.1:{port}"),
             data: data.to_owned(),
+            mdns: match interface {
+                Some(name) => vec!["--mdns-interface".into(), name.into()],
+                None => vec!["--no-mdns".into()],
+            },
         };
         hub.restart();
         hub
@@ -49,14 +61,8 @@ impl Hub {
     /// Starts the hub (again) on its data directory and port.
     pub fn restart(&mut self) {
         let mut process = Command::new(hub_binary())
-            .args([
-                "serve",
-                "--no-mdns",
-                "--rate-limit",
-                "0",
-                "--legacy-poll",
-                "0",
-            ])
+            .args(["serve", "--rate-limit", "0", "--legacy-poll", "0"])
+            .args(&self.mdns)
             .args(["--listen", &self.address])
             .arg("--data-dir")
             .arg(&self.data)
