@@ -28,6 +28,10 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// history for `child-agent log`, not state.
 pub const KEEP_EVENTS_DAYS: i64 = 30;
 
+/// sled's page cache. The store holds a few days of small events and the
+/// outbox: a small cache keeps the agent small (sled's default is 1 GiB).
+const CACHE_BYTES: u64 = 2 * 1024 * 1024;
+
 const DEVICE_ID: &[u8] = b"device_id";
 const CHECKPOINT: &[u8] = b"checkpoint";
 const POLICY: &[u8] = b"policy";
@@ -143,7 +147,11 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let deadline = Instant::now() + LOCK_WAIT;
         let db = loop {
-            match sled::open(store_path(dir)) {
+            match sled::Config::new()
+                .path(store_path(dir))
+                .cache_capacity(CACHE_BYTES)
+                .open()
+            {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e))
                     if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>

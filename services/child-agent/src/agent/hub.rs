@@ -175,9 +175,12 @@ impl Agent {
         if local_locks_lifted {
             link.forget_local_locks();
         }
-        let saved = self.store.save_link_state(&link.state);
+        // Carried out first (the enforcer hears of it now), stored second,
+        // acknowledged last: the hub resends what a crash kept from storing.
         self.observe(&mut inner)?;
-        saved?;
+        if let Some(link) = inner.link.as_ref() {
+            self.store.save_link_state(&link.state)?;
+        }
         Ok(ack(true, ""))
     }
 
