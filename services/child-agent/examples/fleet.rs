@@ -46,7 +46,10 @@ async fn main() -> Result<()> {
         .ok_or("no target directory")?
         .to_owned();
     let dir = tempfile::tempdir()?;
-    println!("fleet: {agents} agents, {runs} runs, binaries in {}", bin.display());
+    println!(
+        "fleet: {agents} agents, {runs} runs, binaries in {}",
+        bin.display()
+    );
 
     let hub = Hub::start(&bin, &dir.path().join("hub"))?;
     let mut guardian = guardian(&bin, &hub).await?;
@@ -66,7 +69,8 @@ async fn main() -> Result<()> {
             .child_id;
         for d in 0..2.min(agents - 2 * n) {
             let home = dir.path().join(format!("agent-{n}-{d}"));
-            let agent = Agent::start(&bin, &hub, &mut guardian, &child, &home, lines.clone()).await?;
+            let agent =
+                Agent::start(&bin, &hub, &mut guardian, &child, &home, lines.clone()).await?;
             fleet.push((child.clone(), agent));
         }
         children.push(child);
@@ -162,7 +166,10 @@ async fn main() -> Result<()> {
     floor_lines.abort();
 
     // Quiet: nobody acts; the agents meter, report and keep their sessions.
-    let before: Vec<f64> = fleet.iter().map(|(_, a)| cpu_seconds(a.pid())).collect::<Result<_>>()?;
+    let before: Vec<f64> = fleet
+        .iter()
+        .map(|(_, a)| cpu_seconds(a.pid()))
+        .collect::<Result<_>>()?;
     tokio::time::sleep(QUIET).await;
     let mut cpu: Vec<f64> = fleet
         .iter()
@@ -268,7 +275,9 @@ fn open_fifo(
         }
     }
     // Read and write: the FIFO stays open between hook runs.
-    let receiver = pipe::OpenOptions::new().read_write(true).open_receiver(path)?;
+    let receiver = pipe::OpenOptions::new()
+        .read_write(true)
+        .open_receiver(path)?;
     Ok(tokio::spawn(async move {
         let mut reader = tokio::io::BufReader::new(receiver).lines();
         while let Ok(Some(line)) = reader.next_line().await {
@@ -287,10 +296,19 @@ struct Hub {
 
 impl Hub {
     fn start(bin: &Path, data: &Path) -> Result<Hub> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let address = format!("127.0.0.1:{port}");
         let mut process = Command::new(bin.join("household-hub"))
-            .args(["serve", "--no-mdns", "--rate-limit", "0", "--legacy-poll", "0"])
+            .args([
+                "serve",
+                "--no-mdns",
+                "--rate-limit",
+                "0",
+                "--legacy-poll",
+                "0",
+            ])
             .args(["--listen", &address])
             .arg("--data-dir")
             .arg(data)
@@ -370,7 +388,9 @@ impl Agent {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
-                kind: Some(v1::add_device_request::Kind::Agent(v1::AgentDeviceSpec::default())),
+                kind: Some(v1::add_device_request::Kind::Agent(
+                    v1::AgentDeviceSpec::default(),
+                )),
                 ..Default::default()
             })
             .await?
@@ -383,7 +403,9 @@ impl Agent {
             .arg(home)
             .output()?;
         if !enrolled.status.success() {
-            return Err(String::from_utf8_lossy(&enrolled.stderr).into_owned().into());
+            return Err(String::from_utf8_lossy(&enrolled.stderr)
+                .into_owned()
+                .into());
         }
         let policy = home.join("policy.toml");
         std::fs::write(&policy, "[daily_minutes]\ndefault = 1440\n")?;

@@ -4,7 +4,7 @@
 //! Every `--legacy-poll` seconds, and at once when a guardian's decision or the clock
 //! changes a child that has legacy devices, the hub asks each of them `GET_TIME_LEFT`
 //! and brings it in line with the household ([`household_core::cst::correction`]):
-//! `LOCK_DEVICE` when the household says no and the device says ACTIVE, `EXTEND_TIME:n`
+//! `LOCK_DEVICE` whenever the household says no (logged when the device said ACTIVE), `EXTEND_TIME:n`
 //! (which on the Android child *sets* the time left to n) when the household gives n
 //! minutes and the device shows otherwise. What the hub learns is logged: the use the
 //! device counted since its last answer as `UsageReported` (so the child's one budget
@@ -222,8 +222,19 @@ async fn reconcile(
         };
         status.cst_on_device(&DeviceId(target.device_id.clone()))
     };
-    if let Some(fix) = correction(want, seen) {
-        send_correction(hub, target, &key, fix, timeout).await?;
+    match correction(want, seen) {
+        Some(fix) => send_correction(hub, target, &key, fix, timeout).await?,
+        // The device says it is blocked, as the household wants; the lock is sent all
+        // the same, since anyone who knows the device ID can forge that answer. It
+        // changes nothing on a device that told the truth, so it is not logged.
+        None if want.state == CstState::Blocked => {
+            let reasserted =
+                client::send_command(target.address, &key, "LOCK_DEVICE", timeout).await;
+            if let Err(err) = reasserted {
+                tracing::debug!(device = %target.device_id, error = %err, "the lock was not confirmed");
+            }
+        }
+        None => {}
     }
     Ok(())
 }

@@ -37,6 +37,8 @@ impl Day {
 
 struct AndroidChild {
     day: Mutex<Day>,
+    /// Someone who knows the device ID answers every poll first, "BLOCKED".
+    forged_blocked: std::sync::atomic::AtomicBool,
 }
 
 impl AndroidChild {
@@ -53,6 +55,17 @@ impl cst_legacy::Handler for AndroidChild {
     async fn handle(&self, command: Command, _source: SocketAddr) -> Reply {
         let mut day = self.day.lock().unwrap();
         match command {
+            Command::GetTimeLeft
+                if self
+                    .forged_blocked
+                    .load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                Reply::TimeLeft {
+                    remaining_minutes: 0,
+                    state: LegacyState::Blocked,
+                    credit_minutes: day.credit,
+                }
+            }
             Command::GetTimeLeft => Reply::TimeLeft {
                 remaining_minutes: day.remaining(),
                 state: if day.remaining() == 0 {
@@ -85,6 +98,7 @@ async fn android_child(
 ) {
     let child = Arc::new(AndroidChild {
         day: Mutex::new(day),
+        forged_blocked: Default::default(),
     });
     let key = CST_ID.parse::<DeviceId>().unwrap().key();
     let responder = Responder::bind(
@@ -250,5 +264,53 @@ async fn the_hub_keeps_an_android_child_in_step_with_the_household() {
     eventually("the tablet is offline", || async {
         !device(&mut client.clone(), &device_id).await.online
     })
+    .await;
+}
+
+/// A forged "BLOCKED" answer to every poll does not keep a device the household
+/// locks from being locked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_blocked_answer_does_not_keep_the_lock_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start_with(dir.path(), &["--rate-limit", "0", "--legacy-poll", "1"]);
+    let code = hub.invite("guardian", "Anna", None);
+    let anna = common::enroll(hub.addr, &code).await.unwrap();
+    let mut client = guardian(hub.addr, &anna).await;
+    let mia = common::add_child(&mut client, "Mia").await;
+    let (tablet, address, _stop) = android_child(Day {
+        credit: 120,
+        used: 0,
+        locked: false,
+    })
+    .await;
+    tablet
+        .forged_blocked
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    client
+        .add_device(v1::AddDeviceRequest {
+            child_id: mia.clone(),
+            display_name: "Mia's phone".into(),
+            kind: Some(v1::add_device_request::Kind::LegacyCst(
+                v1::LegacyCstDeviceSpec {
+                    address: address.to_string(),
+                    cst_device_id: CST_ID.into(),
+                },
+            )),
+            idempotency_key: "phone".into(),
+        })
+        .await
+        .unwrap();
+    client
+        .lock(v1::LockRequest {
+            target: Some(v1::lock_request::Target::ChildId(mia.clone())),
+            idempotency_key: "lock".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    eventually(
+        "the phone is locked though every answer said BLOCKED",
+        || async { tablet.day().locked },
+    )
     .await;
 }
