@@ -12,6 +12,7 @@ mod progress;
 mod running;
 mod setup;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -47,6 +48,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut signals = Signals::new().context("listening for Ctrl-C")?;
     let dir = tempfile::Builder::new()
         .prefix("household-demo-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .context("making the demo's temporary directory")?;
     let path = dir.path().to_owned();

@@ -2,6 +2,7 @@
 //! with nothing left behind.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -113,6 +114,12 @@ fn ctrl_c_stops_the_demo_cleanly() {
     );
     let dir = demo_dir(&seen.join("\n"));
     assert!(dir.join("hub").is_dir(), "{}", dir.display());
+    assert!(dir.join("guardian").join("profile.json").is_file());
+    let mode = std::fs::metadata(&dir)
+        .expect("the demo's directory")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     let killed = Command::new("kill")
         .args(["-INT", &running.id().to_string()])
         .status()
