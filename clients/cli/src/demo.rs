@@ -12,6 +12,7 @@ mod progress;
 mod running;
 mod setup;
 
+use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::Mutex;
@@ -64,7 +65,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let stopped = running.stop().await;
     dir.close()
         .with_context(|| format!("removing {}", path.display()))?;
-    println!("household demo stopped; removed {}", path.display());
+    // Not println!: the terminal may be gone (SIGHUP), and that is no reason to panic.
+    let _ = writeln!(
+        std::io::stdout(),
+        "household demo stopped; removed {}",
+        path.display()
+    );
     outcome.and(stopped)
 }
 
@@ -72,7 +78,10 @@ async fn start_and_watch(running: &mut Running, dir: &Path, args: &DemoArgs) -> 
     let progress = Progress::new();
     let mut guardian = setup::household(running, dir, args, &progress).await?;
     progress.step(match args.duration {
-        Some(duration) => format!("watching for {duration:?}; q or Ctrl-C stops the demo"),
+        Some(duration) => format!(
+            "watching for {:#}; q or Ctrl-C stops the demo sooner",
+            jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX)
+        ),
         None => "watching; q or Ctrl-C stops the demo".to_owned(),
     });
     drop(progress);

@@ -34,7 +34,8 @@ impl Progress {
     pub fn step(&self, text: impl Into<String>) {
         let text = text.into();
         if self.spinner.is_none() {
-            println!("{text}");
+            // A closed stdout (`| head`) is no reason to stop, nor to panic.
+            let _ = writeln!(std::io::stdout(), "{text}");
         }
         self.step.send_replace(text);
     }
