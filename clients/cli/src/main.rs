@@ -3,6 +3,7 @@
 mod act;
 mod children;
 mod credentials;
+mod demo;
 mod devices;
 mod history;
 mod hub;
@@ -173,6 +174,17 @@ enum Command {
     /// Talk to Child Screen Time devices (and child agents) over the legacy UDP protocol.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
+    /// A whole household on this machine: a hub, simulated children's devices and the
+    /// live watch, all in a temporary directory that is removed afterwards.
+    ///
+    /// The hub listens on 127.0.0.1 on a free port, without mDNS; this command is its
+    /// guardian (with a profile of its own, never yours). Each child's allowance runs
+    /// out during the demo. q or Ctrl-C ends it; so does --duration.
+    #[command(after_help = "Examples:
+  household demo
+  household demo --children 3 --minutes 5
+  household demo --duration 2m > demo.txt")]
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Subcommand)]
@@ -213,15 +225,19 @@ enum PolicyCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not in journald or a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    // The demo logs to a file of its own, not over its screen.
+    if !matches!(cli.command, Command::Demo(_)) {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_writer(std::io::stderr)
+            // Colours only for a person at a terminal, not in journald or a log file.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -301,6 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
         Command::Legacy(command) => legacy::run(command).await?,
+        Command::Demo(args) => demo::run(args).await?,
     }
     Ok(())
 }

@@ -20,6 +20,18 @@ pub async fn run(
             profile_path.display()
         );
     }
+    let profile = guardian(code, hub, name).await?;
+    profile.save(profile_path)?;
+    println!(
+        "paired as {} with the hub at {hub}; profile in {}",
+        profile.display_name,
+        profile_path.display()
+    );
+    Ok(())
+}
+
+/// Redeems a guardian's pairing code with the hub at `hub`: the profile to save.
+pub async fn guardian(code: &str, hub: &str, name: Option<&str>) -> anyhow::Result<Profile> {
     let about = household_client::About {
         hostname: name.map_or_else(host_name, str::to_owned),
         platform: std::env::consts::OS.into(),
@@ -32,10 +44,10 @@ pub async fn run(
     if response.role != v1::Role::Guardian as i32 {
         bail!("this pairing code is for a device, not a guardian; give it to `child-agent enroll`");
     }
-    let profile = Profile {
+    Ok(Profile {
         hub: hub.to_owned(),
-        display_name: response.display_name.clone(),
-        identity_id: response.identity_id.clone(),
+        display_name: response.display_name,
+        identity_id: response.identity_id,
         credential_id: match &response.credential {
             Some(v1::enroll_response::Credential::Certificate(c)) => {
                 c.certificate_sha256_hex.clone()
@@ -45,14 +57,7 @@ pub async fn run(
         ca_pem: enrolled.credential.ca_pem,
         chain_pem: enrolled.credential.chain_pem,
         key_pem: enrolled.credential.key_pem,
-    };
-    profile.save(profile_path)?;
-    println!(
-        "paired as {} with the hub at {hub}; profile in {}",
-        response.display_name,
-        profile_path.display()
-    );
-    Ok(())
+    })
 }
 
 fn host_name() -> String {

@@ -86,12 +86,17 @@ pub async fn show(hub: &mut Hub, child: &str, as_json: bool) -> Result<(), CliEr
 
 pub async fn set(hub: &mut Hub, child: &str, changes: &Changes) -> Result<(), CliError> {
     let child = hub.child(child).await?;
+    let revision = change(hub, &child, changes).await?;
+    println!("{}'s policy is now revision {revision}", child.display_name);
+    Ok(())
+}
+
+/// Reads `child`'s policy, applies `changes` and writes it back: the new revision.
+pub async fn change(hub: &mut Hub, child: &v1::Child, changes: &Changes) -> Result<u64, CliError> {
     let mut policy = get(hub, &child.child_id).await?;
     let revision = policy.revision;
     apply(&mut policy, changes).map_err(CliError::Refused)?;
-    let revision = write(hub, &child, policy, revision).await?;
-    println!("{}'s policy is now revision {revision}", child.display_name);
-    Ok(())
+    write(hub, child, policy, revision).await
 }
 
 pub async fn except(

@@ -39,7 +39,36 @@ pub struct EnrollArgs {
     pub name: Option<String>,
 }
 
+/// What the hub made of an enrolled device.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// The device's name in the household.
+    pub device_name: String,
+    /// The device's id on the hub.
+    pub device_id: String,
+    /// The hub's HOST:PORT, as the agent will reach it.
+    pub hub: String,
+}
+
+/// `child-agent enroll`: [`join`], then says what to do next.
 pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone();
+    let enrolled = join(args).await?;
+    println!(
+        "enrolled as {} ({}) with the hub at {}; start the agent (or restart it) with \
+         `child-agent run --data-dir {}`",
+        enrolled.device_name,
+        enrolled.device_id,
+        enrolled.hub,
+        data_dir.display()
+    );
+    Ok(())
+}
+
+/// Redeems the code and stores the enrollment in the data directory, printing nothing
+/// (but a hub found by mDNS): for a program that enrolls agents of its own (the
+/// household demo).
+pub async fn join(args: EnrollArgs) -> anyhow::Result<Enrolled> {
     let path = Enrollment::path(&args.data_dir);
     if path.exists() {
         bail!(
@@ -92,14 +121,11 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
         mdns_interface: args.mdns_interface.clone(),
     };
     enrollment.save(&args.data_dir)?;
-    println!(
-        "enrolled as {} ({}) with the hub at {hub}; start the agent (or restart it) with \
-         `child-agent run --data-dir {}`",
-        response.display_name,
-        response.identity_id,
-        args.data_dir.display()
-    );
-    Ok(())
+    Ok(Enrolled {
+        device_name: response.display_name,
+        device_id: response.identity_id,
+        hub,
+    })
 }
 
 fn host_name() -> String {

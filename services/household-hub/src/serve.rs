@@ -1,10 +1,12 @@
 //! `household-hub serve`: opens the data directory, folds the log, and runs the TLS
-//! port, the admin socket, mDNS, metrics and the clock until SIGTERM.
+//! port, the admin socket, mDNS, metrics and the clock until SIGTERM (or, in
+//! [`serve_until`], until its caller says stop).
 //!
 //! Shutdown, in order: health goes NOT_SERVING, the stop flag ends every Watch and
 //! Session with UNAVAILABLE, the servers drain, the writer finishes its queue and the
 //! log is flushed and closed. The whole is bounded to a few seconds.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -77,6 +79,23 @@ impl DataDir {
 
 /// Runs the hub until SIGTERM or SIGINT.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    serve_until(
+        config,
+        async { signalled().await.context("waiting for signals") },
+        |local| println!("household hub serving on {local}"),
+    )
+    .await
+}
+
+/// [`serve`], stopping when `until` completes instead of on a signal, and handing the
+/// address it listens on to `serving` once it does (port 0 picks a free one): for a
+/// program that runs a hub of its own (the household demo). The hub stops the same way
+/// whatever `until` returns, and then returns that.
+pub async fn serve_until(
+    config: ServeConfig,
+    until: impl std::future::Future<Output = anyhow::Result<()>>,
+    serving: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     tracing::info!(?config, "starting household hub");
     let hub_started = Instant::now();
     std::fs::create_dir_all(&config.data_dir)
@@ -274,16 +293,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         ca_sha256 = %hub.ca.sha256_hex(),
         "household hub serving"
     );
-    println!("household hub serving on {local}");
+    serving(local);
 
     // Boxed, so it can be dropped (and the hub with it) before the writer is joined.
     let mut servers = Box::pin(async { tokio::try_join!(tls_server, admin_server) });
+    let mut stopped = Ok(());
     tokio::select! {
         result = &mut servers => {
             result.context("a server stopped")?;
         }
-        result = signalled() => {
-            result.context("waiting for signals")?;
+        result = until => {
+            stopped = result;
             health_reporter.set_not_serving::<HouseholdServer<GuardianService>>().await;
             health_reporter.set_not_serving::<AgentServer<AgentService>>().await;
             signal.trigger();
@@ -316,7 +336,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&config.admin_socket);
     tracing::info!("household hub stopped");
-    Ok(())
+    stopped
 }
 
 /// Logs DEVICE_OFFLINE for every device the log still shows online: no session survives
