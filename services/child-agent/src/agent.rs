@@ -692,6 +692,15 @@ impl Agent {
         if !hooks.is_empty() {
             if let Some(from) = inner.last_state {
                 tracing::info!(?from, to = %seen, "state changed");
+                // The hub hears of the use up to the change at once (with the next
+                // write, within a tick), not at the end of the 5-second report.
+                if inner.link.is_some()
+                    && let Some(interval) = inner.meter.close()
+                {
+                    let event = inner.ledger.usage(interval)?;
+                    inner.ledger.commit(std::slice::from_ref(&event));
+                    inner.unsaved.push(event);
+                }
             }
             let to_bedtime = bedtime_in.map_or(i64::MAX, |left| (left.as_secs() + 59) / 60);
             self.transitions.send_replace(Some(Transition {

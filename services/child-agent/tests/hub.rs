@@ -129,19 +129,26 @@ async fn two_devices_share_one_budget_and_follow_every_guardian() {
         block_in_place(|| home.wait_for("the unlock", |s| s["state"] == "ACTIVE"));
     }
 
-    // Both devices in use at once all along: the child's use counts once.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let elapsed = started.elapsed().as_secs() as i64;
-    let status = mum.status(&mia).await;
-    let per_device: Vec<i64> = status
-        .devices
-        .iter()
-        .map(|d| d.used_seconds_today)
-        .collect();
-    assert!(
-        per_device.iter().all(|&s| s >= 5),
-        "both devices report use: {per_device:?}"
-    );
+    // Both devices in use at once all along: once both have reported some of it,
+    // the child's use counts once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (status, per_device, elapsed) = loop {
+        let status = mum.status(&mia).await;
+        let elapsed = started.elapsed().as_secs() as i64;
+        let per_device: Vec<i64> = status
+            .devices
+            .iter()
+            .map(|d| d.used_seconds_today)
+            .collect();
+        if per_device.iter().all(|&s| s >= 5) {
+            break (status, per_device, elapsed);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both devices report use: {per_device:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(
         status.used_seconds <= elapsed + 1,
         "overlapping use counted once: {} s used in {elapsed} s ({per_device:?})",
@@ -393,4 +400,74 @@ async fn a_lost_store_starts_a_new_instance_and_nothing_counts_twice() {
         );
         std::fs::remove_dir_all(home.file("store")).unwrap();
     }
+}
+
+/// A command a CST parent app sends an enrolled agent reaches the hub as what
+/// it was, with the sender's address, and as what it did: the grant counts for
+/// the child's every device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_apps_command_to_an_agent_reaches_the_hub_with_its_sender() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(hub_dir.path());
+    let mut mum = Guardian::join(&hub).await;
+    let mia = mum.add_child("Mia").await;
+    let (_, code) = mum.add_device(&mia, "tablet").await;
+    let home = Home::new(LOCAL_POLICY);
+    enroll(&home, &code, &hub);
+    let agent = home.start(1.0, &[]);
+    block_in_place(|| home.wait_for("the hub", connected));
+    let before = mum.status(&mia).await.allowance_seconds;
+
+    let id = String::from_utf8(home.command(&["show-id"]).stdout).unwrap();
+    let key = id.trim().parse::<cst_legacy::DeviceId>().unwrap().key();
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], agent.port));
+    let reply =
+        cst_legacy::client::send_command(to, &key, "EXTEND_TIME:15", Duration::from_secs(3))
+            .await
+            .unwrap();
+    assert!(!reply.is_error(), "{reply:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mum.status(&mia).await.allowance_seconds != before + 15 * 60 {
+        assert!(Instant::now() < deadline, "the grant reaches the hub");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let history = mum
+        .client
+        .get_history(v1::GetHistoryRequest {
+            child_id: mia.clone(),
+            kinds: vec![
+                v1::EventKind::LegacyCommand as i32,
+                v1::EventKind::TimeGranted as i32,
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let sender = |event: &v1::Event| match event.actor.as_ref().and_then(|a| a.kind.as_ref()) {
+        Some(v1::actor::Kind::LegacyAddress(address)) => Some(address.clone()),
+        _ => None,
+    };
+    let command = history
+        .iter()
+        .find_map(|e| match &e.payload {
+            Some(v1::event::Payload::LegacyCommand(c)) => Some(c.clone()),
+            _ => None,
+        })
+        .expect("the command is in the history");
+    assert!(
+        command.peer_address.starts_with("127.0.0.1:"),
+        "{command:?}"
+    );
+    assert_eq!(command.command, v1::LegacyCommandKind::ExtendTime as i32);
+    assert_eq!(command.extend_minutes, 15);
+    assert_eq!(command.outcome, v1::LegacyOutcome::Applied as i32);
+    assert_eq!(command.path, v1::LegacyPath::AgentResponder as i32);
+    let granted = history
+        .iter()
+        .find(|e| matches!(e.payload, Some(v1::event::Payload::TimeGranted(_))))
+        .expect("the grant is in the history");
+    assert_eq!(sender(granted), Some(command.peer_address.clone()));
 }
