@@ -54,9 +54,12 @@ enum Command {
     Pair {
         /// The code from `household-hub invite --role guardian` (or another guardian).
         code: String,
-        /// The hub's HOST:PORT.
+        /// The hub's HOST:PORT; without it the hub is found by mDNS.
         #[arg(long)]
-        hub: String,
+        hub: Option<String>,
+        /// The network interface to look for the hub on (all without it).
+        #[arg(long, conflicts_with = "hub")]
+        mdns_interface: Option<String>,
         /// What to call this terminal in the household's history [default: host name].
         #[arg(long)]
         name: Option<String>,
@@ -254,7 +257,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let profile_path = || profile::path(cli.config.as_deref()).map_err(CliError::from);
     let hub = || async { Hub::open(&profile_path()?).await };
     match cli.command {
-        Command::Pair { code, hub, name } => {
+        Command::Pair {
+            code,
+            hub,
+            mdns_interface,
+            name,
+        } => {
+            let hub = match hub {
+                Some(hub) => hub,
+                None => pair::find_hub(&code, mdns_interface).await?,
+            };
             pair::run(&code, &hub, name.as_deref(), &profile_path()?).await?
         }
         Command::Status { child, json } => {

@@ -1,4 +1,4 @@
-//! `household pair PAIRING-CODE --hub HOST:PORT`: become one of the household's
+//! `household pair PAIRING-CODE [--hub HOST:PORT]`: become one of the household's
 //! guardians on this machine.
 
 use std::path::Path;
@@ -28,6 +28,27 @@ pub async fn run(
         profile_path.display()
     );
     Ok(())
+}
+
+/// The address of the hub whose CA the code names, as it announces itself by mDNS
+/// (`_household-hub._tcp`) on `interface` (all without one). Only a hint: pairing
+/// then checks the same CA in the hub's TLS chain.
+pub async fn find_hub(code: &str, interface: Option<String>) -> anyhow::Result<String> {
+    let code: household_proto::pairing::PairingCode = code
+        .trim()
+        .parse()
+        .context("the pairing code is not one (hh1.SECRET.CA_SHA256)")?;
+    let ca = code.ca_sha256_hex();
+    let found = tokio::task::spawn_blocking(move || {
+        household_client::mdns::find_hub(
+            &ca,
+            interface.as_deref(),
+            std::time::Duration::from_secs(3),
+        )
+    })
+    .await??;
+    eprintln!("found the hub at {found}");
+    Ok(found)
 }
 
 /// Redeems a guardian's pairing code with the hub at `hub`: the profile to save.

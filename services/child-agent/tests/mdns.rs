@@ -11,7 +11,7 @@ mod common;
 use std::process::Command;
 
 use common::Home;
-use common::hub::{Guardian, Hub};
+use common::hub::{Guardian, Hub, cli_binary};
 use serde_json::Value;
 
 /// Set in the copy of this test that runs inside the namespace.
@@ -91,6 +91,27 @@ async fn in_namespace() {
         });
     }
     let status = mum.status(&mia).await;
+    // A guardian's terminal pairs the same way, with only its code.
+    let config = tempfile::tempdir().unwrap();
+    let profile = config.path().join("profile.json");
+    let out = Command::new(cli_binary())
+        .arg("--config")
+        .arg(&profile)
+        .args([
+            "pair",
+            &hub.invite_guardian("Dad"),
+            "--mdns-interface",
+            "lo",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "household pair by mDNS: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paired: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    assert_eq!(paired["hub"], Value::String(hub.address.clone()));
     assert_eq!(
         status.devices.iter().filter(|d| d.online).count(),
         2,

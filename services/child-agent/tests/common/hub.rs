@@ -23,6 +23,21 @@ pub fn hub_binary() -> PathBuf {
     hub
 }
 
+/// `household`, the guardian's command line, built beside `child-agent` by
+/// `cargo test --workspace` (or `cargo build -p household-cli`).
+pub fn cli_binary() -> PathBuf {
+    let cli = Path::new(super::BIN)
+        .parent()
+        .expect("the agent's directory")
+        .join("household");
+    assert!(
+        cli.exists(),
+        "{} is missing: run `cargo build -p household-cli` (cargo test --workspace builds it)",
+        cli.display()
+    );
+    cli
+}
+
 /// A hub process on a data directory and a fixed loopback port, so that it
 /// can be killed and started again where its agents look for it.
 pub struct Hub {
