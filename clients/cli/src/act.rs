@@ -132,7 +132,7 @@ async fn instant(hub: &mut Hub, child_id: &str, text: &str) -> Result<i64, CliEr
         return Ok(at.as_microsecond());
     }
     let Ok(time) = text.parse::<Time>() else {
-        return Err(CliError::Refused(format!(
+        return Err(CliError::BadArgument(format!(
             "--until must be a time of day like 18:30 or an instant like 2026-12-02T18:30:00Z; got {text:?}"
         )));
     };

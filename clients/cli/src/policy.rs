@@ -95,7 +95,7 @@ pub async fn set(hub: &mut Hub, child: &str, changes: &Changes) -> Result<(), Cl
 pub async fn change(hub: &mut Hub, child: &v1::Child, changes: &Changes) -> Result<u64, CliError> {
     let mut policy = get(hub, &child.child_id).await?;
     let revision = policy.revision;
-    apply(&mut policy, changes).map_err(CliError::Refused)?;
+    apply(&mut policy, changes).map_err(CliError::BadArgument)?;
     write(hub, child, policy, revision).await
 }
 

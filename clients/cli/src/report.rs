@@ -16,7 +16,7 @@ const MARKS: [char; 6] = ['█', '▓', '▒', '░', '#', '='];
 
 pub async fn run(hub: &mut Hub, child: &str, days: u32, as_json: bool) -> Result<(), CliError> {
     if !(1..=93).contains(&days) {
-        return Err(CliError::Refused(format!(
+        return Err(CliError::BadArgument(format!(
             "--days must be 1 to 93; got {days}"
         )));
     }

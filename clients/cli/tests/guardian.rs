@@ -177,7 +177,7 @@ fn a_guardian_pairs_and_acts_from_the_terminal() {
     );
     fails(
         &household(&anna, &["lock", "Mia", "--until", "teatime"]),
-        1,
+        2,
         "--until",
     );
 
@@ -313,7 +313,7 @@ fn a_guardian_pairs_and_acts_from_the_terminal() {
     assert_eq!(report["total_used_seconds"], 0);
     fails(
         &household(&anna, &["report", "Mia", "--days", "0"]),
-        1,
+        2,
         "--days must be 1 to 93",
     );
 
