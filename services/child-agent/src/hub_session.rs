@@ -54,7 +54,7 @@ pub async fn run(
     loop {
         let ended = session(&agent, &enrollment, &address, &mut shutdown).await;
         let hub = address.clone();
-        blocking(&agent, move |a| a.set_connected(&hub, false)).await;
+        blocking(&agent, move |a| a.set_offline(&hub)).await;
         match ended {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::Lost(why)) => {

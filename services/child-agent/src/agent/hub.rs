@@ -184,19 +184,16 @@ impl Agent {
         Ok(ack(true, ""))
     }
 
-    /// Notes whether the session with the hub at `hub` is up.
-    pub fn set_connected(&self, hub: &str, connected: bool) -> Result<(), AgentError> {
+    /// Notes that the session with the hub at `hub` is down (a Welcome notes
+    /// it up again); the time it went down stays while it stays down.
+    pub fn set_offline(&self, hub: &str) -> Result<(), AgentError> {
         let mut inner = self.lock()?;
         let since_unix_micros = inner.clock.now_unix_micros();
         if let Some(link) = inner.link.as_mut() {
             hub.clone_into(&mut link.hub);
-            link.connection = match (connected, link.connection) {
-                (true, Connection::Connected { .. }) | (false, Connection::Offline { .. }) => {
-                    return Ok(());
-                }
-                (true, _) => Connection::Connected { since_unix_micros },
-                (false, _) => Connection::Offline { since_unix_micros },
-            };
+            if !matches!(link.connection, Connection::Offline { .. }) {
+                link.connection = Connection::Offline { since_unix_micros };
+            }
         }
         Ok(())
     }
