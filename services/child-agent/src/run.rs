@@ -47,6 +47,12 @@ pub async fn run_until(
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let policy = policy::load(config.policy.as_deref());
     let enrollment = Enrollment::load(&config.data_dir)?;
+    if enrollment.is_some() && config.speed != 1.0 {
+        bail!(
+            "speed must be 1 for an agent enrolled with a hub (got {}): the hub keeps real time",
+            config.speed
+        );
+    }
     let (data_dir, speed) = (config.data_dir.clone(), config.speed);
     let hub = enrollment.as_ref().map(|e| e.hub.clone());
     let agent = Arc::new(
