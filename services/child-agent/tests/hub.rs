@@ -286,6 +286,15 @@ async fn a_code_for_another_ca_is_refused_and_nothing_is_stored() {
             .permissions(),
     );
     assert_eq!(mode & 0o077, 0, "the key is owner-only");
+    // Enrolled, the agent keeps the hub's real time: a faster clock is refused.
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", "--speed", "60", "--data-dir"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("speed must be 1"), "{stderr}");
 }
 
 /// The hub goes away for longer than the child's time lasts: the device
