@@ -35,24 +35,36 @@ fn remaining(status: &Value) -> i64 {
     status["remaining_minutes"].as_i64().unwrap()
 }
 
-/// The device's own use, summed from the usage it recorded (its log).
-fn measured_seconds(home: &Home) -> f64 {
+/// The device's own use, from the usage intervals it recorded (its log): the
+/// seconds measured, and the seconds the hub's rules make of them. The rules count
+/// whole seconds, each interval from the second it starts in to the second it
+/// ends in (`household_core::UsageSet`); the hub must hold exactly that, give or
+/// take the second the clock offset of a new session may shift an end across.
+fn measured(home: &Home) -> (f64, i64) {
     let out = home.command(&["log", "--limit", "1000000"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    let intervals: Vec<(jiff::Timestamp, jiff::Timestamp)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|event| event["kind"]["kind"] == "usage_reported")
         .filter_map(|event| {
-            let usage = &event["kind"];
-            let at = |k: &str| usage[k].as_str()?.parse::<jiff::Timestamp>().ok();
-            (at("end")? - at("start")?).total(jiff::Unit::Second).ok()
+            let at = |k: &str| event["kind"][k].as_str()?.parse::<jiff::Timestamp>().ok();
+            Some((at("start")?, at("end")?))
         })
-        .sum()
+        .collect();
+    let seconds = intervals
+        .iter()
+        .map(|(start, end)| (*end - *start).total(jiff::Unit::Second).unwrap_or(0.0))
+        .sum();
+    let mut whole = household_core::UsageSet::new();
+    for (start, end) in &intervals {
+        whole.insert(start.as_second(), end.as_second());
+    }
+    (seconds, whole.seconds_between(i64::MIN / 2, i64::MAX / 2))
 }
 
 async fn device_used(mum: &mut Guardian, child: &str, device: &str) -> i64 {
@@ -238,7 +250,7 @@ async fn kill_9_of_hub_and_agent_loses_no_use_and_repeats_no_grant() {
     }
     // The agent stops measuring; a quiet run delivers what it still owes.
     assert!(agent.terminate(), "the agent stops cleanly");
-    let measured = measured_seconds(&home);
+    let (measured, counted) = measured(&home);
     let _quiet = start_idle(&home);
     block_in_place(|| {
         home.wait_for("the outbox to empty", |s| {
@@ -248,8 +260,9 @@ async fn kill_9_of_hub_and_agent_loses_no_use_and_repeats_no_grant() {
     let held = device_used(&mut mum, &mia, &device).await;
     assert!(measured > 10.0, "the device was in use: {measured} s");
     assert!(
-        (held as f64 - measured).abs() <= 1.0,
-        "the hub holds {held} s of the device's use, the device measured {measured:.1} s"
+        (held - counted).abs() <= 1,
+        "the hub holds {held} s of the device's use; the device measured {measured:.1} s, \
+         {counted} s in whole seconds"
     );
     let status = mum.status(&mia).await;
     assert_eq!(granted, 4 * 600, "each of the four keys granted once");
@@ -337,7 +350,7 @@ async fn offline_the_device_locks_on_time_and_the_hub_gets_every_second_later() 
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.terminate());
-    let measured = measured_seconds(&home);
+    let (measured, counted) = measured(&home);
     hub.restart();
     let _quiet = start_idle(&home);
     block_in_place(|| {
@@ -347,8 +360,8 @@ async fn offline_the_device_locks_on_time_and_the_hub_gets_every_second_later() 
     });
     let held = device_used(&mut mum, &mia, &device).await;
     assert!(
-        (held as f64 - measured).abs() <= 1.0,
-        "the hub holds {held} s, the device measured {measured:.1} s"
+        (held - counted).abs() <= 1,
+        "the hub holds {held} s; the device measured {measured:.1} s, {counted} s in whole seconds"
     );
     let status = mum.status(&mia).await;
     assert_eq!(status.state, v1::ScreenState::Blocked as i32);
@@ -388,13 +401,13 @@ async fn a_lost_store_starts_a_new_instance_and_nothing_counts_twice() {
     let (device, code) = mum.add_device(&mia, "tablet").await;
     let home = Home::new(LOCAL_POLICY);
     enroll(&home, &code, &hub);
-    let mut total = 0.0;
+    let mut total = 0;
     for _ in 0..2 {
         let agent = home.start(1.0, &[]);
         block_in_place(|| home.wait_for("the hub", connected));
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert!(agent.terminate());
-        total += measured_seconds(&home);
+        total += measured(&home).1;
         let quiet = start_idle(&home);
         block_in_place(|| {
             home.wait_for("the outbox to empty", |s| {
@@ -404,8 +417,8 @@ async fn a_lost_store_starts_a_new_instance_and_nothing_counts_twice() {
         assert!(quiet.terminate());
         let held = device_used(&mut mum, &mia, &device).await;
         assert!(
-            (held as f64 - total).abs() <= 2.0,
-            "the hub holds {held} s, the device's stores measured {total:.1} s"
+            (held - total).abs() <= 2,
+            "the hub holds {held} s, the device's stores {total} s in whole seconds"
         );
         std::fs::remove_dir_all(home.file("store")).unwrap();
     }
