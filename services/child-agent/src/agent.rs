@@ -126,6 +126,15 @@ struct Inner {
 }
 
 impl Inner {
+    /// A closed usage interval as an event: applied now, stored with the next
+    /// write.
+    fn record_usage(&mut self, interval: crate::meter::Interval) -> Result<(), AgentError> {
+        let event = self.ledger.usage(interval)?;
+        self.ledger.commit(std::slice::from_ref(&event));
+        self.unsaved.push(event);
+        Ok(())
+    }
+
     /// The status now: from the hub's last budget and what the device did
     /// since when it has one, else from the device's own record.
     pub(crate) fn status(&self) -> Result<Status, AgentError> {
@@ -268,9 +277,7 @@ impl Agent {
         let mut inner = self.lock()?;
         let tick = inner.clock.tick(clocks);
         if let Some(interval) = inner.meter.record(tick, active) {
-            let event = inner.ledger.usage(interval)?;
-            inner.ledger.commit(std::slice::from_ref(&event));
-            inner.unsaved.push(event);
+            inner.record_usage(interval)?;
             let now = now_of(&inner)?;
             inner.ledger.forget_before_today(now);
         }
@@ -288,19 +295,10 @@ impl Agent {
                 clock_unix_micros: tick.now_unix_micros,
                 open_interval: inner.meter.open(),
             };
-            let unsaved = std::mem::take(&mut inner.unsaved);
-            let written = persist(
-                &self.store,
-                &mut inner.link,
-                &self.outbox_ready,
-                &unsaved,
-                Some(&checkpoint),
-            );
-            inner.unsaved = unsaved;
+            let written = self.save_unsaved(&mut inner, &checkpoint);
             inner.last_checkpoint = clocks.mono;
             match written {
                 Ok(()) => {
-                    inner.unsaved.clear();
                     if inner.store_retry.take().is_some() {
                         tracing::warn!("the store accepts writes again; nothing was lost");
                         if let Some(error) = inner.health.store_error.take() {
@@ -604,27 +602,30 @@ impl Agent {
     pub fn close(&self) -> Result<(), AgentError> {
         let mut inner = self.lock()?;
         if let Some(interval) = inner.meter.close() {
-            let event = inner.ledger.usage(interval)?;
-            inner.ledger.commit(std::slice::from_ref(&event));
-            inner.unsaved.push(event);
+            inner.record_usage(interval)?;
         }
         let checkpoint = Checkpoint {
             clock_unix_micros: inner.clock.now_unix_micros(),
             open_interval: None,
         };
+        Ok(self.save_unsaved(&mut inner, &checkpoint)?)
+    }
+
+    /// Stores the events waiting in memory with `checkpoint`; if the store
+    /// refuses, they go on waiting.
+    fn save_unsaved(&self, inner: &mut Inner, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         let unsaved = std::mem::take(&mut inner.unsaved);
         let written = persist(
             &self.store,
             &mut inner.link,
             &self.outbox_ready,
             &unsaved,
-            Some(&checkpoint),
+            Some(checkpoint),
         );
         if written.is_err() {
             inner.unsaved = unsaved;
         }
-        written?;
-        Ok(())
+        written
     }
 
     /// Stores `events` (with any unsaved usage before them) and only then
@@ -697,9 +698,7 @@ impl Agent {
                 if inner.link.is_some()
                     && let Some(interval) = inner.meter.close()
                 {
-                    let event = inner.ledger.usage(interval)?;
-                    inner.ledger.commit(std::slice::from_ref(&event));
-                    inner.unsaved.push(event);
+                    inner.record_usage(interval)?;
                 }
             }
             let to_bedtime = bedtime_in.map_or(i64::MAX, |left| (left.as_secs() + 59) / 60);
