@@ -12,6 +12,7 @@ use std::process::Command;
 
 use common::Home;
 use common::hub::{Guardian, Hub, cli_binary};
+use common::netns::{ip, not_root};
 use serde_json::Value;
 
 /// Set in the copy of this test that runs inside the namespace.
@@ -28,10 +29,8 @@ fn two_agents_find_the_hub_by_mdns_and_a_wrong_ca_finds_none() {
             .unwrap();
         return runtime.block_on(in_namespace());
     }
-    // SAFETY: geteuid(2) takes nothing and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        println!("skipped: the test's network namespace needs root (running as uid {euid})");
+    if let Some(why) = not_root() {
+        println!("skipped: the test's network namespace needs root ({why})");
         return;
     }
     let namespace =
@@ -135,21 +134,5 @@ impl Namespace {
 impl Drop for Namespace {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.0]);
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ))
     }
 }

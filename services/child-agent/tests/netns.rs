@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Home;
+use common::netns::{ip, not_root};
 
 /// Set in the re-executed copy of this test that plays the parent app.
 const PARENT_ROLE: &str = "CHILD_AGENT_TEST_PARENT_DEVICE_ID";
@@ -94,13 +95,6 @@ struct Net {
     bridge: String,
 }
 
-/// Why this process is not root, or `None` if it is.
-fn not_root() -> Option<String> {
-    // SAFETY: geteuid(2) takes nothing and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    (euid != 0).then(|| format!("running as uid {euid}"))
-}
-
 impl Net {
     /// Creates the namespaces; whatever was made is removed again (by
     /// `Drop`) when a later step fails.
@@ -149,21 +143,5 @@ impl Drop for Net {
         for ns in [&self.child, &self.parent, &self.bridge] {
             let _ = ip(&["netns", "del", ns]);
         }
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
     }
 }

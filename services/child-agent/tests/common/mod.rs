@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod logind;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
