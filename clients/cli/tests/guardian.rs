@@ -1,91 +1,13 @@
 //! `household` against a real hub process on loopback: pairing, status, children,
 //! extend, lock and unlock, and the errors with their exit codes.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
-const CLI: &str = env!("CARGO_BIN_EXE_household");
-
-/// `household-hub`, built beside this binary by `cargo build` or `cargo test --workspace`.
-fn hub_binary() -> PathBuf {
-    let dir = Path::new(CLI).parent().expect("the CLI's directory");
-    let hub = dir.join("household-hub");
-    assert!(
-        hub.exists(),
-        "{} is missing: run `cargo build -p household-hub` (cargo test --workspace builds it)",
-        hub.display()
-    );
-    hub
-}
-
-struct Hub {
-    process: Child,
-    address: String,
-    data: PathBuf,
-}
-
-impl Hub {
-    fn start(data: &Path) -> Hub {
-        let mut process = Command::new(hub_binary())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-mdns",
-                "--rate-limit",
-                "0",
-            ])
-            .arg("--data-dir")
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start household-hub");
-        let mut lines = BufReader::new(process.stdout.take().expect("stdout")).lines();
-        let address = loop {
-            let line = lines.next().expect("the hub exited").expect("hub stdout");
-            if let Some(address) = line.strip_prefix("household hub serving on ") {
-                break address.to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Hub {
-            process,
-            address,
-            data: data.to_owned(),
-        }
-    }
-
-    fn invite_guardian(&self, name: &str) -> String {
-        self.invite(&["--role", "guardian", "--name", name])
-    }
-
-    fn invite(&self, args: &[&str]) -> String {
-        let output = Command::new(hub_binary())
-            .arg("invite")
-            .args(args)
-            .arg("--admin-socket")
-            .arg(self.data.join("admin.sock"))
-            .output()
-            .expect("household-hub invite");
-        assert!(output.status.success(), "{output:?}");
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .expect("a pairing code")
-            .trim()
-            .to_owned()
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
+use common::{CLI, Hub};
 
 fn household(profile: &Path, args: &[&str]) -> Output {
     Command::new(CLI)

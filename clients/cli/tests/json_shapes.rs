@@ -6,35 +6,13 @@
 //! `HOUSEHOLD_UPDATE_JSON_EXAMPLES=1 cargo test -p household-cli --test json_shapes`
 //! writes the examples afresh from a real run, for a deliberate change.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{CLI, Hub};
 use serde_json::{Map, Value};
-
-const CLI: &str = env!("CARGO_BIN_EXE_household");
-
-/// `household-hub`, built beside this binary by `cargo test --workspace`.
-fn hub_binary() -> PathBuf {
-    let hub = Path::new(CLI)
-        .parent()
-        .expect("the CLI's directory")
-        .join("household-hub");
-    assert!(
-        hub.exists(),
-        "{} is missing: run `cargo build -p household-hub` (cargo test --workspace builds it)",
-        hub.display()
-    );
-    hub
-}
-
-struct Hub(Child);
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn household(profile: &Path, args: &[&str]) -> String {
     let output: Output = Command::new(CLI)
@@ -112,53 +90,10 @@ fn check(name: &str, output: &str) {
 #[test]
 fn json_output_keeps_the_shape_of_the_committed_examples() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("hub");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let mut process = Command::new(hub_binary())
-        .args([
-            "serve",
-            "--no-mdns",
-            "--rate-limit",
-            "0",
-            "--listen",
-            &address,
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = process.stdout.take().unwrap();
-    let _hub = Hub(process);
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    while !lines
-        .next()
-        .expect("the hub exited")
-        .unwrap()
-        .starts_with("household hub serving on ")
-    {}
-    std::thread::spawn(move || for _ in lines {});
-    let invite = Command::new(hub_binary())
-        .args([
-            "invite",
-            "--role",
-            "guardian",
-            "--name",
-            "Anna",
-            "--admin-socket",
-        ])
-        .arg(data.join("admin.sock"))
-        .output()
-        .unwrap();
-    let code = String::from_utf8(invite.stdout).unwrap();
-    let code = code.lines().last().unwrap().trim();
+    let hub = Hub::start(&dir.path().join("hub"));
+    let code = hub.invite_guardian("Anna");
     let anna = dir.path().join("anna/profile.json");
-    household(&anna, &["pair", code, "--hub", &address]);
+    household(&anna, &["pair", &code, "--hub", &hub.address]);
 
     // Something of everything, so that no list is empty.
     household(&anna, &["children", "add", "Mia"]);
