@@ -34,6 +34,9 @@ use crate::store::{Checkpoint, Store, StoreError};
 /// How often the open usage interval is saved: a kill loses at most this
 /// much real time of measurement.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+/// The child may ask for time at most this often: each request reaches every
+/// guardian, and the control socket is open to the child.
+pub const ASK_EVERY: Duration = Duration::from_secs(60);
 /// First pause before a failed store write is tried again; it doubles up to
 /// [`LAST_STORE_RETRY`].
 const FIRST_STORE_RETRY: Duration = Duration::from_secs(1);
@@ -64,6 +67,13 @@ pub enum AgentError {
     NotEnrolled,
     #[error("note must be at most {max} characters, got {got}")]
     NoteTooLong { max: usize, got: usize },
+    #[error("note must not contain control characters")]
+    NoteControl,
+    #[error(
+        "a request for time was made less than {:?} ago; wait for the answer",
+        ASK_EVERY
+    )]
+    AskedRecently,
     #[error("the hub sent a budget that cannot be enforced: {0}")]
     Hub(String),
 }
@@ -121,6 +131,8 @@ struct Inner {
     audit: AuditBudget,
     /// While the store fails: when to try it again, and the pause after that.
     store_retry: Option<(Instant, Duration)>,
+    /// When the child last asked for time.
+    last_ask: Option<Instant>,
     /// The hub this device enrolled with; `None` while it runs on its own.
     pub(crate) link: Option<Link>,
 }
@@ -239,6 +251,7 @@ impl Agent {
                 health: Health::default(),
                 audit: AuditBudget::new(clocks.mono),
                 store_retry: None,
+                last_ask: None,
                 link,
             }),
             outbox_ready,
@@ -414,13 +427,24 @@ impl Agent {
         {
             return Err(AgentError::NoteTooLong { max: MAX_NOTE, got });
         }
+        if note
+            .as_deref()
+            .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            return Err(AgentError::NoteControl);
+        }
         let mut inner = self.lock()?;
         if inner.link.is_none() {
             return Err(AgentError::NotEnrolled);
         }
+        if inner.last_ask.is_some_and(|at| at.elapsed() < ASK_EVERY) {
+            return Err(AgentError::AskedRecently);
+        }
         let now = now_of(&inner)?;
         let event = inner.ledger.time_request(minutes, note, now)?;
-        self.record(&mut inner, &[event])
+        let status = self.record(&mut inner, &[event])?;
+        inner.last_ask = Some(Instant::now());
+        Ok(status)
     }
 
     /// Notes a legacy command that changes nothing (`GET_TIME_LEFT`, a

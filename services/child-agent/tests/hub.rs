@@ -342,11 +342,18 @@ async fn offline_the_device_locks_on_time_and_the_hub_gets_every_second_later() 
     );
     // The child asks for more time while the hub is away.
     let asked = jiff::Timestamp::now();
+    let refused = home.command(&["ask", "15", "--note", "\u{1b}[2Jplease"]);
+    assert!(!refused.status.success(), "a note with an escape sequence");
     let out = home.command(&["ask", "15", "--note", "homework"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let again = home.command(&["ask", "15"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("wait for the answer"),
+        "one request a minute: {again:?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.terminate());

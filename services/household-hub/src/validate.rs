@@ -30,13 +30,20 @@ pub fn display_name(field: &str, name: &str) -> Result<String, HubError> {
     Ok(name.to_owned())
 }
 
-/// A note or reason: at most 200 characters.
+/// A note or reason: at most 200 characters, none of them a control character (a
+/// child's note reaches guardians' terminals, where an escape sequence would act).
 pub fn note(field: &str, text: &str) -> Result<(), HubError> {
     let chars = text.chars().count();
     if chars > MAX_NOTE_CHARS {
         return Err(HubError::invalid(
             field,
             format!("must be at most {MAX_NOTE_CHARS} characters, got {chars}"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(HubError::invalid(
+            field,
+            "must not contain control characters",
         ));
     }
     Ok(())
@@ -124,6 +131,13 @@ mod tests {
         assert!(display_name("display_name", "   ").is_err());
         assert!(display_name("display_name", &"x".repeat(65)).is_err());
         assert!(display_name("display_name", "a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn notes_are_bounded_and_hold_no_control_characters() {
+        assert!(note("note", "homework done").is_ok());
+        assert!(note("note", &"x".repeat(201)).is_err());
+        assert!(note("note", "red \u{1b}[31m").is_err());
     }
 
     #[test]

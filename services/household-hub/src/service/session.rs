@@ -606,9 +606,7 @@ fn events_for(
         Record::TimeRequest(request) => {
             household_core::grant::check_grant_minutes(i64::from(request.minutes))
                 .map_err(|e| format!("time_request.{e}"))?;
-            if request.note.chars().count() > crate::validate::MAX_NOTE_CHARS {
-                return Err("time_request.note must be at most 200 characters".into());
-            }
+            crate::validate::note("time_request.note", &request.note).map_err(|e| e.to_string())?;
             let requested_at = corrected(record.recorded_unix_micros);
             let day = entry.projection.day_of(requested_at).date;
             Ok(vec![event(Payload::TimeRequested(v1::TimeRequested {
