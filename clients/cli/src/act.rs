@@ -1,7 +1,8 @@
 //! `household extend`, `lock` and `unlock`: the everyday actions.
 //!
-//! Each invocation makes one idempotency key and sends it with every attempt, so a call
-//! retried after a network error never grants or locks twice.
+//! Each invocation makes one idempotency key (or takes the caller's `--key`) and sends it
+//! with every attempt, so a call retried after a network error never grants or locks
+//! twice, and neither does a script that runs the whole command again with its key.
 
 use std::time::Duration;
 
@@ -17,6 +18,15 @@ use crate::status::{duration, state_words};
 /// Attempts of one call before the error is reported.
 const ATTEMPTS: u32 = 3;
 
+/// `--key`: the caller's own idempotency key.
+#[derive(clap::Args)]
+pub struct KeyArg {
+    /// An idempotency key of your own, 1 to 128 letters, digits, - and _ (a script that may
+    /// run the command again passes the same key, and it acts once) [default: a new one].
+    #[arg(long = "key")]
+    key: Option<String>,
+}
+
 /// What to do.
 pub enum Action {
     Extend { minutes: u32, note: String },
@@ -24,9 +34,14 @@ pub enum Action {
     Unlock { until: Option<String> },
 }
 
-pub async fn run(hub: &mut Hub, child: &str, action: Action) -> Result<(), CliError> {
+pub async fn run(
+    hub: &mut Hub,
+    child: &str,
+    key: KeyArg,
+    action: Action,
+) -> Result<(), CliError> {
     let child = hub.child(child).await?;
-    let key = idempotency_key();
+    let key = key.key.unwrap_or_else(idempotency_key);
     let child_id = child.child_id.clone();
     let status = match action {
         Action::Extend { minutes, note } => {

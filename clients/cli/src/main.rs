@@ -94,6 +94,8 @@ enum Command {
         /// Why, for the household's history.
         #[arg(long, default_value = "")]
         note: String,
+        #[command(flatten)]
+        key: act::KeyArg,
     },
     /// Lock a child's devices now.
     Lock {
@@ -103,6 +105,8 @@ enum Command {
         /// (2026-12-02T18:30:00Z) [default: until unlocked].
         #[arg(long)]
         until: Option<String>,
+        #[command(flatten)]
+        key: act::KeyArg,
     },
     /// Lift a lock, or allow use until a time whatever the allowance says.
     Unlock {
@@ -111,6 +115,8 @@ enum Command {
         /// Until a time of day in the child's time zone (18:30) or an instant.
         #[arg(long)]
         until: Option<String>,
+        #[command(flatten)]
+        key: act::KeyArg,
     },
     /// The children's pending requests for more time.
     Requests {
@@ -278,19 +284,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             child,
             minutes,
             note,
+            key,
         } => {
             act::run(
                 &mut hub().await?,
                 &child,
+                key,
                 act::Action::Extend { minutes, note },
             )
             .await?
         }
-        Command::Lock { child, until } => {
-            act::run(&mut hub().await?, &child, act::Action::Lock { until }).await?
+        Command::Lock { child, until, key } => {
+            act::run(&mut hub().await?, &child, key, act::Action::Lock { until }).await?
         }
-        Command::Unlock { child, until } => {
-            act::run(&mut hub().await?, &child, act::Action::Unlock { until }).await?
+        Command::Unlock { child, until, key } => {
+            act::run(&mut hub().await?, &child, key, act::Action::Unlock { until }).await?
         }
         Command::Requests { json } => requests::list(&mut hub().await?, json).await?,
         Command::Approve {

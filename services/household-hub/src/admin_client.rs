@@ -1,4 +1,4 @@
-//! `household-hub invite` and `household-hub backup`: small clients of the Admin
+//! `household-hub invite`, `backup` and `health`: small clients of the Admin
 //! service on the local socket, for whoever runs the hub.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +11,11 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 /// A client of the admin socket at `path`.
 pub async fn connect(path: &Path) -> anyhow::Result<AdminClient<Channel>> {
+    Ok(AdminClient::new(connect_channel(path).await?))
+}
+
+/// A channel to the admin socket at `path`.
+async fn connect_channel(path: &Path) -> anyhow::Result<Channel> {
     let path: PathBuf = path.to_owned();
     let shown = path.display().to_string();
     // The URI is required by the API and never used: the connector dials the socket.
@@ -21,7 +26,7 @@ pub async fn connect(path: &Path) -> anyhow::Result<AdminClient<Channel>> {
         }))
         .await
         .with_context(|| format!("connecting to the admin socket {shown} (is the hub running, and are you its owner?)"))?;
-    Ok(AdminClient::new(channel))
+    Ok(channel)
 }
 
 /// Makes an invite and prints it, the pairing code on the last line.
@@ -51,6 +56,24 @@ pub async fn invite(
     println!("valid until {expires}; it works once");
     println!("CA fingerprint (SHA-256): {}", invite.ca_sha256_hex);
     println!("{}", invite.pairing_code);
+    Ok(())
+}
+
+/// Asks the hub over its admin socket whether the guardian API is serving; an error when it is not,
+/// so the exit code answers a health check.
+pub async fn health(socket: &Path) -> anyhow::Result<()> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let channel = connect_channel(socket).await?;
+    let status = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: v1::household_server::SERVICE_NAME.to_owned(),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("the hub refused: {}", status.message()))?
+        .into_inner()
+        .status();
+    println!("{}", status.as_str_name());
+    anyhow::ensure!(status == ServingStatus::Serving, "the hub is not serving");
     Ok(())
 }
 

@@ -49,6 +49,13 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Whether the hub is serving, asked over its admin socket: prints SERVING and
+    /// exits 0, or exits 1 (for health checks of containers and service managers).
+    Health {
+        /// The hub's admin socket.
+        #[arg(long, env = "HOUSEHOLD_HUB_ADMIN_SOCKET")]
+        admin_socket: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,5 +83,6 @@ async fn main() -> anyhow::Result<()> {
             admin_client::invite(&admin_socket, role, &name, child, valid_minutes).await
         }
         Command::Backup { admin_socket, to } => admin_client::backup(&admin_socket, &to).await,
+        Command::Health { admin_socket } => admin_client::health(&admin_socket).await,
     }
 }

@@ -212,7 +212,7 @@ pub async fn serve_until(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .layer(GateLayer::new(gate))
-        .add_service(health_service)
+        .add_service(health_service.clone())
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(
@@ -234,7 +234,10 @@ pub async fn serve_until(
         .with_service_name("household.v1.Admin")
         .build_v1alpha()
         .context("building the admin socket's reflection service")?;
+    // Health here too, so a local check (`household-hub health`, a container's
+    // HEALTHCHECK) needs neither TLS nor the household CA.
     let admin_server = Server::builder()
+        .add_service(health_service)
         .add_service(admin_reflection)
         .add_service(AdminServer::new(AdminService::new(hub.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin_listener), async move {

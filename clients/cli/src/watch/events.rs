@@ -175,6 +175,28 @@ pub fn event_line(names: &Names, event: &v1::Event) -> String {
     )
 }
 
+/// A legacy CST command in the protocol's own words, where it came from (or went) and
+/// what became of it: "EXTEND_TIME:30 from the CST app at 10.0.0.7:40000 (Mia): applied".
+fn legacy_summary(command: &v1::LegacyCommand, child: &str) -> String {
+    let what = match command.command() {
+        v1::LegacyCommandKind::GetTimeLeft => "GET_TIME_LEFT".to_owned(),
+        v1::LegacyCommandKind::LockDevice => "LOCK_DEVICE".to_owned(),
+        v1::LegacyCommandKind::ExtendTime => format!("EXTEND_TIME:{}", command.extend_minutes),
+        _ => "an unknown command".to_owned(),
+    };
+    let way = match command.path() {
+        v1::LegacyPath::HubBridge => format!("to the CST child at {}", command.peer_address),
+        _ => format!("from the CST app at {}", command.peer_address),
+    };
+    let outcome = command
+        .outcome()
+        .as_str_name()
+        .trim_start_matches("LEGACY_OUTCOME_")
+        .to_lowercase()
+        .replace('_', " ");
+    format!("{what} {way} ({child}): {outcome}")
+}
+
 /// What happened, in a few words.
 pub fn summary(names: &Names, event: &v1::Event) -> String {
     use v1::event::Payload;
@@ -187,6 +209,7 @@ pub fn summary(names: &Names, event: &v1::Event) -> String {
         Some(Payload::TimeRequested(r)) => format!("{child} asked for {} min", r.minutes),
         Some(Payload::RequestResolved(_)) => format!("answered {child}'s request"),
         Some(Payload::ChildAdded(a)) => format!("added {}", a.display_name),
+        Some(Payload::LegacyCommand(c)) => legacy_summary(c, &child),
         Some(Payload::DeviceOnline(_)) => {
             format!(
                 "{child}'s device {} is online",
