@@ -39,7 +39,7 @@ cp "$(command -v bash)" "$root/bin/bash"
 if [[ -x /bin/busybox ]] && file -L /bin/busybox | grep -q 'statically linked'; then
     cp /bin/busybox "$root/bin/busybox"
     for tool in sh cat ls sleep head tail grep sed mkdir rm env id tr cut wc test true \
-        false kill ps date hostname ip; do
+        false kill ps date hostname ip seq; do
         ln -sf busybox "$root/bin/$tool"
     done
 else
@@ -49,7 +49,7 @@ fi
 
 # Every shared library the dynamic binaries need, at the path the loader looks for it.
 for program in "$root"/usr/local/bin/* "$root/bin/bash"; do
-    ldd "$program" 2>/dev/null | awk '/=> \//{print $3} /^\t\//{print $1}'
+    { ldd "$program" 2>/dev/null || true; } | awk '/=> \//{print $3} /^\t\//{print $1}'
 done | sort -u | while read -r lib; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"

@@ -3,7 +3,7 @@
     check.py field FILE PATH          print one value of a JSON file: a.b.0.c
     check.py streams FILE...          watch --json streams agree on the order of events
     check.py counted LOG              whole seconds of use in a `child-agent log` dump
-    check.py events HISTORY KIND TEXT count history --json events of KIND whose
+    check.py events HISTORY KIND TEXT count history --json events (one per line) of KIND whose
                                       summary holds TEXT
 
 Each prints what it found; `streams` exits 1 when the streams disagree.
@@ -86,7 +86,8 @@ def counted(path):
 
 
 def events(path, kind, text):
-    found = [e for e in json.load(open(path)) if e["kind"] == kind and text in e["summary"]]
+    lines = [json.loads(line) for line in open(path) if line.strip()]
+    found = [e for e in lines if e.get("kind") == kind and text in e.get("summary", "")]
     print(len(found))
 
 

@@ -145,15 +145,18 @@ start_agent() { # NAME IP
 
 setup() {
     echo "== setup"
-    cargo build --release -q -p household-hub -p child-agent -p household-cli || return 1
-    PODMAN=podman deploy/local-image.sh "$image" || return 1
-    podman network create --subnet "$subnet.0/24" --label "$run" "$net" >/dev/null || return 1
+    cargo build --release -q -p household-hub -p child-agent -p household-cli ||
+        fail "building the release binaries" || return 1
+    PODMAN=podman deploy/local-image.sh "$image" || fail "building the image" || return 1
+    podman network create --subnet "$subnet.0/24" --label "$run" "$net" >/dev/null ||
+        fail "creating the network $net" || return 1
     start hub "$subnet.10" household-hub serve --data-dir /data --mdns-interface eth0 \
-        --legacy-poll 0 || return 1
+        --legacy-poll 0 || fail "starting the hub" || return 1
     until_true 30 "the hub to serve" hub_serving || return 1
     # The first guardian pairs by mDNS, as a parent at home would.
-    once g1 household pair "$(guardian_code g1)" --mdns-interface eth0 --name g1 || return 1
-    start g1 "$subnet.31" household watch --json || return 1
+    once g1 household pair "$(guardian_code g1)" --mdns-interface eth0 --name g1 >/dev/null ||
+        fail "pairing g1 by mDNS" || return 1
+    start g1 "$subnet.31" household watch --json || fail "starting g1's watch" || return 1
     inside g1 household children add Mia >/dev/null && inside g1 household children add Leo >/dev/null
 }
 
@@ -192,8 +195,12 @@ scenario_enroll() {
 
 scenario_legacy() {
     local ok=0 found name address id
+    # The network's broadcast address, as a phone computes it from its DHCP lease: on a
+    # Podman network the limited broadcast (255.255.255.255) is masqueraded on its way
+    # through the host's bridge filter and never arrives.
     found=$(podman run --rm --label "$run" --network "$net" --ip "$subnet.41" "$image" \
-        household legacy discover --timeout 3) || { fail "discover found nothing"; return 1; }
+        household legacy discover --broadcast "$subnet.255" --timeout 3) ||
+        { fail "discover found nothing"; return 1; }
     log "discovered: $(echo $found)"
     for name in a1 a2; do
         n=${name#a}
@@ -393,7 +400,7 @@ scenario_bad_input() {
     # What the calls below would write if they got through: grants, locks, children;
     # and what garbage would leave in the agent's log: legacy commands.
     written() {
-        history Mia && python3 -c 'import json,sys; print(sum(e["kind"] in ("time_granted", "locked", "unlocked", "policy_changed") for e in json.load(open(sys.argv[1]))))' "$work/history-Mia.json"
+        history Mia && grep -cE '"kind": ?"(time_granted|locked|unlocked|policy_changed)"' "$work/history-Mia.json"
         inside g1 household children list --json | grep -c '"child_id"'
         inside a1 child-agent log --data-dir /data --limit 1000000 | grep -c legacy_command
     }
@@ -425,7 +432,7 @@ scenario_bad_input() {
         fail "a certificate from another CA was let in: $out"
         ok=1
     else
-        log "another CA's certificate: $(tail -1 <<<"$out")"
+        log "another CA's certificate: $(grep -m1 Code <<<"$out") $(grep -o 'CREDENTIAL_[A-Z_]*' <<<"$out" | head -1)"
     fi
     # Invalid arguments: each names its field.
     local mia

@@ -280,29 +280,8 @@ fn two_guardians_see_each_others_actions_in_watch_json() {
     ));
     ok(household(&anna, &["children", "add", "Mia"]));
 
-    let mut watch = Command::new(CLI)
-        .arg("--config")
-        .arg(&dad)
-        .args(["watch", "--json"])
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    let stdout = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = || -> serde_json::Value {
-        let line = lines
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .expect("a line from watch within 20 s");
-        serde_json::from_str(&line).unwrap()
-    };
+    let mut watch = WatchJson::start(&dad);
+    let mut next = || watch.next();
     let snapshot = next();
     assert_eq!(snapshot["type"], "snapshot");
     assert_eq!(snapshot["children"][0]["name"], "Mia");
@@ -317,9 +296,83 @@ fn two_guardians_see_each_others_actions_in_watch_json() {
     let status = next();
     assert_eq!(status["type"], "status");
     assert_eq!(status["name"], "Mia");
+}
 
-    let _ = watch.kill();
-    let _ = watch.wait();
+/// `household watch --json` in the background, read a line at a time.
+struct WatchJson {
+    process: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl WatchJson {
+    fn start(profile: &Path) -> WatchJson {
+        let mut process = Command::new(CLI)
+            .arg("--config")
+            .arg(profile)
+            .args(["watch", "--json"])
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        let stdout = process.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        WatchJson { process, lines }
+    }
+
+    /// The next line, parsed; panics after 20 s of silence or when watch exits.
+    fn next(&mut self) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a line from watch within 20 s (did it exit?)");
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+impl Drop for WatchJson {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// A hub killed mid-stream cuts the connection without a gRPC status (the client
+/// sees UNKNOWN, not UNAVAILABLE): the watch waits it out, reconnects, and goes on
+/// after the last event it printed.
+#[test]
+fn watch_json_rides_out_a_kill_9_of_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start(&dir.path().join("hub"));
+    let anna = dir.path().join("anna.json");
+    ok(household(
+        &anna,
+        &["pair", &hub.invite_guardian("Anna"), "--hub", &hub.address],
+    ));
+    ok(household(&anna, &["children", "add", "Mia"]));
+    let mut watch = WatchJson::start(&anna);
+    assert_eq!(watch.next()["type"], "snapshot");
+    assert_eq!(watch.next()["type"], "caught_up");
+    ok(household(&anna, &["extend", "Mia", "15"]));
+    let before = watch.next();
+    assert_eq!(before["summary"], "added 15 min for Mia");
+
+    hub.kill9_and_restart();
+    ok(household(&anna, &["extend", "Mia", "20"]));
+    let after = loop {
+        let line = watch.next();
+        if line["type"] == "event" {
+            break line;
+        }
+    };
+    assert_eq!(after["summary"], "added 20 min for Mia", "nothing missed or repeated");
+    assert!(after["seq"].as_u64() > before["seq"].as_u64());
 }
 
 #[tokio::test(flavor = "multi_thread")]

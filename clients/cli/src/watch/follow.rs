@@ -17,6 +17,19 @@ use crate::hub::{CliError, Hub};
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LAST_RETRY: Duration = Duration::from_secs(30);
 
+/// Whether a failed call means the hub, or the way to it, went away: waited out, not
+/// reported. A hub that stops answers UNAVAILABLE, but a connection cut mid-stream (a
+/// killed hub, a pulled cable) surfaces as UNKNOWN or INTERNAL ("h2 protocol error"),
+/// and a stalled one as CANCELLED or DEADLINE_EXCEEDED. The hub's refusals use other
+/// codes (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, ...).
+fn is_outage(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled | Code::DeadlineExceeded
+    )
+}
+
 /// What the stream brought.
 #[expect(
     clippy::large_enum_variant,
@@ -62,7 +75,7 @@ impl<'a> Follower<'a> {
                             return Ok(Update::Item(item));
                         }
                     }
-                    Some(Err(status)) if status.code() != tonic::Code::Unavailable => {
+                    Some(Err(status)) if !is_outage(&status) => {
                         self.stream = None;
                         return Err(self.hub.refused(status));
                     }
@@ -86,7 +99,7 @@ impl<'a> Follower<'a> {
                     self.stream = Some(stream.into_inner());
                     self.retry = FIRST_RETRY;
                 }
-                Err(status) if status.code() == tonic::Code::Unavailable => {
+                Err(status) if is_outage(&status) => {
                     return Ok(self.lost());
                 }
                 Err(status) => return Err(self.hub.refused(status)),

@@ -28,11 +28,22 @@ pub struct Hub {
 
 impl Hub {
     pub fn start(data: &Path) -> Hub {
+        Hub::start_at(data, "127.0.0.1:0")
+    }
+
+    /// Kills the hub (SIGKILL) and starts it again on the same data and address.
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        *self = Hub::start_at(&self.data.clone(), &self.address.clone());
+    }
+
+    fn start_at(data: &Path, listen: &str) -> Hub {
         let mut process = Command::new(hub_binary())
             .args([
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--no-mdns",
                 "--rate-limit",
                 "0",
