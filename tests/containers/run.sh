@@ -437,6 +437,23 @@ scenario_bad_input() {
     else
         log "another CA's certificate: $(grep -m1 Code <<<"$out") $(grep -o 'CREDENTIAL_[A-Z_]*' <<<"$out" | head -1)"
     fi
+    # The same forged certificate from the household CLI, which offers it whatever CA
+    # the hub names: the TLS handshake fails.
+    python3 - "$(volume g1)/.config/household/profile.json" "$other" <<'EOF'
+import json, sys
+profile, out = json.load(open(sys.argv[1])), sys.argv[2]
+profile["chain_pem"] = open(f"{out}/g1.pem").read()
+profile["key_pem"] = open(f"{out}/g1.key").read()
+json.dump(profile, open(f"{out}/forged.json", "w"))
+EOF
+    chmod 600 "$other/forged.json"
+    if out=$(podman run --rm --label "$run" --network "$net" -v "$other:/pki:ro" "$image" \
+        household --config /pki/forged.json extend Mia 5 2>&1); then
+        fail "the CLI with another CA's certificate was let in: $out"
+        ok=1
+    else
+        log "the CLI with it: $(tail -1 <<<"$out")"
+    fi
     # Invalid arguments: each names its field.
     local mia
     mia=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(next(c["child_id"] for c in s["children"] if c["name"]=="Mia"))' "$work/status.json")
