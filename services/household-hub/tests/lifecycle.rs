@@ -1,7 +1,7 @@
 //! The hub's life around its data: SIGTERM ends streams and exits cleanly and fast,
 //! a start after a clean stop folds nothing (the snapshot holds everything) and after a
 //! kill -9 only what followed the snapshot, and a backup is a data directory that
-//! `serve` opens as it is.
+//! `serve` opens as it is, and `health` answers over the admin socket.
 
 mod common;
 
@@ -328,4 +328,29 @@ async fn a_forgotten_child_is_in_no_snapshot_and_stays_forgotten_after_a_restart
         .children;
     let ids: Vec<&str> = children.iter().map(|c| c.child_id.as_str()).collect();
     assert_eq!(ids, [leo.as_str()]);
+}
+
+/// `household-hub health` answers from the admin socket: SERVING and exit 0 while the
+/// hub serves, exit 1 once it is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_says_serving_over_the_admin_socket_and_fails_without_a_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, _anna) = common::hub_with_guardian(dir.path()).await;
+    let health = |socket: &std::path::Path| {
+        std::process::Command::new(common::BIN)
+            .arg("health")
+            .arg("--admin-socket")
+            .arg(socket)
+            .output()
+            .unwrap()
+    };
+    let serving = health(&hub.admin_socket);
+    assert!(serving.status.success(), "{serving:?}");
+    assert_eq!(String::from_utf8_lossy(&serving.stdout).trim(), "SERVING");
+
+    let socket = hub.admin_socket.clone();
+    let (status, _) = hub.terminate();
+    assert!(status.success());
+    let gone = health(&socket);
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
 }
