@@ -34,12 +34,7 @@ pub enum Action {
     Unlock { until: Option<String> },
 }
 
-pub async fn run(
-    hub: &mut Hub,
-    child: &str,
-    key: KeyArg,
-    action: Action,
-) -> Result<(), CliError> {
+pub async fn run(hub: &mut Hub, child: &str, key: KeyArg, action: Action) -> Result<(), CliError> {
     let child = hub.child(child).await?;
     let key = key.key.unwrap_or_else(idempotency_key);
     let child_id = child.child_id.clone();

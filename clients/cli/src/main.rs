@@ -298,7 +298,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             act::run(&mut hub().await?, &child, key, act::Action::Lock { until }).await?
         }
         Command::Unlock { child, until, key } => {
-            act::run(&mut hub().await?, &child, key, act::Action::Unlock { until }).await?
+            act::run(
+                &mut hub().await?,
+                &child,
+                key,
+                act::Action::Unlock { until },
+            )
+            .await?
         }
         Command::Requests { json } => requests::list(&mut hub().await?, json).await?,
         Command::Approve {

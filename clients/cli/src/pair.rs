@@ -57,6 +57,7 @@ pub async fn guardian(code: &str, hub: &str, name: Option<&str>) -> anyhow::Resu
         hostname: name.map_or_else(host_name, str::to_owned),
         platform: std::env::consts::OS.into(),
         software_version: concat!("household ", env!("CARGO_PKG_VERSION")).into(),
+        role: household_proto::v1::Role::Guardian,
     };
     let enrolled = household_client::enroll(hub, code, &about)
         .await

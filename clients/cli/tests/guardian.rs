@@ -371,7 +371,10 @@ fn watch_json_rides_out_a_kill_9_of_the_hub() {
             break line;
         }
     };
-    assert_eq!(after["summary"], "added 20 min for Mia", "nothing missed or repeated");
+    assert_eq!(
+        after["summary"], "added 20 min for Mia",
+        "nothing missed or repeated"
+    );
     assert!(after["seq"].as_u64() > before["seq"].as_u64());
 }
 

@@ -35,6 +35,8 @@ pub struct About {
     pub platform: String,
     /// The client's version.
     pub software_version: String,
+    /// The role it enrolls as: a code for the other role is refused and stays unused.
+    pub role: v1::Role,
 }
 
 /// Why enrolling failed.
@@ -68,6 +70,7 @@ pub async fn enroll(address: &str, code: &str, about: &About) -> Result<Enrollme
             hostname: about.hostname.clone(),
             platform: about.platform.clone(),
             software_version: about.software_version.clone(),
+            expected_role: about.role as i32,
         })
         .await
         .map_err(EnrollError::Refused)?

@@ -356,6 +356,7 @@ async fn guardian(bin: &Path, hub: &Hub) -> Result<HouseholdClient<Channel>> {
         hostname: "bench".into(),
         platform: "linux".into(),
         software_version: "bench".into(),
+        role: household_proto::v1::Role::Guardian,
     };
     let c = household_client::enroll(&hub.address, &code, &about)
         .await?

@@ -34,7 +34,8 @@ pub struct EnrollArgs {
     /// The network interface to look for the hub on (all without it).
     #[arg(long)]
     pub mdns_interface: Option<String>,
-    /// The device's name in the household [default: host name].
+    /// The host name this device gives the hub, shown beside its credential [default:
+    /// the host name]. The device's name in the household is the one its invite gave.
     #[arg(long)]
     pub name: Option<String>,
 }
@@ -98,6 +99,7 @@ pub async fn join(args: EnrollArgs) -> anyhow::Result<Enrolled> {
         hostname: args.name.clone().unwrap_or_else(host_name),
         platform: std::env::consts::OS.into(),
         software_version: concat!("child-agent ", env!("CARGO_PKG_VERSION")).into(),
+        role: household_proto::v1::Role::Device,
     };
     let enrolled = household_client::enroll(&hub, &args.code, &about)
         .await

@@ -171,6 +171,9 @@ async fn a_backup_opens_as_a_data_directory_with_everything_in_it() {
         printed.contains("restore: household-hub serve --data-dir"),
         "{printed}"
     );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the backup is owner-only");
 
     // A second backup to the same place is refused.
     let again = std::process::Command::new(common::BIN)

@@ -100,6 +100,28 @@ async fn a_guardian_enrolls_with_a_code_once_and_a_wrong_fingerprint_is_refused(
     assert!(guardians[0].enrolled);
 }
 
+/// A guardian's code typed into a child's device (which enrolls as a device) is
+/// refused before it is redeemed: it still works for the guardian afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_for_the_other_role_is_refused_and_stays_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let code = hub.invite("guardian", "Anna", None);
+    let err = common::enroll_as(hub.addr, &code, v1::Role::Device)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("expected_role") && err.message().contains("guardian"),
+        "{}",
+        err.message()
+    );
+    let anna = common::enroll_as(hub.addr, &code, v1::Role::Guardian)
+        .await
+        .expect("the code still works for its own role");
+    assert_eq!(anna.response.display_name, "Anna");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_rpc_refuses_the_wrong_role_and_no_credential() {
     let dir = tempfile::tempdir().unwrap();

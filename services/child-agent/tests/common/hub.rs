@@ -142,6 +142,7 @@ impl Guardian {
             hostname: "test".into(),
             platform: "linux".into(),
             software_version: "test".into(),
+            role: household_proto::v1::Role::Guardian,
         };
         let enrolled = household_client::enroll(&hub.address, &code, &about)
             .await

@@ -71,6 +71,7 @@ pub async fn enroll(addr: SocketAddr, ca_pem: &str, code: &str, name: &str) -> R
             hostname: name.to_owned(),
             platform: "linux".into(),
             software_version: "load".into(),
+            ..Default::default()
         })
         .await
         .with_context(|| format!("enrolling {name}"))?

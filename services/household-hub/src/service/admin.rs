@@ -3,6 +3,7 @@
 //! Credential listing and revocation are shared with the guardian service (a lost phone
 //! is revoked from the other parent's phone), so they live here once.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -138,7 +139,12 @@ pub async fn backup(hub: &Arc<Hub>, target: &Path) -> Result<v1::BackupSummary, 
             ),
         ));
     }
-    std::fs::create_dir(target).map_err(HubError::storage)?;
+    // Owner-only, like the data directory: a backup holds the hub's secret and the
+    // household's history, whatever the umask of whoever started the hub.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(target)
+        .map_err(HubError::storage)?;
     let layout = crate::serve::DataDir::new(target.to_path_buf());
     // One consistent view: the registry copy and the log snapshot are taken between
     // two writer batches.

@@ -93,6 +93,7 @@ impl AgentService {
             .registry
             .live_invite(code.secret(), now)?
             .ok_or(HubError::PairingCodeInvalid)?;
+        check_expected_role(body.expected_role(), invite.role)?;
         let csr_pem = match body.credential {
             Some(v1::enroll_request::Credential::CsrPem(csr)) => csr,
             Some(v1::enroll_request::Credential::BearerToken(_)) if invite.role == Role::Device => {
@@ -231,5 +232,30 @@ impl Agent for AgentService {
             request.into_inner(),
         )?;
         Ok(Response::new(stream))
+    }
+}
+
+/// A caller that says which role it enrolls as gets a refusal, before the code is
+/// redeemed, when the code is for the other role.
+fn check_expected_role(expected: v1::Role, invited: Role) -> Result<(), HubError> {
+    let words = |role: Role| match role {
+        Role::Guardian => "a guardian (household pair CODE)",
+        Role::Device => "a device (child-agent enroll CODE)",
+    };
+    let matches = match expected {
+        v1::Role::Unspecified => true,
+        v1::Role::Guardian => invited == Role::Guardian,
+        v1::Role::Device => invited == Role::Device,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(HubError::invalid(
+            "expected_role",
+            format!(
+                "this pairing code is for {}; it was not used and still works there",
+                words(invited)
+            ),
+        ))
     }
 }

@@ -188,10 +188,20 @@ pub async fn channel_with_window(
 /// Redeems `code` as a new client: checks the hub's CA against the code, makes a key
 /// and a CSR, and calls Enroll.
 pub async fn enroll(addr: SocketAddr, code: &str) -> Result<Credential, tonic::Status> {
+    enroll_as(addr, code, household_proto::v1::Role::Unspecified).await
+}
+
+/// [`enroll`], saying which role the client means to enroll as.
+pub async fn enroll_as(
+    addr: SocketAddr,
+    code: &str,
+    role: household_proto::v1::Role,
+) -> Result<Credential, tonic::Status> {
     let about = household_client::About {
         hostname: "test".into(),
         platform: "linux".into(),
         software_version: "test".into(),
+        role,
     };
     match household_client::enroll(&addr.to_string(), code, &about).await {
         Ok(enrolled) => Ok(Credential {
