@@ -107,7 +107,7 @@ once() {
     podman run --rm --label "$run" --network "$net" -v "$run-$name:/data" "$image" "$@"
 }
 
-# in NAME PROGRAM ARGS...: a command in a running container.
+# inside NAME PROGRAM ARGS...: a command in a running container.
 inside() {
     local name=$1
     shift
@@ -134,15 +134,16 @@ until_true() {
 check() { python3 "$repo/tests/containers/check.py" "$@"; }
 
 # The hub's view of the household, from guardian g1.
-household_status() { inside g1 household status --json >"$work/status.json" && cat "$work/status.json"; }
+household_status() { inside g1 household status --json >"$work/status.json"; }
 history() { inside g1 household history "$1" --json >"$work/history-$1.json"; }
 agent_status() { inside "$1" child-agent status --data-dir /data --json; }
-agent_field() { agent_status "$1" | python3 -c "import json,sys; v=json.load(sys.stdin); print(eval('v' + sys.argv[1]))" "$2"; }
+# agent_field NAME PATH: one field of an agent's status (PATH like hub.connected).
+agent_field() { agent_status "$1" >"$work/agent-$1.json" && check field "$work/agent-$1.json" "$2"; }
 hub_serving() { inside hub household-hub health --admin-socket /data/admin.sock | grep -qx SERVING; }
 guardian_code() { inside hub household-hub invite --admin-socket /data/admin.sock --role guardian --name "$1" | tail -1; }
 device_code() { inside g1 household invite device --child "$1" --name "$2" | tail -1; }
-agent_connected() { [[ $(agent_field "$1" "['hub']['connected']") == True ]]; }
-outbox_empty() { agent_connected "$1" && [[ $(agent_field "$1" "['hub']['outbox_depth']") == 0 ]]; }
+agent_connected() { [[ $(agent_field "$1" hub.connected) == True ]]; }
+outbox_empty() { agent_connected "$1" && [[ $(agent_field "$1" hub.outbox_depth) == 0 ]]; }
 
 start_agent() { # NAME IP
     start "$1" "$2" child-agent run --data-dir /data --usage-source simulated --legacy-port 8888
@@ -180,7 +181,7 @@ scenario_enroll() {
     done
     until_true 30 "a1 connected" agent_connected a1 || return 1
     until_true 30 "a2 connected" agent_connected a2 || return 1
-    household_status >/dev/null
+    household_status
     local online
     online=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sum(d["online"] for c in s["children"] if c["name"]=="Mia" for d in c["devices"]))' "$work/status.json")
     [[ $online == 2 ]] || fail "the hub shows $online of Mia's 2 devices online" || ok=1
@@ -263,13 +264,13 @@ scenario_guardians() {
         wait
     done
     converged() {
-        household_status >/dev/null || return 1
+        household_status || return 1
         local want
         want=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(next(c["state"] for c in s["children"] if c["name"]=="Mia").upper())' "$work/status.json")
-        [[ $(agent_field a1 "['state']") == "$want" && $(agent_field a2 "['state']") == "$want" ]]
+        [[ $(agent_field a1 state) == "$want" && $(agent_field a2 state) == "$want" ]]
     }
     until_true 20 "both devices in the hub's state" converged || ok=1
-    log "converged on $(agent_field a1 "['state']")"
+    log "converged on $(agent_field a1 state)"
     inside g1 household unlock Mia >/dev/null || ok=1
     # Every watcher saw the same events in the same order.
     watchers_agree || ok=1
@@ -309,9 +310,8 @@ def write(name, text):
 write("ca.pem", profile["ca_pem"])
 write("guardian.pem", profile["chain_pem"])
 write("guardian.key", profile["key_pem"])
-keys = {k: v for k, v in enrollment.items() if isinstance(v, str) and "-----BEGIN" in v}
-write("device.pem", next(v for k, v in keys.items() if "CERTIFICATE" in v and "ca" not in k))
-write("device.key", next(v for v in keys.values() if "PRIVATE KEY" in v))
+write("device.pem", enrollment["chain_pem"])
+write("device.key", enrollment["key_pem"])
 EOF
     grpc() {
         podman run --rm --label "$run" --network "$net" -v "$pki:/pki:ro" "$image" \
@@ -388,12 +388,12 @@ scenario_partition() {
     start a3 "$subnet.23" child-agent run --data-dir /data --legacy-port 8888 \
         --usage-source command --usage-command 'test -e /data/in-use' \
         --no-enforce --session-lock off --child-user root || return 1
-    until_true 30 "a3 on Leo's budget" eval '[[ $(agent_field a3 "[\"allowance_minutes\"]") == 1 ]] && agent_connected a3' || return 1
+    until_true 30 "a3 on Leo's budget" eval '[[ $(agent_field a3 allowance_minutes) == 1 ]] && agent_connected a3' || return 1
     podman network disconnect "$net" "$run-a3" >/dev/null || return 1
     local cut=$SECONDS
-    log "a3 disconnected with $(agent_field a3 "['remaining_minutes']") min left"
-    until_true 200 "a3 to block offline" eval '[[ $(agent_field a3 "[\"state\"]") == BLOCKED ]]' || ok=1
-    log "blocked $((SECONDS - cut)) s after the cable was pulled, hub connected: $(agent_field a3 "['hub']['connected']")"
+    log "a3 disconnected with $(agent_field a3 remaining_minutes) min left"
+    until_true 200 "a3 to block offline" eval '[[ $(agent_field a3 state) == BLOCKED ]]' || ok=1
+    log "blocked $((SECONDS - cut)) s after the cable was pulled, hub connected: $(agent_field a3 hub.connected)"
     sleep 3 # use goes on a little while offline and blocked: it all counts
     rm "$(volume a3)/in-use"
     sleep 1 # the meter samples every 250 ms; the interval closes when use stops
@@ -403,7 +403,7 @@ scenario_partition() {
     inside a3 child-agent log --data-dir /data --limit 1000000 >"$work/a3.log" || return 1
     local counted held
     counted=$(check counted "$work/a3.log")
-    household_status >/dev/null
+    household_status
     held=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(next(c["used_seconds"] for c in s["children"] if c["name"]=="Leo"))' "$work/status.json")
     log "the device recorded $counted s of use, the hub holds $held s"
     ((held - counted <= 1 && counted - held <= 1)) || { fail "use missing at the hub"; ok=1; }
