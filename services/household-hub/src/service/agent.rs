@@ -142,10 +142,11 @@ impl AgentService {
                     revoked: false,
                 };
                 let credential_id = record.credential_id.clone();
-                let identity =
-                    self.hub
-                        .registry
-                        .redeem_invite(code.secret(), record, Some(&token.digest()))?;
+                let identity = self.hub.registry.redeem_invite(
+                    code.secret(),
+                    record,
+                    Some(&token.digest()),
+                )?;
                 (
                     identity,
                     v1::enroll_response::Credential::BearerToken(token.expose()),
@@ -168,6 +169,7 @@ impl AgentService {
             child_id: identity.child_id,
             ca_certificate_pem: self.hub.ca.cert_pem().to_owned(),
             credential: Some(credential),
+            credential_id,
         })
     }
 
