@@ -46,8 +46,9 @@ pub async fn run(hub: &mut Hub, command: CredentialsCommand) -> Result<(), CliEr
                 );
                 for credential in &identity.credentials {
                     println!(
-                        "    {}  {}{}",
+                        "    {}  {:<11}  {}{}",
                         &credential.credential_id[..credential.credential_id.len().min(16)],
+                        kind_words(credential.kind),
                         credential.label,
                         if credential.revoked { ", revoked" } else { "" }
                     );
@@ -120,6 +121,25 @@ fn role_name(role: i32) -> &'static str {
     }
 }
 
+/// A credential's kind for people: a computer's certificate or a phone's web token. A
+/// kind this CLI does not know yet (a newer hub's) is said to be unknown, not hidden.
+fn kind_words(kind: i32) -> &'static str {
+    match v1::CredentialKind::try_from(kind) {
+        Ok(v1::CredentialKind::Certificate) => "certificate",
+        Ok(v1::CredentialKind::BearerToken) => "web token",
+        _ => "unknown",
+    }
+}
+
+/// The same, for `--json`.
+fn kind_name(kind: i32) -> &'static str {
+    match v1::CredentialKind::try_from(kind) {
+        Ok(v1::CredentialKind::Certificate) => "certificate",
+        Ok(v1::CredentialKind::BearerToken) => "bearer_token",
+        _ => "unknown",
+    }
+}
+
 fn identity_json(identity: &v1::Identity) -> serde_json::Value {
     json!({
         "identity_id": identity.identity_id,
@@ -129,7 +149,9 @@ fn identity_json(identity: &v1::Identity) -> serde_json::Value {
         "revoked": identity.revoked,
         "credentials": identity.credentials.iter().map(|c| json!({
             "credential_id": c.credential_id,
+            "kind": kind_name(c.kind),
             "label": c.label,
+            "expires_unix_micros": c.expires_unix_micros,
             "revoked": c.revoked,
             "last_used_unix_micros": c.last_used_unix_micros,
         })).collect::<Vec<_>>(),

@@ -1,19 +1,30 @@
 //! Who is calling: a tower layer in front of every gRPC service on the TLS port turns
-//! the client certificate into a [`Principal`], enforces the role each service needs,
-//! applies the per-identity rate limit, and counts the call for the metrics.
+//! the client certificate, or a guardian phone's bearer token (`authorization: Bearer
+//! …`), into a [`Principal`], enforces the role each service needs, applies the
+//! per-identity rate limit, and counts the call for the metrics.
 //!
 //! The role matrix lives here, once, keyed by the gRPC path:
 //!
-//! | path | who may call |
-//! | --- | --- |
-//! | `household.v1.Agent/Enroll`, `grpc.health.v1.*`, `grpc.reflection.*` | anyone with TLS |
-//! | `household.v1.Household/*` | guardians |
-//! | `household.v1.Agent/Session` | devices |
-//! | `household.v1.Agent/RenewCertificate` | guardians and devices |
+//! | path | who may call | bearer token |
+//! | --- | --- | --- |
+//! | `household.v1.Agent/Enroll` | anyone with TLS | ignored (Enroll needs no credential) |
+//! | `grpc.health.v1.*`, `grpc.reflection.*` | anyone with TLS | accepted |
+//! | `household.v1.Household/*` | guardians | accepted |
+//! | `household.v1.Agent/Session` | devices | refused |
+//! | `household.v1.Agent/RenewCertificate` | guardians and devices | refused |
+//! | anything else | (nothing else is served) | refused |
 //!
 //! A certificate the household CA signed is not enough: its fingerprint must be a
-//! credential in the registry, neither it nor its identity revoked. The Admin service is
-//! not behind this layer at all; it is served only on the owner-only UNIX socket.
+//! credential in the registry, neither it nor its identity revoked. A token must be one
+//! the registry holds the SHA-256 of, unrevoked and unexpired ([`crate::token`]). A call
+//! carrying both a certificate and an `authorization` header is refused: one call, one
+//! credential. Tokens stop at the Household service (and health and reflection), so a
+//! stolen phone's token can never open a device session or be turned into a
+//! certificate. The Admin service is not behind this layer at all; it is served only on
+//! the owner-only UNIX socket.
+//!
+//! Nothing here logs a header: a refusal is logged with the path and the error, and no
+//! error's text contains the token.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +42,7 @@ use tower::{Layer, Service};
 use crate::error::HubError;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, Role};
+use crate::token::{self, BearerToken, TokenFault};
 
 /// The caller of an RPC, as the certificate and the registry say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +131,30 @@ enum Need {
     AnyIdentity,
 }
 
+/// What a path does with a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenUse {
+    /// The token is the caller's credential.
+    Accepted,
+    /// The path needs no credential; a token sent along is not looked at.
+    Ignored,
+    /// Only certificates (or nothing) may call it.
+    Refused,
+}
+
+fn token_use(path: &str) -> TokenUse {
+    if path == "/household.v1.Agent/Enroll" {
+        TokenUse::Ignored
+    } else if path.starts_with("/household.v1.Household/")
+        || path.starts_with("/grpc.health.v1.")
+        || path.starts_with("/grpc.reflection.")
+    {
+        TokenUse::Accepted
+    } else {
+        TokenUse::Refused
+    }
+}
+
 fn need_of(path: &str) -> Need {
     if path == "/household.v1.Agent/Enroll"
         || path.starts_with("/grpc.health.v1.")
@@ -205,7 +241,8 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// The principal a request's certificate names, or why it is refused.
+    /// The principal a request's certificate or bearer token names, or why it is
+    /// refused.
     fn admit<B>(&self, request: &http::Request<B>) -> Result<Principal, HubError> {
         let path = request.uri().path();
         let need = need_of(path);
@@ -214,9 +251,29 @@ impl Gate {
         let cert = info
             .and_then(|i| i.peer_certs())
             .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
-        let principal = match cert {
-            None => Principal::Anonymous,
-            Some(der) => self.principal_of(&der)?,
+        let mut authorization = request
+            .headers()
+            .get_all(http::header::AUTHORIZATION)
+            .iter();
+        let header = authorization.next();
+        if header.is_some() && authorization.next().is_some() {
+            return Err(HubError::TokenRefused {
+                fault: TokenFault::Malformed,
+            });
+        }
+        let principal = match (cert, header) {
+            (Some(_), Some(_)) => return Err(HubError::CredentialAmbiguous),
+            (Some(der), None) => self.principal_of(&der)?,
+            (None, Some(header)) => match token_use(path) {
+                TokenUse::Accepted => self.token_principal(header.as_bytes())?,
+                TokenUse::Ignored => Principal::Anonymous,
+                TokenUse::Refused => {
+                    return Err(HubError::BearerTokenNotAccepted {
+                        method: path.trim_start_matches('/').to_owned(),
+                    });
+                }
+            },
+            (None, None) => Principal::Anonymous,
         };
         let method = path.rsplit('/').next().unwrap_or(path).to_owned();
         match (need, &principal) {
@@ -234,6 +291,36 @@ impl Gate {
             .take(&principal.limit_key(peer_ip))
             .map_err(|retry_after| HubError::RateLimited { retry_after })?;
         Ok(principal)
+    }
+
+    /// The guardian an `authorization: Bearer …` header names. A use pushes the token's
+    /// expiry forward (written at most hourly, see [`token::renewed_expiry`]).
+    fn token_principal(&self, header: &[u8]) -> Result<Principal, HubError> {
+        let refused = |fault| HubError::TokenRefused { fault };
+        let token = BearerToken::from_authorization(header).map_err(refused)?;
+        let now = Timestamp::now().as_microsecond();
+        let (credential_id, identity) = self
+            .registry
+            .token_holder(&token.digest())?
+            .ok_or(refused(TokenFault::Unknown))?;
+        let credential = token::check(&identity, &credential_id, now).map_err(refused)?;
+        if let Some(expires) = token::renewed_expiry(credential.expires_unix_micros, now) {
+            // The call is good either way; a failed write is made again at the next use.
+            if let Err(err) =
+                self.registry
+                    .extend_expiry(&identity.identity_id, &credential_id, expires)
+            {
+                tracing::warn!(credential = %credential_id, error = %err, "could not extend a token's expiry");
+            }
+        }
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(credential_id.clone(), now);
+        Ok(Principal::Guardian {
+            guardian_id: identity.identity_id,
+            credential_id,
+        })
     }
 
     fn principal_of(&self, der: &[u8]) -> Result<Principal, HubError> {
@@ -366,6 +453,38 @@ mod tests {
             need_of("/household.v1.Admin/CreateInvite"),
             Need::AnyIdentity
         );
+    }
+
+    #[test]
+    fn bearer_tokens_open_the_guardian_service_and_nothing_that_needs_a_device() {
+        assert_eq!(
+            token_use("/household.v1.Household/GetStatus"),
+            TokenUse::Accepted
+        );
+        assert_eq!(
+            token_use("/household.v1.Household/Watch"),
+            TokenUse::Accepted
+        );
+        assert_eq!(
+            token_use("/grpc.health.v1.Health/Check"),
+            TokenUse::Accepted
+        );
+        assert_eq!(
+            token_use("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            TokenUse::Accepted
+        );
+        assert_eq!(token_use("/household.v1.Agent/Enroll"), TokenUse::Ignored);
+        assert_eq!(token_use("/household.v1.Agent/Session"), TokenUse::Refused);
+        assert_eq!(
+            token_use("/household.v1.Agent/RenewCertificate"),
+            TokenUse::Refused
+        );
+        assert_eq!(
+            token_use("/household.v1.Admin/RevokeIdentity"),
+            TokenUse::Refused
+        );
+        assert_eq!(token_use("/household.v1.HouseholdX/Any"), TokenUse::Refused);
+        assert_eq!(token_use("/"), TokenUse::Refused);
     }
 
     #[test]

@@ -72,6 +72,20 @@ pub enum HubError {
     /// The credential is unknown, expired or revoked.
     #[error("the credential is not valid in this household (unknown, expired or revoked)")]
     CredentialInvalid,
+    /// A bearer token was refused; the fault says why (the token's holder may know).
+    #[error("{fault}")]
+    TokenRefused { fault: crate::token::TokenFault },
+    /// The call carried both a client certificate and an `authorization` header, so it
+    /// is not clear who acts.
+    #[error(
+        "the call carries both a client certificate and an authorization header; send one credential: the certificate (CLI, agents) or the bearer token (web app)"
+    )]
+    CredentialAmbiguous,
+    /// A bearer token came with a call that only takes certificates.
+    #[error(
+        "{method} does not accept a bearer token: tokens are for the Household service; agents and the CLI use their client certificate"
+    )]
+    BearerTokenNotAccepted { method: String },
     /// The pairing code is unknown, expired or used.
     #[error("the pairing code is not valid (unknown, expired or already used)")]
     PairingCodeInvalid,
@@ -186,6 +200,9 @@ impl HubError {
             | HubError::BearerTokenForDevice => Code::FailedPrecondition,
             HubError::CredentialMissing
             | HubError::CredentialInvalid
+            | HubError::TokenRefused { .. }
+            | HubError::CredentialAmbiguous
+            | HubError::BearerTokenNotAccepted { .. }
             | HubError::PairingCodeInvalid => Code::Unauthenticated,
             HubError::GuardianRoleRequired { .. } | HubError::DeviceRoleRequired { .. } => {
                 Code::PermissionDenied
@@ -259,6 +276,18 @@ impl HubError {
             HubError::BearerTokenForDevice => ("BEARER_TOKEN_FOR_DEVICE", vec![]),
             HubError::CredentialMissing => ("CREDENTIAL_MISSING", vec![]),
             HubError::CredentialInvalid => ("CREDENTIAL_INVALID", vec![]),
+            HubError::TokenRefused { fault } => (
+                "CREDENTIAL_INVALID",
+                vec![
+                    ("credential_kind", "bearer_token".to_owned()),
+                    ("why", fault.as_str().to_owned()),
+                ],
+            ),
+            HubError::CredentialAmbiguous => ("CREDENTIAL_AMBIGUOUS", vec![]),
+            HubError::BearerTokenNotAccepted { method } => (
+                "BEARER_TOKEN_NOT_ACCEPTED",
+                vec![("method", method.clone())],
+            ),
             HubError::PairingCodeInvalid => ("PAIRING_CODE_INVALID", vec![]),
             HubError::GuardianRoleRequired { .. } => ("GUARDIAN_ROLE_REQUIRED", vec![]),
             HubError::DeviceRoleRequired { .. } => ("DEVICE_ROLE_REQUIRED", vec![]),

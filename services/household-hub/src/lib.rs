@@ -1,7 +1,8 @@
 //! The household hub: the one server in the home that guardians and child agents talk
 //! to. `docs/hub.md` says what it does; `DESIGN.md` where it sits.
 //!
-//! The rooms, in the order a request meets them: [`auth`] (who is calling), [`service`]
+//! The rooms, in the order a request meets them: [`web`] (the browser's door: gRPC-Web,
+//! same origin only), [`auth`] (who is calling, by certificate or [`token`]), [`service`]
 //! (one file per gRPC service), [`writer`] (the one thread that changes anything),
 //! [`household`] (the household folded in memory), [`store`] (the event log) and
 //! [`registry`] (keys and credentials), [`feed`] (what watchers and sessions hear),
@@ -28,6 +29,8 @@ pub mod sessions;
 pub mod shutdown;
 pub mod snapshot;
 pub mod store;
+pub mod token;
 pub mod trust;
 pub mod validate;
+pub mod web;
 pub mod writer;

@@ -3,8 +3,10 @@
 //!
 //! * `meta`: the household id and the hub's secret key (derives replayable invite codes).
 //! * `identities`: every guardian and device identity with its credentials.
-//! * `credentials`: credential id (certificate SHA-256) → identity id, for the check
-//!   every call makes.
+//! * `credentials`: credential id (a certificate's SHA-256, or a token's `tok-…` id) →
+//!   identity id, for the check every call makes.
+//! * `tokens`: SHA-256 of a bearer token's secret → its credential id; the token itself
+//!   is never stored ([`crate::token`]).
 //! * `invites`: SHA-256 of a pairing code's secret → the invite; the secret itself is
 //!   never stored.
 //! * `cst_ids`: a legacy device's CST device ID, the key its commands are sealed with.
@@ -41,16 +43,44 @@ pub struct IdentityRecord {
     pub credentials: Vec<CredentialRecord>,
 }
 
-/// One certificate an identity was issued.
+/// One credential an identity was issued: a client certificate or a bearer token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialRecord {
-    /// SHA-256 of the certificate (DER), hex.
+    /// SHA-256 of the certificate (DER), hex; or a token's `tok-…` id.
     pub credential_id: String,
+    /// Records from before bearer tokens existed are certificates.
+    #[serde(default)]
+    pub kind: CredentialKind,
+    /// The host name a certificate was enrolled from, or the label a token was asked
+    /// for with ("Anna's phone").
     #[serde(default)]
     pub label: String,
     pub issued_unix_micros: i64,
+    /// A certificate's end of validity; a token's current expiry, which use pushes
+    /// forward ([`crate::token::renewed_expiry`]).
     pub expires_unix_micros: i64,
     pub revoked: bool,
+}
+
+/// The two kinds of credential the hub issues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// A client certificate from the household CA (the CLI, agents).
+    #[default]
+    Certificate,
+    /// A bearer token (a guardian's phone, through the web app).
+    BearerToken,
+}
+
+impl CredentialKind {
+    /// The API's enum value.
+    pub fn to_proto(self) -> v1::CredentialKind {
+        match self {
+            CredentialKind::Certificate => v1::CredentialKind::Certificate,
+            CredentialKind::BearerToken => v1::CredentialKind::BearerToken,
+        }
+    }
 }
 
 /// The two roles an identity can have.
@@ -90,6 +120,7 @@ pub struct Registry {
     identities: sled::Tree,
     credentials: sled::Tree,
     invites: sled::Tree,
+    tokens: sled::Tree,
     cst_ids: sled::Tree,
 }
 
@@ -116,6 +147,7 @@ impl Registry {
             identities: db.open_tree("identities")?,
             credentials: db.open_tree("credentials")?,
             invites: db.open_tree("invites")?,
+            tokens: db.open_tree("tokens")?,
             cst_ids: db.open_tree("cst_ids")?,
             db,
         };
@@ -211,17 +243,24 @@ impl Registry {
         Ok((live && identity_live).then_some(invite))
     }
 
-    /// Redeems an invite: marks it used and records the issued certificate, atomically.
-    /// Fails with `PairingCodeInvalid` if someone redeemed it first.
+    /// Redeems an invite: marks it used and records the issued credential, atomically;
+    /// for a bearer token also the SHA-256 of its secret (`token_digest`), by which
+    /// calls find it. Fails with `PairingCodeInvalid` if someone redeemed it first.
     pub fn redeem_invite(
         &self,
         secret: &[u8],
         credential: CredentialRecord,
+        token_digest: Option<&[u8; 32]>,
     ) -> Result<IdentityRecord, HubError> {
         use sled::Transactional;
         let key = invite_key(secret);
-        let result = (&self.invites, &self.identities, &self.credentials).transaction(
-            |(invites, identities, credentials)| {
+        let result = (
+            &self.invites,
+            &self.identities,
+            &self.credentials,
+            &self.tokens,
+        )
+            .transaction(|(invites, identities, credentials, tokens)| {
                 let abort = |e: HubError| sled::transaction::ConflictableTransactionError::Abort(e);
                 let bytes = invites
                     .get(key.as_bytes())?
@@ -235,6 +274,17 @@ impl Registry {
                     .get(invite.identity_id.as_bytes())?
                     .ok_or_else(|| abort(HubError::PairingCodeInvalid))?;
                 let mut identity: IdentityRecord = from_json(&bytes).map_err(abort)?;
+                // A random token id that is taken already would hand another
+                // identity's credential over; it never happens, and must not.
+                if credentials
+                    .get(credential.credential_id.as_bytes())?
+                    .is_some()
+                {
+                    return Err(abort(HubError::storage(format!(
+                        "credential id {} is already in use",
+                        credential.credential_id
+                    ))));
+                }
                 identity.pending = false;
                 identity.invite_expires_unix_micros = 0;
                 identity.credentials.push(credential.clone());
@@ -247,9 +297,11 @@ impl Registry {
                     credential.credential_id.as_bytes(),
                     identity.identity_id.as_bytes(),
                 )?;
+                if let Some(digest) = token_digest {
+                    tokens.insert(&digest[..], credential.credential_id.as_bytes())?;
+                }
                 Ok(identity)
-            },
-        );
+            });
         let identity = result.map_err(|e| match e {
             sled::transaction::TransactionError::Abort(e) => e,
             sled::transaction::TransactionError::Storage(e) => HubError::from(e),
@@ -264,14 +316,16 @@ impl Registry {
         identity_id: &str,
         credential: CredentialRecord,
     ) -> Result<(), HubError> {
-        let mut identity = self
-            .identity(identity_id)?
-            .ok_or(HubError::CredentialInvalid)?;
+        if self.identity(identity_id)?.is_none() {
+            return Err(HubError::CredentialInvalid);
+        }
         self.credentials
             .insert(credential.credential_id.as_bytes(), identity_id.as_bytes())?;
-        identity.credentials.push(credential);
-        self.identities
-            .insert(identity_id.as_bytes(), json(&identity)?)?;
+        self.change_identity(identity_id, |identity| {
+            let mut identity = identity.ok_or(HubError::CredentialInvalid)?;
+            identity.credentials.push(credential.clone());
+            Ok(Some(identity))
+        })?;
         self.db.flush()?;
         Ok(())
     }
@@ -318,6 +372,89 @@ impl Registry {
         Ok((credential_ok && !identity.revoked).then_some(identity))
     }
 
+    /// The credential id and identity a bearer token belongs to, found by the SHA-256 of
+    /// its secret; `None` for a token this household never issued. Whether it still
+    /// admits its holder is [`crate::token::check`]'s to say.
+    pub fn token_holder(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<(String, IdentityRecord)>, HubError> {
+        let Some(credential_id) = self.tokens.get(&digest[..])? else {
+            return Ok(None);
+        };
+        let credential_id = String::from_utf8_lossy(&credential_id).into_owned();
+        let Some(identity_id) = self.credentials.get(credential_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let identity_id = String::from_utf8_lossy(&identity_id).into_owned();
+        Ok(self
+            .identity(&identity_id)?
+            .map(|identity| (credential_id, identity)))
+    }
+
+    /// Moves a credential's expiry forward to `expires_unix_micros` (never back), unless
+    /// it or its identity was revoked meanwhile. Returns whether it wrote.
+    ///
+    /// It is not flushed at once: sled writes it out within half a second, and an
+    /// extension lost in a crash is simply made again at the next use.
+    pub fn extend_expiry(
+        &self,
+        identity_id: &str,
+        credential_id: &str,
+        expires_unix_micros: i64,
+    ) -> Result<bool, HubError> {
+        let changed = self.change_identity(identity_id, |identity| {
+            let Some(mut identity) = identity else {
+                return Ok(None);
+            };
+            if identity.revoked {
+                return Ok(None);
+            }
+            let Some(credential) = identity
+                .credentials
+                .iter_mut()
+                .find(|c| c.credential_id == credential_id)
+            else {
+                return Ok(None);
+            };
+            if credential.revoked || credential.expires_unix_micros >= expires_unix_micros {
+                return Ok(None);
+            }
+            credential.expires_unix_micros = expires_unix_micros;
+            Ok(Some(identity))
+        })?;
+        Ok(changed.is_some())
+    }
+
+    /// Rewrites one identity with what `change` makes of it (`None` in: no such
+    /// identity; `None` out: write nothing), and returns what was written.
+    ///
+    /// The record is replaced only if nobody wrote it since it was read (compare and
+    /// swap), else `change` runs again on the newer record. So two changes at once, a
+    /// phone's expiry being pushed forward while another guardian revokes it, say, can
+    /// never undo each other: the revocation is never written back unrevoked.
+    fn change_identity(
+        &self,
+        identity_id: &str,
+        mut change: impl FnMut(Option<IdentityRecord>) -> Result<Option<IdentityRecord>, HubError>,
+    ) -> Result<Option<IdentityRecord>, HubError> {
+        loop {
+            let current = self.identities.get(identity_id.as_bytes())?;
+            let record = current.as_deref().map(from_json).transpose()?;
+            let Some(changed) = change(record)? else {
+                return Ok(None);
+            };
+            let swapped = self.identities.compare_and_swap(
+                identity_id.as_bytes(),
+                current,
+                Some(json(&changed)?),
+            )?;
+            if swapped.is_ok() {
+                return Ok(Some(changed));
+            }
+        }
+    }
+
     /// Revokes one credential of an identity, or (with `credential_id` empty) the identity
     /// and every credential. Revoking what is revoked succeeds.
     pub fn revoke(
@@ -325,31 +462,31 @@ impl Registry {
         identity_id: &str,
         credential_id: &str,
     ) -> Result<IdentityRecord, HubError> {
-        let mut identity = self
-            .identity(identity_id)?
-            .ok_or_else(|| HubError::NotFound {
+        let revoked = self.change_identity(identity_id, |identity| {
+            let mut identity = identity.ok_or_else(|| HubError::NotFound {
                 what: NotFoundKind::Identity,
                 id: identity_id.to_owned(),
             })?;
-        if credential_id.is_empty() {
-            identity.revoked = true;
-            identity
-                .credentials
-                .iter_mut()
-                .for_each(|c| c.revoked = true);
-        } else {
-            let credential = identity
-                .credentials
-                .iter_mut()
-                .find(|c| c.credential_id == credential_id)
-                .ok_or_else(|| HubError::NotFound {
-                    what: NotFoundKind::Credential,
-                    id: credential_id.to_owned(),
-                })?;
-            credential.revoked = true;
-        }
-        self.identities
-            .insert(identity_id.as_bytes(), json(&identity)?)?;
+            if credential_id.is_empty() {
+                identity.revoked = true;
+                identity
+                    .credentials
+                    .iter_mut()
+                    .for_each(|c| c.revoked = true);
+            } else {
+                let credential = identity
+                    .credentials
+                    .iter_mut()
+                    .find(|c| c.credential_id == credential_id)
+                    .ok_or_else(|| HubError::NotFound {
+                        what: NotFoundKind::Credential,
+                        id: credential_id.to_owned(),
+                    })?;
+                credential.revoked = true;
+            }
+            Ok(Some(identity))
+        })?;
+        let identity = revoked.ok_or_else(|| HubError::storage("a revocation wrote nothing"))?;
         self.db.flush()?;
         Ok(identity)
     }
@@ -418,7 +555,7 @@ impl IdentityRecord {
                 .iter()
                 .map(|c| v1::Credential {
                     credential_id: c.credential_id.clone(),
-                    kind: v1::CredentialKind::Certificate as i32,
+                    kind: c.kind.to_proto() as i32,
                     label: c.label.clone(),
                     issued_unix_micros: c.issued_unix_micros,
                     expires_unix_micros: c.expires_unix_micros,
@@ -427,5 +564,79 @@ impl IdentityRecord {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_767_225_600_000_000;
+
+    /// A registry with Anna's pairing code redeemed for a bearer token.
+    fn anna_with_a_token(dir: &Path) -> (Registry, [u8; 32]) {
+        let registry = Registry::open(dir).unwrap();
+        let secret = [7u8; 16];
+        let invite = InviteRecord {
+            identity_id: "g-anna".into(),
+            role: Role::Guardian,
+            display_name: "Anna".into(),
+            child_id: String::new(),
+            expires_unix_micros: T0 + 1,
+            used: false,
+        };
+        registry.put_invite(&secret, &invite, T0).unwrap();
+        let digest = [42u8; 32];
+        let record = CredentialRecord {
+            credential_id: "tok-1".into(),
+            kind: CredentialKind::BearerToken,
+            label: "Anna's phone".into(),
+            issued_unix_micros: T0,
+            expires_unix_micros: T0 + 10,
+            revoked: false,
+        };
+        registry
+            .redeem_invite(&secret, record, Some(&digest))
+            .unwrap();
+        (registry, digest)
+    }
+
+    #[test]
+    fn a_token_is_found_by_its_digest_and_its_expiry_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, digest) = anna_with_a_token(dir.path());
+        assert_eq!(registry.token_holder(&[0u8; 32]).unwrap(), None);
+        let (credential_id, identity) = registry.token_holder(&digest).unwrap().unwrap();
+        assert_eq!(credential_id, "tok-1");
+        assert_eq!(identity.identity_id, "g-anna");
+        assert_eq!(identity.credentials[0].kind, CredentialKind::BearerToken);
+        assert!(registry.authenticate("tok-1", T0).unwrap().is_some());
+
+        assert!(registry.extend_expiry("g-anna", "tok-1", T0 + 20).unwrap());
+        assert!(!registry.extend_expiry("g-anna", "tok-1", T0 + 15).unwrap());
+        assert!(!registry.extend_expiry("g-anna", "tok-9", T0 + 30).unwrap());
+        let anna = registry.identity("g-anna").unwrap().unwrap();
+        assert_eq!(anna.credentials[0].expires_unix_micros, T0 + 20);
+        assert!(registry.authenticate("tok-1", T0 + 15).unwrap().is_some());
+        assert!(registry.authenticate("tok-1", T0 + 20).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_revoked_token_stays_revoked_whatever_extends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, digest) = anna_with_a_token(dir.path());
+        registry.revoke("g-anna", "tok-1").unwrap();
+        assert!(!registry.extend_expiry("g-anna", "tok-1", T0 + 20).unwrap());
+        let (_, anna) = registry.token_holder(&digest).unwrap().unwrap();
+        assert!(anna.credentials[0].revoked);
+        assert_eq!(anna.credentials[0].expires_unix_micros, T0 + 10);
+        assert!(registry.authenticate("tok-1", T0).unwrap().is_none());
+    }
+
+    #[test]
+    fn credentials_written_before_tokens_existed_read_as_certificates() {
+        let old = r#"{"credential_id":"ab12","label":"laptop","issued_unix_micros":1,"expires_unix_micros":2,"revoked":false}"#;
+        let record: CredentialRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.kind, CredentialKind::Certificate);
     }
 }

@@ -1,6 +1,7 @@
 //! `household-hub serve`: opens the data directory, folds the log, and runs the TLS
-//! port, the admin socket, mDNS, metrics and the clock until SIGTERM (or, in
-//! [`serve_until`], until its caller says stop).
+//! port (gRPC over HTTP/2 and gRPC-Web over HTTP/1.1 or HTTP/2), the admin socket,
+//! mDNS, metrics and the clock until SIGTERM (or, in [`serve_until`], until its caller
+//! says stop).
 //!
 //! Shutdown, in order: health goes NOT_SERVING, the stop flag ends every Watch and
 //! Session with UNAVAILABLE, the servers drain, the writer finishes its queue and the
@@ -18,7 +19,7 @@ use household_proto::v1::{
 };
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{broadcast, watch};
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 use crate::auth::{Gate, GateLayer, RateLimiter};
@@ -35,6 +36,7 @@ use crate::shutdown::{ShutdownSignal, signalled};
 use crate::snapshot::{SnapshotFile, SnapshotTaker};
 use crate::store::EventStore;
 use crate::trust::HouseholdCa;
+use crate::web::SameOriginLayer;
 use crate::writer::Writer;
 
 /// Largest message the hub accepts (a policy with every exception is a few KiB).
@@ -203,15 +205,22 @@ pub async fn serve_until(
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let local = listener.local_addr()?;
-    let tls = hub.ca.tls_config(&server_cert);
+    let tls = hub.ca.server_tls(&server_cert).context("configuring TLS")?;
     let mut stop = signal.subscribe();
+    // Outermost first: browsers of other origins are turned away, gRPC-Web is turned
+    // into gRPC, then the gate decides who is calling (crate::web, crate::auth).
+    let layers = tower::ServiceBuilder::new()
+        .layer(SameOriginLayer)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(GateLayer::new(gate))
+        .into_inner();
     let tls_server = Server::builder()
-        .tls_config(tls)
-        .context("configuring TLS")?
+        // HTTP/1.1 too, for gRPC-Web clients that cannot do HTTP/2.
+        .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
-        .layer(GateLayer::new(gate))
+        .layer(layers)
         .add_service(health_service.clone())
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -223,7 +232,7 @@ pub async fn serve_until(
             AgentServer::new(AgentService::new(hub.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(without_delay(listener), async move {
+        .serve_with_incoming_shutdown(crate::trust::tls::incoming(listener, tls), async move {
             stop.wait().await;
         });
 
@@ -370,19 +379,6 @@ async fn mark_devices_offline(writer: &Writer) -> anyhow::Result<()> {
         })
         .await
         .context("marking devices offline")
-}
-
-/// Accepted connections with Nagle's algorithm off: small gRPC frames (a grant, a
-/// budget) go out at once instead of waiting up to 40 ms for a delayed ACK.
-fn without_delay(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
 }
 
 /// Reflection over the household API, health and the rich error details. The services

@@ -23,14 +23,15 @@
 //! directory), so a crash never leaves half a key behind.
 //!
 //! One idea per file: [`ca`] keeps the authority, [`server_cert`] and [`client_cert`]
-//! issue and read certificates, [`tls`] turns them into tonic's TLS settings, and
-//! [`files`] writes them to disk.
+//! issue and read certificates, [`tls`] turns them into the TLS port's settings and
+//! handshakes, and [`files`] writes them to disk. A guardian phone's other credential,
+//! the bearer token, is [`crate::token`].
 
 mod ca;
 mod client_cert;
 mod files;
 mod server_cert;
-mod tls;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -123,6 +124,9 @@ pub enum TrustError {
     /// A peer's certificate could not be parsed, or names no household identity.
     #[error("the peer certificate carries no household identity: {0}")]
     NoPeerIdentity(String),
+    /// The server's TLS settings could not be made from its certificate and key.
+    #[error("cannot set up the server's TLS: {0}")]
+    ServerTls(String),
 }
 
 /// Whether a client acts for a guardian or is a child's device. It decides which

@@ -149,11 +149,9 @@ pub async fn serve(tls_dir: &Path) -> Result<()> {
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let local = listener.local_addr()?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(stream)
-    });
+    // The hub's own handshakes (Nagle off, h2 and http/1.1 in ALPN), so the floor
+    // pays for TLS exactly what the hub does.
+    let incoming = household_hub::trust::tls::incoming(listener, ca.server_tls(&server)?);
     let (feed, _) = broadcast::channel(1024);
     let floor = Floor {
         feed,
@@ -162,7 +160,6 @@ pub async fn serve(tls_dir: &Path) -> Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     println!("floor serving on {local}");
     tonic::transport::Server::builder()
-        .tls_config(ca.tls_config(&server))?
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))

@@ -16,7 +16,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{Principal, RateLimiter};
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::registry::{CredentialRecord, Role};
+use crate::ids;
+use crate::registry::{CredentialKind, CredentialRecord, IdentityRecord, Role};
+use crate::token::{self, BearerToken};
 use crate::trust::{ClientRole, ClientSubject};
 
 /// The Agent service.
@@ -62,6 +64,7 @@ impl AgentService {
             })?;
         let record = CredentialRecord {
             credential_id: issued.sha256_hex.clone(),
+            kind: CredentialKind::Certificate,
             label: label.to_owned(),
             issued_unix_micros: Timestamp::now().as_microsecond(),
             expires_unix_micros: issued.not_after_unix_micros,
@@ -94,36 +97,103 @@ impl AgentService {
             .live_invite(code.secret(), now)?
             .ok_or(HubError::PairingCodeInvalid)?;
         check_expected_role(body.expected_role(), invite.role)?;
-        let csr_pem = match body.credential {
-            Some(v1::enroll_request::Credential::CsrPem(csr)) => csr,
+        let wanted = match body.credential {
+            Some(v1::enroll_request::Credential::CsrPem(csr)) => Wanted::Certificate(csr),
             Some(v1::enroll_request::Credential::BearerToken(_)) if invite.role == Role::Device => {
                 return Err(HubError::BearerTokenForDevice);
             }
-            Some(v1::enroll_request::Credential::BearerToken(_)) => {
-                return Err(HubError::invalid(
-                    "bearer_token",
-                    "is not accepted yet: bearer tokens are for the guardian web app, which this hub does not serve yet; send csr_pem",
-                ));
-            }
+            Some(v1::enroll_request::Credential::BearerToken(spec)) => Wanted::Token {
+                label: crate::validate::display_name("bearer_token.label", &spec.label)?,
+            },
             None => {
-                return Err(HubError::invalid("credential", "csr_pem is required"));
+                return Err(HubError::invalid(
+                    "credential",
+                    "is required: csr_pem (a certificate request) or bearer_token (guardians' web app)",
+                ));
             }
         };
         if invite.role == Role::Device && self.hub.read().device(&invite.identity_id).is_none() {
             // The device was removed after its invite was made.
             return Err(HubError::PairingCodeInvalid);
         }
-        let (certificate, record) =
-            self.issue(&csr_pem, invite.role, &invite.identity_id, &body.hostname)?;
-        let identity = self.hub.registry.redeem_invite(code.secret(), record)?;
+        let (identity, credential, credential_id) = match wanted {
+            Wanted::Certificate(csr_pem) => {
+                let (certificate, record) =
+                    self.issue(&csr_pem, invite.role, &invite.identity_id, &body.hostname)?;
+                let identity = self
+                    .hub
+                    .registry
+                    .redeem_invite(code.secret(), record, None)?;
+                let credential_id = certificate.certificate_sha256_hex.clone();
+                (
+                    identity,
+                    v1::enroll_response::Credential::Certificate(certificate),
+                    credential_id,
+                )
+            }
+            Wanted::Token { label } => {
+                let token = BearerToken::generate();
+                let record = CredentialRecord {
+                    credential_id: ids::new("tok"),
+                    kind: CredentialKind::BearerToken,
+                    label,
+                    issued_unix_micros: now,
+                    expires_unix_micros: token::first_expiry(now),
+                    revoked: false,
+                };
+                let credential_id = record.credential_id.clone();
+                let identity = self.hub.registry.redeem_invite(
+                    code.secret(),
+                    record,
+                    Some(&token.digest()),
+                )?;
+                (
+                    identity,
+                    v1::enroll_response::Credential::BearerToken(token.expose()),
+                    credential_id,
+                )
+            }
+        };
+        self.log_enrollment(&identity, &credential, &credential_id, &body.platform)
+            .await?;
+        tracing::info!(
+            identity = %identity.identity_id,
+            role = ?identity.role,
+            credential = %credential_id,
+            "enrolled"
+        );
+        Ok(v1::EnrollResponse {
+            role: identity.role.to_proto() as i32,
+            identity_id: identity.identity_id,
+            display_name: identity.display_name,
+            child_id: identity.child_id,
+            ca_certificate_pem: self.hub.ca.cert_pem().to_owned(),
+            credential: Some(credential),
+            credential_id,
+        })
+    }
+
+    /// Logs DEVICE_ENROLLED or GUARDIAN_ENROLLED, with the new credential as the actor's,
+    /// so history names the phone or computer that joined.
+    async fn log_enrollment(
+        &self,
+        identity: &IdentityRecord,
+        credential: &v1::enroll_response::Credential,
+        credential_id: &str,
+        platform: &str,
+    ) -> Result<(), HubError> {
+        let certificate_sha256_hex = match credential {
+            v1::enroll_response::Credential::Certificate(c) => c.certificate_sha256_hex.clone(),
+            v1::enroll_response::Credential::BearerToken(_) => String::new(),
+        };
         let (child_id, device_id, payload, actor) = match identity.role {
             Role::Device => (
                 identity.child_id.clone(),
                 identity.identity_id.clone(),
                 Payload::DeviceEnrolled(v1::DeviceEnrolled {
                     display_name: identity.display_name.clone(),
-                    platform: body.platform.clone(),
-                    certificate_sha256_hex: certificate.certificate_sha256_hex.clone(),
+                    platform: platform.to_owned(),
+                    certificate_sha256_hex,
                 }),
                 v1::actor::Kind::DeviceId(identity.identity_id.clone()),
             ),
@@ -132,12 +202,12 @@ impl AgentService {
                 String::new(),
                 Payload::GuardianEnrolled(v1::GuardianEnrolled {
                     display_name: identity.display_name.clone(),
-                    certificate_sha256_hex: certificate.certificate_sha256_hex.clone(),
+                    certificate_sha256_hex,
                 }),
                 v1::actor::Kind::GuardianId(identity.identity_id.clone()),
             ),
         };
-        let credential_id = certificate.certificate_sha256_hex.clone();
+        let credential_id = credential_id.to_owned();
         self.hub
             .writer
             .write(move |txn| {
@@ -153,17 +223,16 @@ impl AgentService {
                 });
                 Ok(())
             })
-            .await?;
-        tracing::info!(identity = %identity.identity_id, role = ?identity.role, "enrolled");
-        Ok(v1::EnrollResponse {
-            role: identity.role.to_proto() as i32,
-            identity_id: identity.identity_id,
-            display_name: identity.display_name,
-            child_id: identity.child_id,
-            ca_certificate_pem: self.hub.ca.cert_pem().to_owned(),
-            credential: Some(v1::enroll_response::Credential::Certificate(certificate)),
-        })
+            .await
     }
+}
+
+/// The credential an Enroll call asks for.
+enum Wanted {
+    /// A certificate for this CSR (PEM).
+    Certificate(String),
+    /// A bearer token, labelled for the guardian's list of credentials.
+    Token { label: String },
 }
 
 fn peer_ip<T>(request: &Request<T>) -> Option<IpAddr> {

@@ -34,7 +34,7 @@ const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Where a PEM certificate block ends.
 const PEM_CERTIFICATE_END: &str = "-----END CERTIFICATE-----";
 
-/// The hub's TLS identity, ready for [`HouseholdCa::tls_config`].
+/// The hub's TLS identity, ready for [`HouseholdCa::server_tls`].
 #[derive(Clone)]
 pub struct ServerCertificate {
     /// The server certificate, then the CA certificate, PEM. The CA is sent along so a

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P384_SHA384, PKCS_ED25519};
 use tempfile::TempDir;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use x509_parser::certificate::X509Certificate;
@@ -444,11 +443,9 @@ async fn mutual_tls_carries_the_identity_and_refuses_strangers() {
     let (_reporter, health) = tonic_health::server::health_reporter();
     let hub = tokio::spawn(
         tonic::transport::Server::builder()
-            .tls_config(ca.tls_config(&server))
-            .unwrap()
             .layer(tonic::service::InterceptorLayer::new(record))
             .add_service(health)
-            .serve_with_incoming(TcpListenerStream::new(listener)),
+            .serve_with_incoming(tls::incoming(listener, ca.server_tls(&server).unwrap())),
     );
 
     // Enrolled: the hub sees who is calling.

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,7 +34,24 @@ impl Hub {
 
     /// [`Hub::start`] with extra flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Hub {
+        Hub::spawn(data_dir, extra, "warn", None)
+    }
+
+    /// [`Hub::start`], logging at `rust_log` (a `RUST_LOG` filter) into the file `log`:
+    /// stderr, and stdout too, for tests of what the hub writes there.
+    pub fn start_logging(data_dir: &Path, rust_log: &str, log: &Path) -> Hub {
+        Hub::spawn(data_dir, &["--rate-limit", "0"], rust_log, Some(log))
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], rust_log: &str, log: Option<&Path>) -> Hub {
         let admin_socket = data_dir.join("admin.sock");
+        let append = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open the hub's log file")
+        };
         let mut child = Command::new(BIN)
             .args([
                 "serve",
@@ -47,24 +64,35 @@ impl Hub {
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(log.map_or_else(Stdio::inherit, |log| Stdio::from(append(log))))
             .spawn()
             .expect("start household-hub");
         let stdout = child.stdout.take().expect("hub stdout");
+        let mut copy = log.map(append);
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
             let line = lines
                 .next()
                 .expect("the hub exited before serving")
                 .expect("read hub stdout");
+            if let Some(copy) = &mut copy {
+                writeln!(copy, "{line}").expect("copy the hub's stdout");
+            }
             if let Some(addr) = line.strip_prefix("household hub serving on ") {
                 break addr.parse().expect("hub address");
             }
         };
         // Keep draining stdout so the hub never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(copy) = &mut copy {
+                    let _ = writeln!(copy, "{line}");
+                }
+            }
+        });
         Hub {
             child,
             data_dir: data_dir.to_owned(),
