@@ -11,6 +11,13 @@ export function duration(seconds: number | bigint): string {
   return `${m} min`;
 }
 
+/** "2h 15m", "45m": short enough for the middle of the ring. */
+export function shortDuration(seconds: number | bigint): string {
+  const m = Math.floor(Math.max(0, Number(seconds)) / 60);
+  const h = Math.floor(m / 60);
+  return h > 0 ? `${h}h ${String(m % 60).padStart(2, "0")}m` : `${m}m`;
+}
+
 export function minutesLabel(min: number): string {
   return min % 60 === 0 ? `${min / 60} h` : `${min} min`;
 }

@@ -18,6 +18,7 @@ import { minutesLabel } from "./format.js";
 import type { TimeRequest } from "./gen/household/v1/common_pb.js";
 
 const root = document.getElementById("app")!;
+root.textContent = ""; // lit-html renders after what is there: drop "Loading…"
 const ui: Ui = { toast: "", busy: new Set(), weekOpen: new Set(), reports: new Map() };
 let cred: Credential | null = loadCredential();
 let pairing = location.pathname === "/pair" ? parsePairingCode(decodeURIComponent(location.hash.slice(1))) : null;

@@ -53,6 +53,8 @@ function seen(seq: bigint): void {
 
 function addActivity(e: Event): void {
   if (!ACTIVITY_KINDS.includes(e.payload.case)) return;
+  // A new child's first policy is part of adding the child, not a change of rules.
+  if (e.payload.case === "policyChanged" && e.payload.value.previousRevision === 0n) return;
   if (state.activity.some((a) => a.seq === e.seq)) return;
   state.activity.unshift(e);
   state.activity.sort((a, b) => (a.seq < b.seq ? 1 : -1));

@@ -14,6 +14,7 @@ import {
   describeAction,
   duration,
   minutesLabel,
+  shortDuration,
   weekday,
 } from "./format.js";
 
@@ -89,9 +90,9 @@ function ring(st: ChildStatus | undefined): TemplateResult {
   const remaining = st ? Math.max(0, Number(st.remainingSeconds)) : 0;
   const frac = allowance > 0 ? Math.min(1, remaining / allowance) : 0;
   const cls = st ? STATE_CLASS[st.state] : "s-off";
-  const text = st ? duration(remaining) : "–";
+  const text = st ? shortDuration(remaining) : "–";
   return html`<svg class="ring ${cls}" viewBox="0 0 100 100" role="img"
-      aria-label="${text} left of ${duration(allowance)}">
+      aria-label="${duration(remaining)} left of ${duration(allowance)}">
     ${svg`<circle class="track" cx="50" cy="50" r="${r}" />
       <circle class="fill" cx="50" cy="50" r="${r}" stroke-dasharray="${(frac * c).toFixed(1)} ${c.toFixed(1)}"
         transform="rotate(-90 50 50)" />
@@ -141,7 +142,9 @@ function childCard(child: Child, ui: Ui, h: Handlers): TemplateResult {
     <div class="row top">
       ${ring(st)}
       <div class="facts">
-        <p>${online} of ${devs.length} device${devs.length === 1 ? "" : "s"} online</p>
+        <p>${devs.length === 0
+          ? "No devices yet"
+          : `${online} of ${devs.length} device${devs.length === 1 ? "" : "s"} online`}</p>
         <ul class="devs">
           ${devs.map(
             (d) => html`<li><span class="dot ${d.online ? "on" : ""}" aria-hidden="true"></span>
@@ -204,6 +207,7 @@ function weekChart(rep: GetReportResponse | "loading" | "error" | undefined, nam
   const names = new Map(rep.deviceTotals.map((d) => [d.deviceId, d.displayName]));
   const max = Math.max(3600, ...rep.days.map((d) => Number(d.usedSeconds)), ...rep.days.map((d) =>
     d.devices.reduce((a, x) => a + Number(x.usedSeconds), 0)));
+  if (rep.totalUsedSeconds === 0n) return html`<p class="muted">No screen use in the last 7 days.</p>`;
   const W = 300, H = 140, top = 8, base = 120;
   const bw = W / Math.max(1, rep.days.length);
   const summary = rep.days
