@@ -96,12 +96,14 @@ export async function act<T>(call: (key: string, signal: AbortSignal) => Promise
   const key = newKey();
   let delay = 400;
   for (let attempt = 1; ; attempt++) {
+    // Each attempt has 10 s; one that times out is retried like a lost answer.
     const signal = AbortSignal.timeout(10_000);
     try {
       return await call(key, signal);
     } catch (e) {
       const err = ConnectError.from(e);
-      if (attempt >= 4 || !RETRYABLE.has(err.code)) throw err;
+      const retryable = RETRYABLE.has(err.code) || signal.aborted;
+      if (attempt >= 4 || !retryable) throw err;
       await new Promise((r) => setTimeout(r, delay));
       delay *= 2;
     }
