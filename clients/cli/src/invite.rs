@@ -13,14 +13,16 @@ use crate::qr;
 
 #[derive(Subcommand)]
 pub enum InviteCommand {
-    /// A code for another guardian (`household pair CODE` on their machine).
+    /// A code for another guardian (`household pair CODE` on their machine; with
+    /// `--qr`, a QR code of the web app's pairing page for their phone).
     Guardian {
         /// The guardian's name, shown in the household's history.
         name: String,
         /// Minutes the code works, 1 to 10080 [default: the hub's, 15].
         #[arg(long)]
         valid_minutes: Option<u32>,
-        /// Also show the code as a QR code, for a phone to scan.
+        /// Also show a QR code for a phone to scan: the web app's pairing page on this
+        /// hub (https://HUB/pair#CODE), with the URL printed below it.
         #[arg(long)]
         qr: bool,
     },
@@ -42,7 +44,7 @@ pub enum InviteCommand {
 }
 
 pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> {
-    let (invite, qr) = match command {
+    let (invite, qr, guardian) = match command {
         InviteCommand::Guardian {
             name,
             valid_minutes,
@@ -59,7 +61,7 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
                 .map_err(|s| hub.refused(s))?
                 .into_inner()
                 .invite;
-            (invite, qr)
+            (invite, qr, true)
         }
         InviteCommand::Device {
             child,
@@ -83,7 +85,7 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
                 .map_err(|s| hub.refused(s))?
                 .into_inner()
                 .invite;
-            (invite, qr)
+            (invite, qr, false)
         }
     };
     let invite = invite.ok_or_else(|| CliError::Refused("the hub made no invite".into()))?;
@@ -104,13 +106,21 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
         } else {
             qr::Colours::Plain
         };
+        // A guardian's phone scans the web app's pairing page, served by the hub at the
+        // address this terminal uses; the code rides in the fragment, which no browser
+        // sends. A device's agent scans the bare code.
+        let url = guardian.then(|| pairing_url(&hub.profile.hub, &invite.pairing_code));
+        let scanned = url.as_deref().unwrap_or(&invite.pairing_code);
         // The invite exists now: without a picture the code is still printed.
-        match qr::lines(&invite.pairing_code, colours) {
+        match qr::lines(scanned, colours) {
             Ok(picture) => picture.iter().for_each(|line| {
                 text.push_str(line);
                 text.push('\n');
             }),
             Err(err) => eprintln!("household: no QR code for this pairing code ({err})"),
+        }
+        if let Some(url) = url {
+            text.push_str(&format!("or open on the phone: {url}\n"));
         }
     }
     // The code's text last, on a line of its own, for a script to take.
@@ -121,4 +131,26 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
         .write_all(text.as_bytes())
         .map_err(CliError::Output)?;
     Ok(())
+}
+
+/// The web app's pairing page for `code` on the hub at `hub` (HOST:PORT, as in the
+/// profile): `https://HOST:PORT/pair#CODE`.
+pub fn pairing_url(hub: &str, code: &str) -> String {
+    let hub = hub.strip_suffix(":443").unwrap_or(hub);
+    format!("https://{hub}/pair#{code}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pairing_url_keeps_the_code_in_the_fragment() {
+        assert_eq!(
+            super::pairing_url("hub.local:7443", "hh1.ab.cd"),
+            "https://hub.local:7443/pair#hh1.ab.cd"
+        );
+        assert_eq!(
+            super::pairing_url("hub.local:443", "hh1.ab.cd"),
+            "https://hub.local/pair#hh1.ab.cd"
+        );
+    }
 }

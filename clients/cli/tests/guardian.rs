@@ -480,7 +480,14 @@ fn a_guardian_invites_another_and_revokes_a_lost_terminal() {
     assert!(printed.contains("pairing code for Dad"), "{printed}");
     // The QR code between the heading and the code's text: half blocks in a square.
     let lines: Vec<&str> = printed.lines().collect();
-    let picture = &lines[1..lines.len() - 1];
+    let picture = &lines[1..lines.len() - 2];
+    // Below it, what it encodes: the web app's pairing page, the code in the fragment.
+    let code = printed.lines().last().unwrap().trim();
+    assert_eq!(
+        lines[lines.len() - 2],
+        format!("or open on the phone: https://{}/pair#{code}", hub.address),
+        "{printed}"
+    );
     assert!(picture.len() >= 12, "{printed}");
     assert!(
         picture

@@ -33,4 +33,5 @@ pub mod token;
 pub mod trust;
 pub mod validate;
 pub mod web;
+pub mod web_assets;
 pub mod writer;

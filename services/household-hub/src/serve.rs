@@ -37,6 +37,7 @@ use crate::snapshot::{SnapshotFile, SnapshotTaker};
 use crate::store::EventStore;
 use crate::trust::HouseholdCa;
 use crate::web::SameOriginLayer;
+use crate::web_assets::WebAssetsLayer;
 use crate::writer::Writer;
 
 /// Largest message the hub accepts (a policy with every exception is a few KiB).
@@ -207,10 +208,12 @@ pub async fn serve_until(
     let local = listener.local_addr()?;
     let tls = hub.ca.server_tls(&server_cert).context("configuring TLS")?;
     let mut stop = signal.subscribe();
-    // Outermost first: browsers of other origins are turned away, gRPC-Web is turned
-    // into gRPC, then the gate decides who is calling (crate::web, crate::auth).
+    // Outermost first: browsers of other origins are turned away, the web app's pages
+    // and files are answered, gRPC-Web is turned into gRPC, then the gate decides who
+    // is calling (crate::web, crate::web_assets, crate::auth).
     let layers = tower::ServiceBuilder::new()
         .layer(SameOriginLayer)
+        .layer(WebAssetsLayer::new(hub.ca.cert_pem()))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(GateLayer::new(gate))
         .into_inner();

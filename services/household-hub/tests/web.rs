@@ -1021,3 +1021,129 @@ async fn no_token_reaches_the_hubs_log() {
         );
     }
 }
+
+/// The body of a GET answer, unzipped only in the sense that the test asked for none.
+async fn body_of(response: Response<Incoming>) -> Vec<u8> {
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body")
+        .to_bytes()
+        .to_vec()
+}
+
+/// The DER certificates in a PEM text, to compare PEMs that may differ in layout.
+fn ders(pem: &[u8]) -> Vec<Vec<u8>> {
+    CertificateDer::pem_slice_iter(pem)
+        .map(|cert| cert.expect("a certificate").to_vec())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hub_serves_the_web_app_and_its_ca_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _anna, ben) = hub_with_a_phone(dir.path()).await;
+    for alpn in [&b"http/1.1"[..], &b"h2"[..]] {
+        let mut web = WebClient::connect(hub.addr, &ben.ca_pem, alpn, None).await;
+
+        // The app's page, at / and at /pair (the code stays in the fragment).
+        for path in ["/", "/pair"] {
+            let response = web
+                .send(
+                    web.request("GET", path)
+                        .body(Full::new(Bytes::new()))
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "{alpn:?} {path}");
+            let headers = response.headers().clone();
+            assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+            assert_eq!(headers["cache-control"], "no-cache");
+            assert_eq!(headers["x-content-type-options"], "nosniff");
+            let csp = headers["content-security-policy"].to_str().unwrap();
+            assert!(csp.starts_with("default-src 'self'"), "{csp}");
+            assert!(!csp.contains("unsafe"), "{csp}");
+            let page = String::from_utf8(body_of(response).await).unwrap();
+            assert!(page.contains("<main id=\"app\""), "{page}");
+
+            // The script it loads, by its hashed name, cached for good.
+            let script = page
+                .split("src=\"/")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("a script in the page")
+                .to_owned();
+            let response = web
+                .send(
+                    web.request("GET", &format!("/{script}"))
+                        .header("accept-encoding", "gzip, deflate, br")
+                        .body(Full::new(Bytes::new()))
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "{script}");
+            assert_eq!(response.headers()["content-encoding"], "gzip");
+            assert_eq!(
+                response.headers()["content-type"],
+                "text/javascript; charset=utf-8"
+            );
+            assert_eq!(
+                response.headers()["cache-control"],
+                "public, max-age=31536000, immutable"
+            );
+            let zipped = body_of(response).await;
+            assert_eq!(&zipped[..2], &[0x1f, 0x8b], "a gzip stream");
+        }
+
+        // The household CA, the very certificate the phone's code names.
+        let response = web
+            .send(
+                web.request("GET", "/ca.pem")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/x-x509-ca-cert"
+        );
+        let pem = body_of(response).await;
+        assert_eq!(ders(&pem), ders(ben.ca_pem.as_bytes()));
+
+        // The manifest, and nothing for names the app does not have.
+        let response = web
+            .send(
+                web.request("GET", "/manifest.webmanifest")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/manifest+json"
+        );
+        let response = web
+            .send(
+                web.request("HEAD", "/")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(body_of(response).await.is_empty());
+
+        // A GET from another site's page is still refused before anything is served.
+        let response = web
+            .send(
+                web.request("GET", "/ca.pem")
+                    .header("origin", "https://evil.example")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+}
