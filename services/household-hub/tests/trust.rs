@@ -211,16 +211,7 @@ async fn a_lost_phone_is_revoked_from_the_other_parents_phone() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut annas = common::guardian(hub.addr, &anna).await;
-    let invite = annas
-        .invite_guardian(v1::InviteGuardianRequest {
-            display_name: "Ben".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .invite
-        .unwrap();
+    let invite = common::invite_guardian(&mut annas, "Ben").await;
     let ben = enroll(hub.addr, &invite.pairing_code).await.unwrap();
     let mut bens = common::guardian(hub.addr, &ben).await;
     bens.list_children(v1::ListChildrenRequest {})

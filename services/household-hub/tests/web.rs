@@ -122,17 +122,7 @@ fn metadata(status: &tonic::Status, key: &str) -> String {
 /// Anna (a certificate, the CLI) and a hub; she invites Ben, whose phone pairs.
 async fn hub_with_a_phone(dir: &std::path::Path) -> (Hub, Credential, Phone) {
     let (hub, anna) = common::hub_with_guardian(dir).await;
-    let invite = common::guardian(hub.addr, &anna)
-        .await
-        .invite_guardian(v1::InviteGuardianRequest {
-            display_name: "Ben".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("invite Ben")
-        .into_inner()
-        .invite
-        .expect("an invite");
+    let invite = common::invite_guardian(&mut common::guardian(hub.addr, &anna).await, "Ben").await;
     let phone = pair_phone(&hub, &invite.pairing_code, "Ben's phone")
         .await
         .expect("pair Ben's phone");
@@ -441,16 +431,7 @@ async fn a_phone_pairs_for_a_token_and_calls_as_its_guardian_over_grpc_and_grpc_
     let dir = tempfile::tempdir().unwrap();
     let (hub, anna) = common::hub_with_guardian(dir.path()).await;
     let mut household = common::guardian(hub.addr, &anna).await;
-    let invite = household
-        .invite_guardian(v1::InviteGuardianRequest {
-            display_name: "Ben".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .invite
-        .unwrap();
+    let invite = common::invite_guardian(&mut household, "Ben").await;
 
     // A bad label is refused by name, and the code is not spent.
     let err = pair_phone(&hub, &invite.pairing_code, "")
@@ -912,16 +893,7 @@ async fn no_token_reaches_the_hubs_log() {
     let code = hub.invite("guardian", "Anna", None);
     let anna = common::enroll(hub.addr, &code).await.unwrap();
     let mut household = common::guardian(hub.addr, &anna).await;
-    let invite = household
-        .invite_guardian(v1::InviteGuardianRequest {
-            display_name: "Ben".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .invite
-        .unwrap();
+    let invite = common::invite_guardian(&mut household, "Ben").await;
     let ben = pair_phone(&hub, &invite.pairing_code, "Ben's phone")
         .await
         .unwrap();

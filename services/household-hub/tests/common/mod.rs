@@ -290,6 +290,23 @@ pub async fn add_child(client: &mut HouseholdClient<Channel>, name: &str) -> Str
         .child_id
 }
 
+/// A guardian invite for a new guardian called `name`, made by `client`'s guardian.
+pub async fn invite_guardian(
+    client: &mut HouseholdClient<Channel>,
+    name: &str,
+) -> v1::PairingInvite {
+    client
+        .invite_guardian(v1::InviteGuardianRequest {
+            display_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("invite a guardian")
+        .into_inner()
+        .invite
+        .expect("the invite")
+}
+
 /// The status's `ErrorInfo.reason`.
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
