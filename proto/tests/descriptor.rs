@@ -59,6 +59,7 @@ fn guardian_service_has_every_guardian_rpc() {
         "RemoveDevice",
         "ListGuardians",
         "InviteGuardian",
+        "InviteCredential",
         "GetStatus",
         "Watch",
         "GrantTime",

@@ -1,6 +1,7 @@
-//! `household invite guardian NAME` and `household invite device --child CHILD
-//! [--name NAME]`: pairing codes for a new guardian or a child's new device, with
-//! `--qr` also as a QR code to scan.
+//! `household invite guardian NAME`, `household invite phone` and `household invite
+//! device --child CHILD [--name NAME]`: pairing codes for a new guardian, another phone
+//! (or computer) of one's own, or a child's new device, with `--qr` also as a QR code
+//! to scan.
 
 use std::io::{IsTerminal as _, Write as _};
 
@@ -9,7 +10,7 @@ use household_proto::v1;
 
 use crate::act::idempotency_key;
 use crate::hub::{CliError, Hub};
-use crate::qr;
+use household_client::qr;
 
 #[derive(Subcommand)]
 pub enum InviteCommand {
@@ -18,10 +19,22 @@ pub enum InviteCommand {
     Guardian {
         /// The guardian's name, shown in the household's history.
         name: String,
-        /// Minutes the code works, 1 to 10080 [default: the hub's, 15].
+        /// Minutes the code works, 1 to 10080 [default: a day].
         #[arg(long)]
         valid_minutes: Option<u32>,
         /// Also show a QR code for a phone to scan: the web app's pairing page on this
+        /// hub (https://HUB/pair#CODE), with the URL printed below it.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// A code for another phone or computer of your own, which then acts under your
+    /// name with a credential of its own (with `--qr`, the web app's pairing page for
+    /// your phone; on a computer, `household pair CODE`).
+    Phone {
+        /// Minutes the code works, 1 to 10080 [default: a day].
+        #[arg(long)]
+        valid_minutes: Option<u32>,
+        /// Also show a QR code for the phone to scan: the web app's pairing page on this
         /// hub (https://HUB/pair#CODE), with the URL printed below it.
         #[arg(long)]
         qr: bool,
@@ -54,6 +67,19 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
                 .client
                 .invite_guardian(v1::InviteGuardianRequest {
                     display_name: name,
+                    valid_minutes: valid_minutes.unwrap_or(0),
+                    idempotency_key: idempotency_key(),
+                })
+                .await
+                .map_err(|s| hub.refused(s))?
+                .into_inner()
+                .invite;
+            (invite, qr, true)
+        }
+        InviteCommand::Phone { valid_minutes, qr } => {
+            let invite = hub
+                .client
+                .invite_credential(v1::InviteCredentialRequest {
                     valid_minutes: valid_minutes.unwrap_or(0),
                     idempotency_key: idempotency_key(),
                 })
@@ -109,7 +135,7 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
         // A guardian's phone scans the web app's pairing page, served by the hub at the
         // address this terminal uses; the code rides in the fragment, which no browser
         // sends. A device's agent scans the bare code.
-        let url = guardian.then(|| pairing_url(&hub.profile.hub, &invite.pairing_code));
+        let url = guardian.then(|| qr::pairing_page(&hub.profile.hub, &invite.pairing_code));
         let scanned = url.as_deref().unwrap_or(&invite.pairing_code);
         // The invite exists now: without a picture the code is still printed.
         match qr::lines(scanned, colours) {
@@ -131,26 +157,4 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
         .write_all(text.as_bytes())
         .map_err(CliError::Output)?;
     Ok(())
-}
-
-/// The web app's pairing page for `code` on the hub at `hub` (HOST:PORT, as in the
-/// profile): `https://HOST:PORT/pair#CODE`.
-pub fn pairing_url(hub: &str, code: &str) -> String {
-    let hub = hub.strip_suffix(":443").unwrap_or(hub);
-    format!("https://{hub}/pair#{code}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_pairing_url_keeps_the_code_in_the_fragment() {
-        assert_eq!(
-            super::pairing_url("hub.local:7443", "hh1.ab.cd"),
-            "https://hub.local:7443/pair#hh1.ab.cd"
-        );
-        assert_eq!(
-            super::pairing_url("hub.local:443", "hh1.ab.cd"),
-            "https://hub.local/pair#hh1.ab.cd"
-        );
-    }
 }

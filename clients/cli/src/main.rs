@@ -12,7 +12,6 @@ mod legacy;
 mod pair;
 mod policy;
 mod profile;
-mod qr;
 mod report;
 mod requests;
 mod status;

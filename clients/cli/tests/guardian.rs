@@ -507,6 +507,16 @@ fn a_guardian_invites_another_and_revokes_a_lost_terminal() {
     ok(household(&dad, &["pair", code, "--hub", &hub.address]));
     ok(household(&dad, &["status"]));
 
+    // Anna's own second terminal (or phone) joins as Anna herself.
+    let printed = ok(household(&anna, &["invite", "phone", "--qr"]));
+    assert!(
+        printed.contains("or open on the phone: https://"),
+        "{printed}"
+    );
+    let code = printed.lines().last().unwrap().trim();
+    let laptop = dir.path().join("anna-laptop.json");
+    ok(household(&laptop, &["pair", code, "--hub", &hub.address]));
+
     let listed: serde_json::Value =
         serde_json::from_str(&ok(household(&anna, &["credentials", "list", "--json"]))).unwrap();
     let identities = listed["identities"].as_array().unwrap();
@@ -520,6 +530,14 @@ fn a_guardian_invites_another_and_revokes_a_lost_terminal() {
         .find(|i| i["name"] == "Anna")
         .map(|i| i["identity_id"].as_str().unwrap().to_owned())
         .expect("Anna is listed");
+    let annas: Vec<_> = identities.iter().filter(|i| i["name"] == "Anna").collect();
+    assert_eq!(annas.len(), 1, "{listed}");
+    assert_eq!(
+        annas[0]["credentials"].as_array().unwrap().len(),
+        2,
+        "{listed}"
+    );
+    ok(household(&laptop, &["status"]));
 
     // This terminal cannot cut itself off.
     fails(

@@ -16,6 +16,7 @@ pub mod channel;
 pub mod enroll;
 pub mod mdns;
 pub mod pin;
+pub mod qr;
 
 pub use channel::{HUB_NAME, connect, tls_config};
 pub use enroll::{About, Credential, EnrollError, Enrollment, enroll, new_key_and_csr};

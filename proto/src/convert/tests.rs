@@ -647,6 +647,7 @@ fn one_of_each() -> Vec<(v1::Event, EventKind)> {
                         guardian_id: "g-grandma".into(),
                         display_name: "Grandma".into(),
                         expires_unix_micros: micros("23:55"),
+                        another_credential: false,
                     }),
                 )
             },

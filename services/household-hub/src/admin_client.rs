@@ -1,9 +1,11 @@
 //! `household-hub invite`, `backup` and `health`: small clients of the Admin
 //! service on the local socket, for whoever runs the hub.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use household_client::qr;
 use household_proto::v1::{self, admin_client::AdminClient};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
@@ -29,22 +31,22 @@ async fn connect_channel(path: &Path) -> anyhow::Result<Channel> {
     Ok(channel)
 }
 
-/// Makes an invite and prints it, the pairing code on the last line.
+/// Makes an invite and prints it, the pairing code on the last line; with `page_host`
+/// (the hub's HOST:PORT as phones reach it), also a guardian's phone's pairing page as a
+/// QR code and a URL.
 pub async fn invite(
     socket: &Path,
-    role: v1::Role,
-    name: &str,
-    child_id: Option<String>,
-    valid_minutes: u32,
+    request: v1::CreateInviteRequest,
+    page_host: Option<&str>,
 ) -> anyhow::Result<()> {
+    let guardian = request.role == v1::Role::Guardian as i32;
+    anyhow::ensure!(
+        guardian || page_host.is_none(),
+        "--qr is for a guardian's phone; a device enrolls with the code itself"
+    );
     let mut client = connect(socket).await?;
     let response = client
-        .create_invite(v1::CreateInviteRequest {
-            role: role as i32,
-            display_name: name.to_owned(),
-            child_id: child_id.unwrap_or_default(),
-            valid_minutes,
-        })
+        .create_invite(request)
         .await
         .map_err(|status| anyhow::anyhow!("the hub refused: {}", status.message()))?
         .into_inner();
@@ -55,6 +57,20 @@ pub async fn invite(
     println!("invited {} ({})", invite.display_name, invite.identity_id);
     println!("valid until {expires}; it works once");
     println!("CA fingerprint (SHA-256): {}", invite.ca_sha256_hex);
+    if let Some(host) = page_host {
+        let url = qr::pairing_page(host, &invite.pairing_code);
+        let colours = if std::io::stdout().is_terminal() {
+            qr::Colours::Terminal
+        } else {
+            qr::Colours::Plain
+        };
+        // The invite exists now: without a picture the code is still printed.
+        match qr::lines(&url, colours) {
+            Ok(picture) => picture.iter().for_each(|line| println!("{line}")),
+            Err(err) => eprintln!("household-hub: no QR code for this pairing page ({err})"),
+        }
+        println!("or open on the phone: {url}");
+    }
     println!("{}", invite.pairing_code);
     Ok(())
 }

@@ -366,10 +366,12 @@ impl Household {
                     entry.child.device_ids.retain(|id| *id != event.device_id);
                 }
             }
-            Payload::GuardianInvited(invited) => {
-                if !self.guardians.contains_key(&invited.guardian_id) {
-                    self.guardian_order.push(invited.guardian_id.clone());
-                }
+            // An invitation of another credential (a phone) of a guardian who exists
+            // leaves them as they are.
+            Payload::GuardianInvited(invited)
+                if !self.guardians.contains_key(&invited.guardian_id) =>
+            {
+                self.guardian_order.push(invited.guardian_id.clone());
                 self.guardians.insert(
                     invited.guardian_id.clone(),
                     v1::Guardian {

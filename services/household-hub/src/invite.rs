@@ -30,6 +30,23 @@ pub fn guardian_invited(display_name: &str, now: Timestamp, valid_minutes: i64) 
         guardian_id: ids::new("g"),
         display_name: display_name.to_owned(),
         expires_unix_micros: now.as_microsecond() + valid_minutes * 60_000_000,
+        another_credential: false,
+    })
+}
+
+/// The payload of the event that records a guardian's invitation of another credential
+/// of their own (their phone).
+pub fn credential_invited(
+    guardian_id: &str,
+    display_name: &str,
+    now: Timestamp,
+    valid_minutes: i64,
+) -> Payload {
+    Payload::GuardianInvited(v1::GuardianInvited {
+        guardian_id: guardian_id.to_owned(),
+        display_name: display_name.to_owned(),
+        expires_unix_micros: now.as_microsecond() + valid_minutes * 60_000_000,
+        another_credential: true,
     })
 }
 

@@ -38,6 +38,14 @@ enum Command {
         /// Minutes the code stays valid (1 to 10080).
         #[arg(long, default_value_t = 15)]
         valid_minutes: u32,
+        /// For a guardian: also show a QR code of the web app's pairing page
+        /// (https://ADDRESS/pair#CODE) for their phone to scan, the URL below it.
+        #[arg(long)]
+        qr: bool,
+        /// With --qr: the hub's address as phones reach it, HOST:PORT [default: this
+        /// machine's host name in .local, port 7443].
+        #[arg(long, requires = "qr")]
+        address: Option<String>,
     },
     /// Write a consistent backup of the hub's data to a new directory, which
     /// `serve --data-dir DIR` opens as it is.
@@ -75,12 +83,24 @@ async fn main() -> anyhow::Result<()> {
             name,
             child,
             valid_minutes,
+            qr,
+            address,
         } => {
             let role = match role {
                 InviteRole::Guardian => v1::Role::Guardian,
                 InviteRole::Device => v1::Role::Device,
             };
-            admin_client::invite(&admin_socket, role, &name, child, valid_minutes).await
+            let page = qr.then(|| {
+                address
+                    .unwrap_or_else(|| format!("{}.local:7443", household_hub::trust::host_name()))
+            });
+            let request = v1::CreateInviteRequest {
+                role: role as i32,
+                display_name: name,
+                child_id: child.unwrap_or_default(),
+                valid_minutes,
+            };
+            admin_client::invite(&admin_socket, request, page.as_deref()).await
         }
         Command::Backup { admin_socket, to } => admin_client::backup(&admin_socket, &to).await,
         Command::Health { admin_socket } => admin_client::health(&admin_socket).await,

@@ -577,6 +577,127 @@ async fn a_phone_pairs_for_a_token_and_calls_as_its_guardian_over_grpc_and_grpc_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_guardian_pairs_their_own_phone_which_acts_under_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, anna) = common::hub_with_guardian(dir.path()).await;
+    let anna_id = anna.response.identity_id.clone();
+    let mut household = common::guardian(hub.addr, &anna).await;
+    let mia = common::add_child(&mut household, "Mia").await;
+
+    let ask = |key: &str| v1::InviteCredentialRequest {
+        valid_minutes: 10,
+        idempotency_key: key.into(),
+    };
+    let first = household
+        .invite_credential(ask("own-phone-1"))
+        .await
+        .expect("invite a phone of Anna's")
+        .into_inner();
+    let invite = first.invite.expect("the invite");
+    assert!(!first.replayed);
+    assert_eq!(invite.identity_id, anna_id, "the code names Anna herself");
+    assert_eq!(invite.display_name, "Anna");
+    // A retried call hands out the very same code and logs nothing new.
+    let again = household
+        .invite_credential(ask("own-phone-1"))
+        .await
+        .expect("the same call again")
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(
+        again.invite.expect("the invite").pairing_code,
+        invite.pairing_code
+    );
+    let refused = household
+        .invite_credential(v1::InviteCredentialRequest {
+            valid_minutes: 10_081,
+            ..Default::default()
+        })
+        .await
+        .expect_err("more than a week");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("valid_minutes"), "{refused:?}");
+
+    // An open invitation leaves Anna as she is: one guardian, enrolled.
+    let guardians = household
+        .list_guardians(v1::ListGuardiansRequest {})
+        .await
+        .expect("guardians")
+        .into_inner()
+        .guardians;
+    assert_eq!(guardians.len(), 1, "{guardians:?}");
+    assert!(guardians[0].enrolled, "{guardians:?}");
+
+    let phone = pair_phone(&hub, &invite.pairing_code, "Anna's phone")
+        .await
+        .expect("pair Anna's phone");
+    assert_eq!(phone.response.identity_id, anna_id);
+    assert!(
+        pair_phone(&hub, &invite.pairing_code, "a second phone")
+            .await
+            .is_err(),
+        "the code works once"
+    );
+
+    // The phone acts as Anna, with a credential of its own.
+    let mut from_phone = phone.household(hub.addr).await;
+    from_phone
+        .grant_time(v1::GrantTimeRequest {
+            child_id: mia.clone(),
+            minutes: 15,
+            idempotency_key: "phone-grant-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("a grant from the phone");
+    let history = household
+        .get_history(v1::GetHistoryRequest {
+            child_id: mia,
+            kinds: vec![v1::EventKind::TimeGranted as i32],
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    let actor = history.events[0].actor.clone().expect("an actor");
+    assert_eq!(
+        actor.kind,
+        Some(v1::actor::Kind::GuardianId(anna_id.clone()))
+    );
+    assert_eq!(actor.credential_id, phone.credential_id());
+
+    // Anna now holds two credentials; revoking the phone leaves her certificate
+    // working.
+    let identities = household
+        .list_credentials(v1::ListCredentialsRequest::default())
+        .await
+        .expect("credentials")
+        .into_inner()
+        .identities;
+    let anna_entry = identities
+        .iter()
+        .find(|i| i.identity_id == anna_id)
+        .expect("Anna's entry");
+    assert_eq!(anna_entry.credentials.len(), 2, "{anna_entry:?}");
+    household
+        .revoke_credential(v1::RevokeCredentialRequest {
+            identity_id: anna_id,
+            credential_id: phone.credential_id().to_owned(),
+        })
+        .await
+        .expect("revoke the phone");
+    let refused = from_phone
+        .list_children(v1::ListChildrenRequest {})
+        .await
+        .expect_err("a revoked phone");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    household
+        .list_children(v1::ListChildrenRequest {})
+        .await
+        .expect("Anna's certificate still works");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tokens_open_the_household_service_only_and_bad_ones_say_why() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, anna, ben) = hub_with_a_phone(dir.path()).await;
@@ -1118,4 +1239,49 @@ async fn the_hub_serves_the_web_app_and_its_ca_certificate() {
             .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hubs_own_invite_shows_a_phones_pairing_page_as_a_qr_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::start(dir.path());
+    let invite = |extra: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args(["invite", "--role", "guardian", "--name", "Ben"])
+            .arg("--admin-socket")
+            .arg(&hub.admin_socket)
+            .args(extra)
+            .output()
+            .expect("run household-hub invite")
+    };
+    let output = invite(&["--qr", "--address", "hub.example:7443"]);
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).expect("utf-8");
+    let lines: Vec<&str> = printed.lines().collect();
+    let code = lines[lines.len() - 1];
+    assert!(code.starts_with("hh1."), "{printed}");
+    assert_eq!(
+        lines[lines.len() - 2],
+        format!("or open on the phone: https://hub.example:7443/pair#{code}")
+    );
+    assert!(
+        lines.iter().filter(|l| l.contains('█')).count() >= 10,
+        "{printed}"
+    );
+    // The code the picture carries pairs a phone.
+    pair_phone(&hub, code, "Ben's phone")
+        .await
+        .expect("the code pairs a phone");
+
+    let device = std::process::Command::new(common::BIN)
+        .args(["invite", "--role", "device", "--name", "Tab", "--qr"])
+        .arg("--admin-socket")
+        .arg(&hub.admin_socket)
+        .output()
+        .expect("run household-hub invite");
+    assert!(!device.status.success());
+    assert!(
+        String::from_utf8_lossy(&device.stderr).contains("--qr is for a guardian's phone"),
+        "{device:?}"
+    );
 }

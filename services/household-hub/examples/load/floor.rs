@@ -122,6 +122,7 @@ household_with! {
         remove_device(RemoveDeviceRequest) -> RemoveDeviceResponse;
         list_guardians(ListGuardiansRequest) -> ListGuardiansResponse;
         invite_guardian(InviteGuardianRequest) -> InviteGuardianResponse;
+        invite_credential(InviteCredentialRequest) -> InviteCredentialResponse;
         get_status(GetStatusRequest) -> GetStatusResponse;
         lock(LockRequest) -> LockResponse;
         unlock(UnlockRequest) -> UnlockResponse;

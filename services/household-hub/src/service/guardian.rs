@@ -95,6 +95,52 @@ impl GuardianService {
         }
     }
 
+    /// Logs a guardian's invitation (`invited` makes its GUARDIAN_INVITED payload), or
+    /// finds it again for a replayed call, and issues its pairing code: the same code
+    /// for the same `(kind, idempotency key)` of the same caller.
+    async fn invite(
+        &self,
+        principal: &Principal,
+        call: Call,
+        (kind, key): (&str, &str),
+        valid_minutes: i64,
+        invited: impl FnOnce(&Household, Timestamp) -> Result<Payload, HubError> + Send + 'static,
+    ) -> Result<(v1::PairingInvite, bool), HubError> {
+        let outcome = self
+            .hub
+            .writer
+            .write(move |txn| {
+                if let Some(seq) = call.replay_of(txn.household(), txn.now())? {
+                    return Ok(Keyed::Replay(seq));
+                }
+                let payload = invited(txn.household(), txn.now())?;
+                Ok(Keyed::Fresh(txn.append(call.event("", "", payload))))
+            })
+            .await?;
+        let (event, replayed) = self.settle(outcome)?;
+        let Some(Payload::GuardianInvited(invited)) = &event.payload else {
+            return Err(HubError::storage(format!(
+                "event {} is not an invitation",
+                event.seq
+            )));
+        };
+        let (guardian_id, _) = principal.guardian()?;
+        let context = invite_context(kind, guardian_id, key);
+        let invite = invite::issue(
+            &self.hub,
+            &invite::Invitee {
+                role: Role::Guardian,
+                identity_id: invited.guardian_id.clone(),
+                display_name: invited.display_name.clone(),
+                child_id: String::new(),
+            },
+            event.time_unix_micros,
+            valid_minutes,
+            context.as_deref(),
+        )?;
+        Ok((invite, replayed))
+    }
+
     fn status(&self, child_id: &str) -> Result<v1::ChildStatus, HubError> {
         self.hub.child_status(child_id)
     }
@@ -482,42 +528,55 @@ impl HouseholdApi for GuardianService {
         )?;
         let name = validate::display_name("display_name", &body.display_name)?;
         let valid_minutes = validate::invite_minutes("valid_minutes", body.valid_minutes)?;
-        let outcome = self
-            .hub
-            .writer
-            .write(move |txn| {
-                if let Some(seq) = call.replay_of(txn.household(), txn.now())? {
-                    return Ok(Keyed::Replay(seq));
-                }
-                let event = call.event(
-                    "",
-                    "",
-                    invite::guardian_invited(&name, txn.now(), valid_minutes),
-                );
-                Ok(Keyed::Fresh(txn.append(event)))
-            })
+        let (invite, replayed) = self
+            .invite(
+                &principal,
+                call,
+                ("guardian", &body.idempotency_key),
+                valid_minutes,
+                move |_, now| Ok(invite::guardian_invited(&name, now, valid_minutes)),
+            )
             .await?;
-        let (event, replayed) = self.settle(outcome)?;
-        let Some(Payload::GuardianInvited(invited)) = &event.payload else {
-            return Err(
-                HubError::storage(format!("event {} is not an invitation", event.seq)).into(),
-            );
-        };
-        let (guardian_id, _) = principal.guardian()?;
-        let context = invite_context("guardian", guardian_id, &body.idempotency_key);
-        let invite = invite::issue(
-            &self.hub,
-            &invite::Invitee {
-                role: Role::Guardian,
-                identity_id: invited.guardian_id.clone(),
-                display_name: invited.display_name.clone(),
-                child_id: String::new(),
-            },
-            event.time_unix_micros,
-            valid_minutes,
-            context.as_deref(),
-        )?;
         Ok(Response::new(v1::InviteGuardianResponse {
+            invite: Some(invite),
+            replayed,
+        }))
+    }
+
+    async fn invite_credential(
+        &self,
+        request: Request<v1::InviteCredentialRequest>,
+    ) -> Result<Response<v1::InviteCredentialResponse>, Status> {
+        let principal = Principal::of(&request);
+        let body = request.into_inner();
+        let call = Call::new(
+            &principal,
+            &body.idempotency_key,
+            false,
+            &v1::InviteCredentialRequest {
+                idempotency_key: String::new(),
+                ..body.clone()
+            },
+        )?;
+        let valid_minutes = validate::invite_minutes("valid_minutes", body.valid_minutes)?;
+        let guardian_id = principal.guardian()?.0.to_owned();
+        let (invite, replayed) = self
+            .invite(
+                &principal,
+                call,
+                ("credential", &body.idempotency_key),
+                valid_minutes,
+                move |household, now| {
+                    Ok(invite::credential_invited(
+                        &guardian_id,
+                        &household.guardian_name(&guardian_id),
+                        now,
+                        valid_minutes,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(v1::InviteCredentialResponse {
             invite: Some(invite),
             replayed,
         }))

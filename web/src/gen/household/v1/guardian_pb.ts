@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file household/v1/guardian.proto.
  */
 export const file_household_v1_guardian: GenFile = /*@__PURE__*/
-  fileDesc("Chtob3VzZWhvbGQvdjEvZ3VhcmRpYW4ucHJvdG8SDGhvdXNlaG9sZC52MSIVChNMaXN0Q2hpbGRyZW5SZXF1ZXN0Ij0KFExpc3RDaGlsZHJlblJlc3BvbnNlEiUKCGNoaWxkcmVuGAEgAygLMhMuaG91c2Vob2xkLnYxLkNoaWxkImYKD0FkZENoaWxkUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSJAoGcG9saWN5GAIgASgLMhQuaG91c2Vob2xkLnYxLlBvbGljeRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkibgoQQWRkQ2hpbGRSZXNwb25zZRIiCgVjaGlsZBgBIAEoCzITLmhvdXNlaG9sZC52MS5DaGlsZBIkCgZwb2xpY3kYAiABKAsyFC5ob3VzZWhvbGQudjEuUG9saWN5EhAKCHJlcGxheWVkGAMgASgIIjwKElJlbmFtZUNoaWxkUmVxdWVzdBIQCghjaGlsZF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkiOQoTUmVuYW1lQ2hpbGRSZXNwb25zZRIiCgVjaGlsZBgBIAEoCzITLmhvdXNlaG9sZC52MS5DaGlsZCImChJSZW1vdmVDaGlsZFJlcXVlc3QSEAoIY2hpbGRfaWQYASABKAkiFQoTUmVtb3ZlQ2hpbGRSZXNwb25zZSImChJMaXN0RGV2aWNlc1JlcXVlc3QSEAoIY2hpbGRfaWQYASABKAkiPAoTTGlzdERldmljZXNSZXNwb25zZRIlCgdkZXZpY2VzGAEgAygLMhQuaG91c2Vob2xkLnYxLkRldmljZSLEAQoQQWRkRGV2aWNlUmVxdWVzdBIQCghjaGlsZF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSLgoFYWdlbnQYAyABKAsyHS5ob3VzZWhvbGQudjEuQWdlbnREZXZpY2VTcGVjSAASNwoKbGVnYWN5X2NzdBgEIAEoCzIhLmhvdXNlaG9sZC52MS5MZWdhY3lDc3REZXZpY2VTcGVjSAASFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJQgYKBGtpbmQiLwoPQWdlbnREZXZpY2VTcGVjEhwKFGludml0ZV92YWxpZF9taW51dGVzGAEgASgNIj0KE0xlZ2FjeUNzdERldmljZVNwZWMSDwoHYWRkcmVzcxgBIAEoCRIVCg1jc3RfZGV2aWNlX2lkGAIgASgJIngKEUFkZERldmljZVJlc3BvbnNlEiQKBmRldmljZRgBIAEoCzIULmhvdXNlaG9sZC52MS5EZXZpY2USKwoGaW52aXRlGAIgASgLMhsuaG91c2Vob2xkLnYxLlBhaXJpbmdJbnZpdGUSEAoIcmVwbGF5ZWQYAyABKAgiPgoTUmVuYW1lRGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIjwKFFJlbmFtZURldmljZVJlc3BvbnNlEiQKBmRldmljZRgBIAEoCzIULmhvdXNlaG9sZC52MS5EZXZpY2UiKAoTUmVtb3ZlRGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiFgoUUmVtb3ZlRGV2aWNlUmVzcG9uc2UiFgoUTGlzdEd1YXJkaWFuc1JlcXVlc3QiQgoVTGlzdEd1YXJkaWFuc1Jlc3BvbnNlEikKCWd1YXJkaWFucxgBIAMoCzIWLmhvdXNlaG9sZC52MS5HdWFyZGlhbiJdChVJbnZpdGVHdWFyZGlhblJlcXVlc3QSFAoMZGlzcGxheV9uYW1lGAEgASgJEhUKDXZhbGlkX21pbnV0ZXMYAiABKA0SFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIlcKFkludml0ZUd1YXJkaWFuUmVzcG9uc2USKwoGaW52aXRlGAEgASgLMhsuaG91c2Vob2xkLnYxLlBhaXJpbmdJbnZpdGUSEAoIcmVwbGF5ZWQYAiABKAgi0gEKDERldmljZVN0YXR1cxIRCglkZXZpY2VfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEigKBXN0YXRlGAMgASgOMhkuaG91c2Vob2xkLnYxLlNjcmVlblN0YXRlEg4KBm9ubGluZRgEIAEoCBIdChVsYXN0X3NlZW5fdW5peF9taWNyb3MYBSABKAMSGgoSdXNlZF9zZWNvbmRzX3RvZGF5GAYgASgDEiQKBGxvY2sYByABKAsyFi5ob3VzZWhvbGQudjEuTG9ja0luZm8i6QQKC0NoaWxkU3RhdHVzEhAKCGNoaWxkX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLmhvdXNlaG9sZC52MS5TY3JlZW5TdGF0ZRIfCgNkYXkYBCABKAsyEi5ob3VzZWhvbGQudjEuRGF0ZRIZChFhbGxvd2FuY2Vfc2Vjb25kcxgFIAEoAxIUCgx1c2VkX3NlY29uZHMYBiABKAMSGQoRcmVtYWluaW5nX3NlY29uZHMYByABKAMSHwoXZ3JhY2VfcmVtYWluaW5nX3NlY29uZHMYCCABKAMSNAoMY3JlZGl0c19sZWZ0GAkgASgLMh4uaG91c2Vob2xkLnYxLkV4dGVuc2lvbkNyZWRpdHMSJAoEbG9jaxgKIAEoCzIWLmhvdXNlaG9sZC52MS5Mb2NrSW5mbxIkChduZXh0X2NoYW5nZV91bml4X21pY3JvcxgLIAEoA0gAiAEBEisKB2RldmljZXMYDCADKAsyGi5ob3VzZWhvbGQudjEuRGV2aWNlU3RhdHVzEh0KFXBlbmRpbmdfcmVxdWVzdF9jb3VudBgNIAEoDRIXCg9wb2xpY3lfcmV2aXNpb24YDiABKAQSEQoJYXNfb2Zfc2VxGA8gASgEEhwKFGNvbXB1dGVkX3VuaXhfbWljcm9zGBAgASgDEicKGnVubG9ja2VkX3VudGlsX3VuaXhfbWljcm9zGBEgASgDSAGIAQFCGgoYX25leHRfY2hhbmdlX3VuaXhfbWljcm9zQh0KG191bmxvY2tlZF91bnRpbF91bml4X21pY3JvcyIlChBHZXRTdGF0dXNSZXF1ZXN0EhEKCWNoaWxkX2lkcxgBIAMoCSJTChFHZXRTdGF0dXNSZXNwb25zZRIrCghjaGlsZHJlbhgBIAMoCzIZLmhvdXNlaG9sZC52MS5DaGlsZFN0YXR1cxIRCglhc19vZl9zZXEYAiABKAQifQoMV2F0Y2hSZXF1ZXN0Eh0KEHJlc3VtZV9hZnRlcl9zZXEYASABKARIAIgBARIRCgljaGlsZF9pZHMYAiADKAkSJgoFa2luZHMYAyADKA4yFy5ob3VzZWhvbGQudjEuRXZlbnRLaW5kQhMKEV9yZXN1bWVfYWZ0ZXJfc2VxIvEBCg1XYXRjaFJlc3BvbnNlEioKCHNuYXBzaG90GAEgASgLMhYuaG91c2Vob2xkLnYxLlNuYXBzaG90SAASJAoFZXZlbnQYAiABKAsyEy5ob3VzZWhvbGQudjEuRXZlbnRIABIrCgZzdGF0dXMYAyABKAsyGS5ob3VzZWhvbGQudjEuQ2hpbGRTdGF0dXNIABIrCgljYXVnaHRfdXAYBCABKAsyFi5ob3VzZWhvbGQudjEuQ2F1Z2h0VXBIABIsCgloZWFydGJlYXQYBSABKAsyFy5ob3VzZWhvbGQudjEuSGVhcnRiZWF0SABCBgoEaXRlbSLyAQoIU25hcHNob3QSCwoDc2VxGAEgASgEEiUKCGNoaWxkcmVuGAIgAygLMhMuaG91c2Vob2xkLnYxLkNoaWxkEiUKB2RldmljZXMYAyADKAsyFC5ob3VzZWhvbGQudjEuRGV2aWNlEisKCHN0YXR1c2VzGAQgAygLMhkuaG91c2Vob2xkLnYxLkNoaWxkU3RhdHVzEjMKEHBlbmRpbmdfcmVxdWVzdHMYBSADKAsyGS5ob3VzZWhvbGQudjEuVGltZVJlcXVlc3QSKQoJZ3VhcmRpYW5zGAYgAygLMhYuaG91c2Vob2xkLnYxLkd1YXJkaWFuIigKCENhdWdodFVwEgsKA3NlcRgBIAEoBBIPCgdyZXN1bWVkGAIgASgIIlwKEEdyYW50VGltZVJlcXVlc3QSEAoIY2hpbGRfaWQYASABKAkSDwoHbWludXRlcxgCIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkSDAoEbm90ZRgEIAEoCSJ0ChFHcmFudFRpbWVSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLmhvdXNlaG9sZC52MS5FdmVudBIpCgZzdGF0dXMYAiABKAsyGS5ob3VzZWhvbGQudjEuQ2hpbGRTdGF0dXMSEAoIcmVwbGF5ZWQYAyABKAginwEKC0xvY2tSZXF1ZXN0EhIKCGNoaWxkX2lkGAEgASgJSAASEwoJZGV2aWNlX2lkGAIgASgJSAASHgoRdW50aWxfdW5peF9taWNyb3MYAyABKANIAYgBARIOCgZyZWFzb24YBCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJQggKBnRhcmdldEIUChJfdW50aWxfdW5peF9taWNyb3MibwoMTG9ja1Jlc3BvbnNlEiIKBWV2ZW50GAEgASgLMhMuaG91c2Vob2xkLnYxLkV2ZW50EikKBnN0YXR1cxgCIAEoCzIZLmhvdXNlaG9sZC52MS5DaGlsZFN0YXR1cxIQCghyZXBsYXllZBgDIAEoCCKhAQoNVW5sb2NrUmVxdWVzdBISCghjaGlsZF9pZBgBIAEoCUgAEhMKCWRldmljZV9pZBgCIAEoCUgAEg4KBnJlYXNvbhgDIAEoCRIeChF1bnRpbF91bml4X21pY3JvcxgEIAEoA0gBiAEBEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCUIICgZ0YXJnZXRCFAoSX3VudGlsX3VuaXhfbWljcm9zInEKDlVubG9ja1Jlc3BvbnNlEiIKBWV2ZW50GAEgASgLMhMuaG91c2Vob2xkLnYxLkV2ZW50EikKBnN0YXR1cxgCIAEoCzIZLmhvdXNlaG9sZC52MS5DaGlsZFN0YXR1cxIQCghyZXBsYXllZBgDIAEoCCIkChBHZXRQb2xpY3lSZXF1ZXN0EhAKCGNoaWxkX2lkGAEgASgJIjkKEUdldFBvbGljeVJlc3BvbnNlEiQKBnBvbGljeRgBIAEoCzIULmhvdXNlaG9sZC52MS5Qb2xpY3kijwEKEFNldFBvbGljeVJlcXVlc3QSEAoIY2hpbGRfaWQYASABKAkSJAoGcG9saWN5GAIgASgLMhQuaG91c2Vob2xkLnYxLlBvbGljeRIeChFleHBlY3RlZF9yZXZpc2lvbhgDIAEoBEgAiAEBEg0KBWZvcmNlGAQgASgIQhQKEl9leHBlY3RlZF9yZXZpc2lvbiI5ChFTZXRQb2xpY3lSZXNwb25zZRIkCgZwb2xpY3kYASABKAsyFC5ob3VzZWhvbGQudjEuUG9saWN5InMKF0xpc3RUaW1lUmVxdWVzdHNSZXF1ZXN0EhAKCGNoaWxkX2lkGAEgASgJEicKGnJlc29sdmVkX3NpbmNlX3VuaXhfbWljcm9zGAIgASgDSACIAQFCHQobX3Jlc29sdmVkX3NpbmNlX3VuaXhfbWljcm9zIkcKGExpc3RUaW1lUmVxdWVzdHNSZXNwb25zZRIrCghyZXF1ZXN0cxgBIAMoCzIZLmhvdXNlaG9sZC52MS5UaW1lUmVxdWVzdCJ4ChlBcHByb3ZlVGltZVJlcXVlc3RSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSFAoHbWludXRlcxgCIAEoDUgAiAEBEgwKBG5vdGUYAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQgoKCF9taW51dGVzIp8BChpBcHByb3ZlVGltZVJlcXVlc3RSZXNwb25zZRIqCgdyZXF1ZXN0GAEgASgLMhkuaG91c2Vob2xkLnYxLlRpbWVSZXF1ZXN0EikKBnN0YXR1cxgCIAEoCzIZLmhvdXNlaG9sZC52MS5DaGlsZFN0YXR1cxIYChBhbHJlYWR5X3Jlc29sdmVkGAMgASgIEhAKCHJlcGxheWVkGAQgASgIIlMKFkRlbnlUaW1lUmVxdWVzdFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIMCgRub3RlGAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCSJxChdEZW55VGltZVJlcXVlc3RSZXNwb25zZRIqCgdyZXF1ZXN0GAEgASgLMhkuaG91c2Vob2xkLnYxLlRpbWVSZXF1ZXN0EhgKEGFscmVhZHlfcmVzb2x2ZWQYAiABKAgSEAoIcmVwbGF5ZWQYAyABKAgi7wEKEUdldEhpc3RvcnlSZXF1ZXN0EhAKCGNoaWxkX2lkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRIeChFzdGFydF91bml4X21pY3JvcxgDIAEoA0gAiAEBEhwKD2VuZF91bml4X21pY3JvcxgEIAEoA0gBiAEBEiYKBWtpbmRzGAUgAygOMhcuaG91c2Vob2xkLnYxLkV2ZW50S2luZBIRCglwYWdlX3NpemUYBiABKA0SEgoKcGFnZV90b2tlbhgHIAEoCUIUChJfc3RhcnRfdW5peF9taWNyb3NCEgoQX2VuZF91bml4X21pY3JvcyJSChJHZXRIaXN0b3J5UmVzcG9uc2USIwoGZXZlbnRzGAEgAygLMhMuaG91c2Vob2xkLnYxLkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJyChBHZXRSZXBvcnRSZXF1ZXN0EhAKCGNoaWxkX2lkGAEgASgJEiYKCnN0YXJ0X2RhdGUYAiABKAsyEi5ob3VzZWhvbGQudjEuRGF0ZRIkCghlbmRfZGF0ZRgDIAEoCzISLmhvdXNlaG9sZC52MS5EYXRlIkwKC0RldmljZVVzYWdlEhEKCWRldmljZV9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSFAoMdXNlZF9zZWNvbmRzGAMgASgDIowCCglEYXlSZXBvcnQSIAoEZGF0ZRgBIAEoCzISLmhvdXNlaG9sZC52MS5EYXRlEhkKEWFsbG93YW5jZV9zZWNvbmRzGAIgASgDEhQKDHVzZWRfc2Vjb25kcxgDIAEoAxIXCg9ncmFudGVkX21pbnV0ZXMYBCABKA0SNQoNY3JlZGl0c19zcGVudBgFIAEoCzIeLmhvdXNlaG9sZC52MS5FeHRlbnNpb25DcmVkaXRzEhUKDXJlcXVlc3RzX21hZGUYBiABKA0SGQoRcmVxdWVzdHNfYXBwcm92ZWQYByABKA0SKgoHZGV2aWNlcxgIIAMoCzIZLmhvdXNlaG9sZC52MS5EZXZpY2VVc2FnZSKtAQoRR2V0UmVwb3J0UmVzcG9uc2USEAoIY2hpbGRfaWQYASABKAkSEQoJdGltZV96b25lGAIgASgJEiUKBGRheXMYAyADKAsyFy5ob3VzZWhvbGQudjEuRGF5UmVwb3J0EjAKDWRldmljZV90b3RhbHMYBCADKAsyGS5ob3VzZWhvbGQudjEuRGV2aWNlVXNhZ2USGgoSdG90YWxfdXNlZF9zZWNvbmRzGAUgASgDIjEKFkxpc3RDcmVkZW50aWFsc1JlcXVlc3QSFwoPaW5jbHVkZV9yZXZva2VkGAEgASgIIkUKF0xpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEioKCmlkZW50aXRpZXMYASADKAsyFi5ob3VzZWhvbGQudjEuSWRlbnRpdHkiRQoXUmV2b2tlQ3JlZGVudGlhbFJlcXVlc3QSEwoLaWRlbnRpdHlfaWQYASABKAkSFQoNY3JlZGVudGlhbF9pZBgCIAEoCSJEChhSZXZva2VDcmVkZW50aWFsUmVzcG9uc2USKAoIaWRlbnRpdHkYASABKAsyFi5ob3VzZWhvbGQudjEuSWRlbnRpdHky6g8KCUhvdXNlaG9sZBJVCgxMaXN0Q2hpbGRyZW4SIS5ob3VzZWhvbGQudjEuTGlzdENoaWxkcmVuUmVxdWVzdBoiLmhvdXNlaG9sZC52MS5MaXN0Q2hpbGRyZW5SZXNwb25zZRJJCghBZGRDaGlsZBIdLmhvdXNlaG9sZC52MS5BZGRDaGlsZFJlcXVlc3QaHi5ob3VzZWhvbGQudjEuQWRkQ2hpbGRSZXNwb25zZRJSCgtSZW5hbWVDaGlsZBIgLmhvdXNlaG9sZC52MS5SZW5hbWVDaGlsZFJlcXVlc3QaIS5ob3VzZWhvbGQudjEuUmVuYW1lQ2hpbGRSZXNwb25zZRJSCgtSZW1vdmVDaGlsZBIgLmhvdXNlaG9sZC52MS5SZW1vdmVDaGlsZFJlcXVlc3QaIS5ob3VzZWhvbGQudjEuUmVtb3ZlQ2hpbGRSZXNwb25zZRJSCgtMaXN0RGV2aWNlcxIgLmhvdXNlaG9sZC52MS5MaXN0RGV2aWNlc1JlcXVlc3QaIS5ob3VzZWhvbGQudjEuTGlzdERldmljZXNSZXNwb25zZRJMCglBZGREZXZpY2USHi5ob3VzZWhvbGQudjEuQWRkRGV2aWNlUmVxdWVzdBofLmhvdXNlaG9sZC52MS5BZGREZXZpY2VSZXNwb25zZRJVCgxSZW5hbWVEZXZpY2USIS5ob3VzZWhvbGQudjEuUmVuYW1lRGV2aWNlUmVxdWVzdBoiLmhvdXNlaG9sZC52MS5SZW5hbWVEZXZpY2VSZXNwb25zZRJVCgxSZW1vdmVEZXZpY2USIS5ob3VzZWhvbGQudjEuUmVtb3ZlRGV2aWNlUmVxdWVzdBoiLmhvdXNlaG9sZC52MS5SZW1vdmVEZXZpY2VSZXNwb25zZRJYCg1MaXN0R3VhcmRpYW5zEiIuaG91c2Vob2xkLnYxLkxpc3RHdWFyZGlhbnNSZXF1ZXN0GiMuaG91c2Vob2xkLnYxLkxpc3RHdWFyZGlhbnNSZXNwb25zZRJbCg5JbnZpdGVHdWFyZGlhbhIjLmhvdXNlaG9sZC52MS5JbnZpdGVHdWFyZGlhblJlcXVlc3QaJC5ob3VzZWhvbGQudjEuSW52aXRlR3VhcmRpYW5SZXNwb25zZRJMCglHZXRTdGF0dXMSHi5ob3VzZWhvbGQudjEuR2V0U3RhdHVzUmVxdWVzdBofLmhvdXNlaG9sZC52MS5HZXRTdGF0dXNSZXNwb25zZRJCCgVXYXRjaBIaLmhvdXNlaG9sZC52MS5XYXRjaFJlcXVlc3QaGy5ob3VzZWhvbGQudjEuV2F0Y2hSZXNwb25zZTABEkwKCUdyYW50VGltZRIeLmhvdXNlaG9sZC52MS5HcmFudFRpbWVSZXF1ZXN0Gh8uaG91c2Vob2xkLnYxLkdyYW50VGltZVJlc3BvbnNlEj0KBExvY2sSGS5ob3VzZWhvbGQudjEuTG9ja1JlcXVlc3QaGi5ob3VzZWhvbGQudjEuTG9ja1Jlc3BvbnNlEkMKBlVubG9jaxIbLmhvdXNlaG9sZC52MS5VbmxvY2tSZXF1ZXN0GhwuaG91c2Vob2xkLnYxLlVubG9ja1Jlc3BvbnNlEkwKCUdldFBvbGljeRIeLmhvdXNlaG9sZC52MS5HZXRQb2xpY3lSZXF1ZXN0Gh8uaG91c2Vob2xkLnYxLkdldFBvbGljeVJlc3BvbnNlEkwKCVNldFBvbGljeRIeLmhvdXNlaG9sZC52MS5TZXRQb2xpY3lSZXF1ZXN0Gh8uaG91c2Vob2xkLnYxLlNldFBvbGljeVJlc3BvbnNlEmEKEExpc3RUaW1lUmVxdWVzdHMSJS5ob3VzZWhvbGQudjEuTGlzdFRpbWVSZXF1ZXN0c1JlcXVlc3QaJi5ob3VzZWhvbGQudjEuTGlzdFRpbWVSZXF1ZXN0c1Jlc3BvbnNlEmcKEkFwcHJvdmVUaW1lUmVxdWVzdBInLmhvdXNlaG9sZC52MS5BcHByb3ZlVGltZVJlcXVlc3RSZXF1ZXN0GiguaG91c2Vob2xkLnYxLkFwcHJvdmVUaW1lUmVxdWVzdFJlc3BvbnNlEl4KD0RlbnlUaW1lUmVxdWVzdBIkLmhvdXNlaG9sZC52MS5EZW55VGltZVJlcXVlc3RSZXF1ZXN0GiUuaG91c2Vob2xkLnYxLkRlbnlUaW1lUmVxdWVzdFJlc3BvbnNlEk8KCkdldEhpc3RvcnkSHy5ob3VzZWhvbGQudjEuR2V0SGlzdG9yeVJlcXVlc3QaIC5ob3VzZWhvbGQudjEuR2V0SGlzdG9yeVJlc3BvbnNlEkwKCUdldFJlcG9ydBIeLmhvdXNlaG9sZC52MS5HZXRSZXBvcnRSZXF1ZXN0Gh8uaG91c2Vob2xkLnYxLkdldFJlcG9ydFJlc3BvbnNlEl4KD0xpc3RDcmVkZW50aWFscxIkLmhvdXNlaG9sZC52MS5MaXN0Q3JlZGVudGlhbHNSZXF1ZXN0GiUuaG91c2Vob2xkLnYxLkxpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEmEKEFJldm9rZUNyZWRlbnRpYWwSJS5ob3VzZWhvbGQudjEuUmV2b2tlQ3JlZGVudGlhbFJlcXVlc3QaJi5ob3VzZWhvbGQudjEuUmV2b2tlQ3JlZGVudGlhbFJlc3BvbnNlYgZwcm90bzM", [file_household_v1_common, file_household_v1_event]);
+  fileDesc("Chtob3VzZWhvbGQvdjEvZ3VhcmRpYW4ucHJvdG8SDGhvdXNlaG9sZC52MSIVChNMaXN0Q2hpbGRyZW5SZXF1ZXN0Ij0KFExpc3RDaGlsZHJlblJlc3BvbnNlEiUKCGNoaWxkcmVuGAEgAygLMhMuaG91c2Vob2xkLnYxLkNoaWxkImYKD0FkZENoaWxkUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkSJAoGcG9saWN5GAIgASgLMhQuaG91c2Vob2xkLnYxLlBvbGljeRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkibgoQQWRkQ2hpbGRSZXNwb25zZRIiCgVjaGlsZBgBIAEoCzITLmhvdXNlaG9sZC52MS5DaGlsZBIkCgZwb2xpY3kYAiABKAsyFC5ob3VzZWhvbGQudjEuUG9saWN5EhAKCHJlcGxheWVkGAMgASgIIjwKElJlbmFtZUNoaWxkUmVxdWVzdBIQCghjaGlsZF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkiOQoTUmVuYW1lQ2hpbGRSZXNwb25zZRIiCgVjaGlsZBgBIAEoCzITLmhvdXNlaG9sZC52MS5DaGlsZCImChJSZW1vdmVDaGlsZFJlcXVlc3QSEAoIY2hpbGRfaWQYASABKAkiFQoTUmVtb3ZlQ2hpbGRSZXNwb25zZSImChJMaXN0RGV2aWNlc1JlcXVlc3QSEAoIY2hpbGRfaWQYASABKAkiPAoTTGlzdERldmljZXNSZXNwb25zZRIlCgdkZXZpY2VzGAEgAygLMhQuaG91c2Vob2xkLnYxLkRldmljZSLEAQoQQWRkRGV2aWNlUmVxdWVzdBIQCghjaGlsZF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSLgoFYWdlbnQYAyABKAsyHS5ob3VzZWhvbGQudjEuQWdlbnREZXZpY2VTcGVjSAASNwoKbGVnYWN5X2NzdBgEIAEoCzIhLmhvdXNlaG9sZC52MS5MZWdhY3lDc3REZXZpY2VTcGVjSAASFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJQgYKBGtpbmQiLwoPQWdlbnREZXZpY2VTcGVjEhwKFGludml0ZV92YWxpZF9taW51dGVzGAEgASgNIj0KE0xlZ2FjeUNzdERldmljZVNwZWMSDwoHYWRkcmVzcxgBIAEoCRIVCg1jc3RfZGV2aWNlX2lkGAIgASgJIngKEUFkZERldmljZVJlc3BvbnNlEiQKBmRldmljZRgBIAEoCzIULmhvdXNlaG9sZC52MS5EZXZpY2USKwoGaW52aXRlGAIgASgLMhsuaG91c2Vob2xkLnYxLlBhaXJpbmdJbnZpdGUSEAoIcmVwbGF5ZWQYAyABKAgiPgoTUmVuYW1lRGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIjwKFFJlbmFtZURldmljZVJlc3BvbnNlEiQKBmRldmljZRgBIAEoCzIULmhvdXNlaG9sZC52MS5EZXZpY2UiKAoTUmVtb3ZlRGV2aWNlUmVxdWVzdBIRCglkZXZpY2VfaWQYASABKAkiFgoUUmVtb3ZlRGV2aWNlUmVzcG9uc2UiFgoUTGlzdEd1YXJkaWFuc1JlcXVlc3QiQgoVTGlzdEd1YXJkaWFuc1Jlc3BvbnNlEikKCWd1YXJkaWFucxgBIAMoCzIWLmhvdXNlaG9sZC52MS5HdWFyZGlhbiJdChVJbnZpdGVHdWFyZGlhblJlcXVlc3QSFAoMZGlzcGxheV9uYW1lGAEgASgJEhUKDXZhbGlkX21pbnV0ZXMYAiABKA0SFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIlcKFkludml0ZUd1YXJkaWFuUmVzcG9uc2USKwoGaW52aXRlGAEgASgLMhsuaG91c2Vob2xkLnYxLlBhaXJpbmdJbnZpdGUSEAoIcmVwbGF5ZWQYAiABKAgiSQoXSW52aXRlQ3JlZGVudGlhbFJlcXVlc3QSFQoNdmFsaWRfbWludXRlcxgBIAEoDRIXCg9pZGVtcG90ZW5jeV9rZXkYAiABKAkiWQoYSW52aXRlQ3JlZGVudGlhbFJlc3BvbnNlEisKBmludml0ZRgBIAEoCzIbLmhvdXNlaG9sZC52MS5QYWlyaW5nSW52aXRlEhAKCHJlcGxheWVkGAIgASgIItIBCgxEZXZpY2VTdGF0dXMSEQoJZGV2aWNlX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIoCgVzdGF0ZRgDIAEoDjIZLmhvdXNlaG9sZC52MS5TY3JlZW5TdGF0ZRIOCgZvbmxpbmUYBCABKAgSHQoVbGFzdF9zZWVuX3VuaXhfbWljcm9zGAUgASgDEhoKEnVzZWRfc2Vjb25kc190b2RheRgGIAEoAxIkCgRsb2NrGAcgASgLMhYuaG91c2Vob2xkLnYxLkxvY2tJbmZvIukECgtDaGlsZFN0YXR1cxIQCghjaGlsZF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSKAoFc3RhdGUYAyABKA4yGS5ob3VzZWhvbGQudjEuU2NyZWVuU3RhdGUSHwoDZGF5GAQgASgLMhIuaG91c2Vob2xkLnYxLkRhdGUSGQoRYWxsb3dhbmNlX3NlY29uZHMYBSABKAMSFAoMdXNlZF9zZWNvbmRzGAYgASgDEhkKEXJlbWFpbmluZ19zZWNvbmRzGAcgASgDEh8KF2dyYWNlX3JlbWFpbmluZ19zZWNvbmRzGAggASgDEjQKDGNyZWRpdHNfbGVmdBgJIAEoCzIeLmhvdXNlaG9sZC52MS5FeHRlbnNpb25DcmVkaXRzEiQKBGxvY2sYCiABKAsyFi5ob3VzZWhvbGQudjEuTG9ja0luZm8SJAoXbmV4dF9jaGFuZ2VfdW5peF9taWNyb3MYCyABKANIAIgBARIrCgdkZXZpY2VzGAwgAygLMhouaG91c2Vob2xkLnYxLkRldmljZVN0YXR1cxIdChVwZW5kaW5nX3JlcXVlc3RfY291bnQYDSABKA0SFwoPcG9saWN5X3JldmlzaW9uGA4gASgEEhEKCWFzX29mX3NlcRgPIAEoBBIcChRjb21wdXRlZF91bml4X21pY3JvcxgQIAEoAxInChp1bmxvY2tlZF91bnRpbF91bml4X21pY3JvcxgRIAEoA0gBiAEBQhoKGF9uZXh0X2NoYW5nZV91bml4X21pY3Jvc0IdChtfdW5sb2NrZWRfdW50aWxfdW5peF9taWNyb3MiJQoQR2V0U3RhdHVzUmVxdWVzdBIRCgljaGlsZF9pZHMYASADKAkiUwoRR2V0U3RhdHVzUmVzcG9uc2USKwoIY2hpbGRyZW4YASADKAsyGS5ob3VzZWhvbGQudjEuQ2hpbGRTdGF0dXMSEQoJYXNfb2Zfc2VxGAIgASgEIn0KDFdhdGNoUmVxdWVzdBIdChByZXN1bWVfYWZ0ZXJfc2VxGAEgASgESACIAQESEQoJY2hpbGRfaWRzGAIgAygJEiYKBWtpbmRzGAMgAygOMhcuaG91c2Vob2xkLnYxLkV2ZW50S2luZEITChFfcmVzdW1lX2FmdGVyX3NlcSLxAQoNV2F0Y2hSZXNwb25zZRIqCghzbmFwc2hvdBgBIAEoCzIWLmhvdXNlaG9sZC52MS5TbmFwc2hvdEgAEiQKBWV2ZW50GAIgASgLMhMuaG91c2Vob2xkLnYxLkV2ZW50SAASKwoGc3RhdHVzGAMgASgLMhkuaG91c2Vob2xkLnYxLkNoaWxkU3RhdHVzSAASKwoJY2F1Z2h0X3VwGAQgASgLMhYuaG91c2Vob2xkLnYxLkNhdWdodFVwSAASLAoJaGVhcnRiZWF0GAUgASgLMhcuaG91c2Vob2xkLnYxLkhlYXJ0YmVhdEgAQgYKBGl0ZW0i8gEKCFNuYXBzaG90EgsKA3NlcRgBIAEoBBIlCghjaGlsZHJlbhgCIAMoCzITLmhvdXNlaG9sZC52MS5DaGlsZBIlCgdkZXZpY2VzGAMgAygLMhQuaG91c2Vob2xkLnYxLkRldmljZRIrCghzdGF0dXNlcxgEIAMoCzIZLmhvdXNlaG9sZC52MS5DaGlsZFN0YXR1cxIzChBwZW5kaW5nX3JlcXVlc3RzGAUgAygLMhkuaG91c2Vob2xkLnYxLlRpbWVSZXF1ZXN0EikKCWd1YXJkaWFucxgGIAMoCzIWLmhvdXNlaG9sZC52MS5HdWFyZGlhbiIoCghDYXVnaHRVcBILCgNzZXEYASABKAQSDwoHcmVzdW1lZBgCIAEoCCJcChBHcmFudFRpbWVSZXF1ZXN0EhAKCGNoaWxkX2lkGAEgASgJEg8KB21pbnV0ZXMYAiABKA0SFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEgwKBG5vdGUYBCABKAkidAoRR3JhbnRUaW1lUmVzcG9uc2USIgoFZXZlbnQYASABKAsyEy5ob3VzZWhvbGQudjEuRXZlbnQSKQoGc3RhdHVzGAIgASgLMhkuaG91c2Vob2xkLnYxLkNoaWxkU3RhdHVzEhAKCHJlcGxheWVkGAMgASgIIp8BCgtMb2NrUmVxdWVzdBISCghjaGlsZF9pZBgBIAEoCUgAEhMKCWRldmljZV9pZBgCIAEoCUgAEh4KEXVudGlsX3VuaXhfbWljcm9zGAMgASgDSAGIAQESDgoGcmVhc29uGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCUIICgZ0YXJnZXRCFAoSX3VudGlsX3VuaXhfbWljcm9zIm8KDExvY2tSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLmhvdXNlaG9sZC52MS5FdmVudBIpCgZzdGF0dXMYAiABKAsyGS5ob3VzZWhvbGQudjEuQ2hpbGRTdGF0dXMSEAoIcmVwbGF5ZWQYAyABKAgioQEKDVVubG9ja1JlcXVlc3QSEgoIY2hpbGRfaWQYASABKAlIABITCglkZXZpY2VfaWQYAiABKAlIABIOCgZyZWFzb24YAyABKAkSHgoRdW50aWxfdW5peF9taWNyb3MYBCABKANIAYgBARIXCg9pZGVtcG90ZW5jeV9rZXkYBSABKAlCCAoGdGFyZ2V0QhQKEl91bnRpbF91bml4X21pY3JvcyJxCg5VbmxvY2tSZXNwb25zZRIiCgVldmVudBgBIAEoCzITLmhvdXNlaG9sZC52MS5FdmVudBIpCgZzdGF0dXMYAiABKAsyGS5ob3VzZWhvbGQudjEuQ2hpbGRTdGF0dXMSEAoIcmVwbGF5ZWQYAyABKAgiJAoQR2V0UG9saWN5UmVxdWVzdBIQCghjaGlsZF9pZBgBIAEoCSI5ChFHZXRQb2xpY3lSZXNwb25zZRIkCgZwb2xpY3kYASABKAsyFC5ob3VzZWhvbGQudjEuUG9saWN5Io8BChBTZXRQb2xpY3lSZXF1ZXN0EhAKCGNoaWxkX2lkGAEgASgJEiQKBnBvbGljeRgCIAEoCzIULmhvdXNlaG9sZC52MS5Qb2xpY3kSHgoRZXhwZWN0ZWRfcmV2aXNpb24YAyABKARIAIgBARINCgVmb3JjZRgEIAEoCEIUChJfZXhwZWN0ZWRfcmV2aXNpb24iOQoRU2V0UG9saWN5UmVzcG9uc2USJAoGcG9saWN5GAEgASgLMhQuaG91c2Vob2xkLnYxLlBvbGljeSJzChdMaXN0VGltZVJlcXVlc3RzUmVxdWVzdBIQCghjaGlsZF9pZBgBIAEoCRInChpyZXNvbHZlZF9zaW5jZV91bml4X21pY3JvcxgCIAEoA0gAiAEBQh0KG19yZXNvbHZlZF9zaW5jZV91bml4X21pY3JvcyJHChhMaXN0VGltZVJlcXVlc3RzUmVzcG9uc2USKwoIcmVxdWVzdHMYASADKAsyGS5ob3VzZWhvbGQudjEuVGltZVJlcXVlc3QieAoZQXBwcm92ZVRpbWVSZXF1ZXN0UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhQKB21pbnV0ZXMYAiABKA1IAIgBARIMCgRub3RlGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCUIKCghfbWludXRlcyKfAQoaQXBwcm92ZVRpbWVSZXF1ZXN0UmVzcG9uc2USKgoHcmVxdWVzdBgBIAEoCzIZLmhvdXNlaG9sZC52MS5UaW1lUmVxdWVzdBIpCgZzdGF0dXMYAiABKAsyGS5ob3VzZWhvbGQudjEuQ2hpbGRTdGF0dXMSGAoQYWxyZWFkeV9yZXNvbHZlZBgDIAEoCBIQCghyZXBsYXllZBgEIAEoCCJTChZEZW55VGltZVJlcXVlc3RSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSDAoEbm90ZRgCIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkicQoXRGVueVRpbWVSZXF1ZXN0UmVzcG9uc2USKgoHcmVxdWVzdBgBIAEoCzIZLmhvdXNlaG9sZC52MS5UaW1lUmVxdWVzdBIYChBhbHJlYWR5X3Jlc29sdmVkGAIgASgIEhAKCHJlcGxheWVkGAMgASgIIu8BChFHZXRIaXN0b3J5UmVxdWVzdBIQCghjaGlsZF9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSHgoRc3RhcnRfdW5peF9taWNyb3MYAyABKANIAIgBARIcCg9lbmRfdW5peF9taWNyb3MYBCABKANIAYgBARImCgVraW5kcxgFIAMoDjIXLmhvdXNlaG9sZC52MS5FdmVudEtpbmQSEQoJcGFnZV9zaXplGAYgASgNEhIKCnBhZ2VfdG9rZW4YByABKAlCFAoSX3N0YXJ0X3VuaXhfbWljcm9zQhIKEF9lbmRfdW5peF9taWNyb3MiUgoSR2V0SGlzdG9yeVJlc3BvbnNlEiMKBmV2ZW50cxgBIAMoCzITLmhvdXNlaG9sZC52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicgoQR2V0UmVwb3J0UmVxdWVzdBIQCghjaGlsZF9pZBgBIAEoCRImCgpzdGFydF9kYXRlGAIgASgLMhIuaG91c2Vob2xkLnYxLkRhdGUSJAoIZW5kX2RhdGUYAyABKAsyEi5ob3VzZWhvbGQudjEuRGF0ZSJMCgtEZXZpY2VVc2FnZRIRCglkZXZpY2VfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhQKDHVzZWRfc2Vjb25kcxgDIAEoAyKMAgoJRGF5UmVwb3J0EiAKBGRhdGUYASABKAsyEi5ob3VzZWhvbGQudjEuRGF0ZRIZChFhbGxvd2FuY2Vfc2Vjb25kcxgCIAEoAxIUCgx1c2VkX3NlY29uZHMYAyABKAMSFwoPZ3JhbnRlZF9taW51dGVzGAQgASgNEjUKDWNyZWRpdHNfc3BlbnQYBSABKAsyHi5ob3VzZWhvbGQudjEuRXh0ZW5zaW9uQ3JlZGl0cxIVCg1yZXF1ZXN0c19tYWRlGAYgASgNEhkKEXJlcXVlc3RzX2FwcHJvdmVkGAcgASgNEioKB2RldmljZXMYCCADKAsyGS5ob3VzZWhvbGQudjEuRGV2aWNlVXNhZ2UirQEKEUdldFJlcG9ydFJlc3BvbnNlEhAKCGNoaWxkX2lkGAEgASgJEhEKCXRpbWVfem9uZRgCIAEoCRIlCgRkYXlzGAMgAygLMhcuaG91c2Vob2xkLnYxLkRheVJlcG9ydBIwCg1kZXZpY2VfdG90YWxzGAQgAygLMhkuaG91c2Vob2xkLnYxLkRldmljZVVzYWdlEhoKEnRvdGFsX3VzZWRfc2Vjb25kcxgFIAEoAyIxChZMaXN0Q3JlZGVudGlhbHNSZXF1ZXN0EhcKD2luY2x1ZGVfcmV2b2tlZBgBIAEoCCJFChdMaXN0Q3JlZGVudGlhbHNSZXNwb25zZRIqCgppZGVudGl0aWVzGAEgAygLMhYuaG91c2Vob2xkLnYxLklkZW50aXR5IkUKF1Jldm9rZUNyZWRlbnRpYWxSZXF1ZXN0EhMKC2lkZW50aXR5X2lkGAEgASgJEhUKDWNyZWRlbnRpYWxfaWQYAiABKAkiRAoYUmV2b2tlQ3JlZGVudGlhbFJlc3BvbnNlEigKCGlkZW50aXR5GAEgASgLMhYuaG91c2Vob2xkLnYxLklkZW50aXR5Ms0QCglIb3VzZWhvbGQSVQoMTGlzdENoaWxkcmVuEiEuaG91c2Vob2xkLnYxLkxpc3RDaGlsZHJlblJlcXVlc3QaIi5ob3VzZWhvbGQudjEuTGlzdENoaWxkcmVuUmVzcG9uc2USSQoIQWRkQ2hpbGQSHS5ob3VzZWhvbGQudjEuQWRkQ2hpbGRSZXF1ZXN0Gh4uaG91c2Vob2xkLnYxLkFkZENoaWxkUmVzcG9uc2USUgoLUmVuYW1lQ2hpbGQSIC5ob3VzZWhvbGQudjEuUmVuYW1lQ2hpbGRSZXF1ZXN0GiEuaG91c2Vob2xkLnYxLlJlbmFtZUNoaWxkUmVzcG9uc2USUgoLUmVtb3ZlQ2hpbGQSIC5ob3VzZWhvbGQudjEuUmVtb3ZlQ2hpbGRSZXF1ZXN0GiEuaG91c2Vob2xkLnYxLlJlbW92ZUNoaWxkUmVzcG9uc2USUgoLTGlzdERldmljZXMSIC5ob3VzZWhvbGQudjEuTGlzdERldmljZXNSZXF1ZXN0GiEuaG91c2Vob2xkLnYxLkxpc3REZXZpY2VzUmVzcG9uc2USTAoJQWRkRGV2aWNlEh4uaG91c2Vob2xkLnYxLkFkZERldmljZVJlcXVlc3QaHy5ob3VzZWhvbGQudjEuQWRkRGV2aWNlUmVzcG9uc2USVQoMUmVuYW1lRGV2aWNlEiEuaG91c2Vob2xkLnYxLlJlbmFtZURldmljZVJlcXVlc3QaIi5ob3VzZWhvbGQudjEuUmVuYW1lRGV2aWNlUmVzcG9uc2USVQoMUmVtb3ZlRGV2aWNlEiEuaG91c2Vob2xkLnYxLlJlbW92ZURldmljZVJlcXVlc3QaIi5ob3VzZWhvbGQudjEuUmVtb3ZlRGV2aWNlUmVzcG9uc2USWAoNTGlzdEd1YXJkaWFucxIiLmhvdXNlaG9sZC52MS5MaXN0R3VhcmRpYW5zUmVxdWVzdBojLmhvdXNlaG9sZC52MS5MaXN0R3VhcmRpYW5zUmVzcG9uc2USWwoOSW52aXRlR3VhcmRpYW4SIy5ob3VzZWhvbGQudjEuSW52aXRlR3VhcmRpYW5SZXF1ZXN0GiQuaG91c2Vob2xkLnYxLkludml0ZUd1YXJkaWFuUmVzcG9uc2USYQoQSW52aXRlQ3JlZGVudGlhbBIlLmhvdXNlaG9sZC52MS5JbnZpdGVDcmVkZW50aWFsUmVxdWVzdBomLmhvdXNlaG9sZC52MS5JbnZpdGVDcmVkZW50aWFsUmVzcG9uc2USTAoJR2V0U3RhdHVzEh4uaG91c2Vob2xkLnYxLkdldFN0YXR1c1JlcXVlc3QaHy5ob3VzZWhvbGQudjEuR2V0U3RhdHVzUmVzcG9uc2USQgoFV2F0Y2gSGi5ob3VzZWhvbGQudjEuV2F0Y2hSZXF1ZXN0GhsuaG91c2Vob2xkLnYxLldhdGNoUmVzcG9uc2UwARJMCglHcmFudFRpbWUSHi5ob3VzZWhvbGQudjEuR3JhbnRUaW1lUmVxdWVzdBofLmhvdXNlaG9sZC52MS5HcmFudFRpbWVSZXNwb25zZRI9CgRMb2NrEhkuaG91c2Vob2xkLnYxLkxvY2tSZXF1ZXN0GhouaG91c2Vob2xkLnYxLkxvY2tSZXNwb25zZRJDCgZVbmxvY2sSGy5ob3VzZWhvbGQudjEuVW5sb2NrUmVxdWVzdBocLmhvdXNlaG9sZC52MS5VbmxvY2tSZXNwb25zZRJMCglHZXRQb2xpY3kSHi5ob3VzZWhvbGQudjEuR2V0UG9saWN5UmVxdWVzdBofLmhvdXNlaG9sZC52MS5HZXRQb2xpY3lSZXNwb25zZRJMCglTZXRQb2xpY3kSHi5ob3VzZWhvbGQudjEuU2V0UG9saWN5UmVxdWVzdBofLmhvdXNlaG9sZC52MS5TZXRQb2xpY3lSZXNwb25zZRJhChBMaXN0VGltZVJlcXVlc3RzEiUuaG91c2Vob2xkLnYxLkxpc3RUaW1lUmVxdWVzdHNSZXF1ZXN0GiYuaG91c2Vob2xkLnYxLkxpc3RUaW1lUmVxdWVzdHNSZXNwb25zZRJnChJBcHByb3ZlVGltZVJlcXVlc3QSJy5ob3VzZWhvbGQudjEuQXBwcm92ZVRpbWVSZXF1ZXN0UmVxdWVzdBooLmhvdXNlaG9sZC52MS5BcHByb3ZlVGltZVJlcXVlc3RSZXNwb25zZRJeCg9EZW55VGltZVJlcXVlc3QSJC5ob3VzZWhvbGQudjEuRGVueVRpbWVSZXF1ZXN0UmVxdWVzdBolLmhvdXNlaG9sZC52MS5EZW55VGltZVJlcXVlc3RSZXNwb25zZRJPCgpHZXRIaXN0b3J5Eh8uaG91c2Vob2xkLnYxLkdldEhpc3RvcnlSZXF1ZXN0GiAuaG91c2Vob2xkLnYxLkdldEhpc3RvcnlSZXNwb25zZRJMCglHZXRSZXBvcnQSHi5ob3VzZWhvbGQudjEuR2V0UmVwb3J0UmVxdWVzdBofLmhvdXNlaG9sZC52MS5HZXRSZXBvcnRSZXNwb25zZRJeCg9MaXN0Q3JlZGVudGlhbHMSJC5ob3VzZWhvbGQudjEuTGlzdENyZWRlbnRpYWxzUmVxdWVzdBolLmhvdXNlaG9sZC52MS5MaXN0Q3JlZGVudGlhbHNSZXNwb25zZRJhChBSZXZva2VDcmVkZW50aWFsEiUuaG91c2Vob2xkLnYxLlJldm9rZUNyZWRlbnRpYWxSZXF1ZXN0GiYuaG91c2Vob2xkLnYxLlJldm9rZUNyZWRlbnRpYWxSZXNwb25zZWIGcHJvdG8z", [file_household_v1_common, file_household_v1_event]);
 
 /**
  * Request of Household.ListChildren.
@@ -596,6 +596,63 @@ export const InviteGuardianResponseSchema: GenMessage<InviteGuardianResponse> = 
   messageDesc(file_household_v1_guardian, 21);
 
 /**
+ * Request of Household.InviteCredential.
+ *
+ * @generated from message household.v1.InviteCredentialRequest
+ */
+export type InviteCredentialRequest = Message<"household.v1.InviteCredentialRequest"> & {
+  /**
+   * How long the pairing code stays valid, 1 to 10080 minutes; 0 means 1440 (a day).
+   *
+   * @generated from field: uint32 valid_minutes = 1;
+   */
+  validMinutes: number;
+
+  /**
+   * Optional, as for InviteGuardianRequest.idempotency_key.
+   *
+   * @generated from field: string idempotency_key = 2;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message household.v1.InviteCredentialRequest.
+ * Use `create(InviteCredentialRequestSchema)` to create a new message.
+ */
+export const InviteCredentialRequestSchema: GenMessage<InviteCredentialRequest> = /*@__PURE__*/
+  messageDesc(file_household_v1_guardian, 22);
+
+/**
+ * Response of Household.InviteCredential.
+ *
+ * @generated from message household.v1.InviteCredentialResponse
+ */
+export type InviteCredentialResponse = Message<"household.v1.InviteCredentialResponse"> & {
+  /**
+   * The invitation to hand over; it names the calling guardian.
+   *
+   * @generated from field: household.v1.PairingInvite invite = 1;
+   */
+  invite?: PairingInvite | undefined;
+
+  /**
+   * True if the idempotency key was seen before: this is the first call's result and
+   * nothing new was done.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message household.v1.InviteCredentialResponse.
+ * Use `create(InviteCredentialResponseSchema)` to create a new message.
+ */
+export const InviteCredentialResponseSchema: GenMessage<InviteCredentialResponse> = /*@__PURE__*/
+  messageDesc(file_household_v1_guardian, 23);
+
+/**
  * The state of one device, as part of its child's status.
  *
  * @generated from message household.v1.DeviceStatus
@@ -657,7 +714,7 @@ export type DeviceStatus = Message<"household.v1.DeviceStatus"> & {
  * Use `create(DeviceStatusSchema)` to create a new message.
  */
 export const DeviceStatusSchema: GenMessage<DeviceStatus> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 22);
+  messageDesc(file_household_v1_guardian, 24);
 
 /**
  * Where a child stands right now. Derived from the log and the clock; the hub sends a
@@ -797,7 +854,7 @@ export type ChildStatus = Message<"household.v1.ChildStatus"> & {
  * Use `create(ChildStatusSchema)` to create a new message.
  */
 export const ChildStatusSchema: GenMessage<ChildStatus> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 23);
+  messageDesc(file_household_v1_guardian, 25);
 
 /**
  * Request of Household.GetStatus.
@@ -818,7 +875,7 @@ export type GetStatusRequest = Message<"household.v1.GetStatusRequest"> & {
  * Use `create(GetStatusRequestSchema)` to create a new message.
  */
 export const GetStatusRequestSchema: GenMessage<GetStatusRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 24);
+  messageDesc(file_household_v1_guardian, 26);
 
 /**
  * Response of Household.GetStatus.
@@ -846,7 +903,7 @@ export type GetStatusResponse = Message<"household.v1.GetStatusResponse"> & {
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 25);
+  messageDesc(file_household_v1_guardian, 27);
 
 /**
  * Request of Household.Watch.
@@ -883,7 +940,7 @@ export type WatchRequest = Message<"household.v1.WatchRequest"> & {
  * Use `create(WatchRequestSchema)` to create a new message.
  */
 export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 26);
+  messageDesc(file_household_v1_guardian, 28);
 
 /**
  * One message of a Household.Watch stream.
@@ -945,7 +1002,7 @@ export type WatchResponse = Message<"household.v1.WatchResponse"> & {
  * Use `create(WatchResponseSchema)` to create a new message.
  */
 export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 27);
+  messageDesc(file_household_v1_guardian, 29);
 
 /**
  * The household as of one event seq.
@@ -1001,7 +1058,7 @@ export type Snapshot = Message<"household.v1.Snapshot"> & {
  * Use `create(SnapshotSchema)` to create a new message.
  */
 export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 28);
+  messageDesc(file_household_v1_guardian, 30);
 
 /**
  * Marks the end of the snapshot or replay.
@@ -1030,7 +1087,7 @@ export type CaughtUp = Message<"household.v1.CaughtUp"> & {
  * Use `create(CaughtUpSchema)` to create a new message.
  */
 export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 29);
+  messageDesc(file_household_v1_guardian, 31);
 
 /**
  * Request of Household.GrantTime.
@@ -1075,7 +1132,7 @@ export type GrantTimeRequest = Message<"household.v1.GrantTimeRequest"> & {
  * Use `create(GrantTimeRequestSchema)` to create a new message.
  */
 export const GrantTimeRequestSchema: GenMessage<GrantTimeRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 30);
+  messageDesc(file_household_v1_guardian, 32);
 
 /**
  * Response of Household.GrantTime.
@@ -1110,7 +1167,7 @@ export type GrantTimeResponse = Message<"household.v1.GrantTimeResponse"> & {
  * Use `create(GrantTimeResponseSchema)` to create a new message.
  */
 export const GrantTimeResponseSchema: GenMessage<GrantTimeResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 31);
+  messageDesc(file_household_v1_guardian, 33);
 
 /**
  * Request of Household.Lock.
@@ -1173,7 +1230,7 @@ export type LockRequest = Message<"household.v1.LockRequest"> & {
  * Use `create(LockRequestSchema)` to create a new message.
  */
 export const LockRequestSchema: GenMessage<LockRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 32);
+  messageDesc(file_household_v1_guardian, 34);
 
 /**
  * Response of Household.Lock.
@@ -1209,7 +1266,7 @@ export type LockResponse = Message<"household.v1.LockResponse"> & {
  * Use `create(LockResponseSchema)` to create a new message.
  */
 export const LockResponseSchema: GenMessage<LockResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 33);
+  messageDesc(file_household_v1_guardian, 35);
 
 /**
  * Request of Household.Unlock.
@@ -1280,7 +1337,7 @@ export type UnlockRequest = Message<"household.v1.UnlockRequest"> & {
  * Use `create(UnlockRequestSchema)` to create a new message.
  */
 export const UnlockRequestSchema: GenMessage<UnlockRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 34);
+  messageDesc(file_household_v1_guardian, 36);
 
 /**
  * Response of Household.Unlock.
@@ -1317,7 +1374,7 @@ export type UnlockResponse = Message<"household.v1.UnlockResponse"> & {
  * Use `create(UnlockResponseSchema)` to create a new message.
  */
 export const UnlockResponseSchema: GenMessage<UnlockResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 35);
+  messageDesc(file_household_v1_guardian, 37);
 
 /**
  * Request of Household.GetPolicy.
@@ -1338,7 +1395,7 @@ export type GetPolicyRequest = Message<"household.v1.GetPolicyRequest"> & {
  * Use `create(GetPolicyRequestSchema)` to create a new message.
  */
 export const GetPolicyRequestSchema: GenMessage<GetPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 36);
+  messageDesc(file_household_v1_guardian, 38);
 
 /**
  * Response of Household.GetPolicy.
@@ -1359,7 +1416,7 @@ export type GetPolicyResponse = Message<"household.v1.GetPolicyResponse"> & {
  * Use `create(GetPolicyResponseSchema)` to create a new message.
  */
 export const GetPolicyResponseSchema: GenMessage<GetPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 37);
+  messageDesc(file_household_v1_guardian, 39);
 
 /**
  * Request of Household.SetPolicy.
@@ -1403,7 +1460,7 @@ export type SetPolicyRequest = Message<"household.v1.SetPolicyRequest"> & {
  * Use `create(SetPolicyRequestSchema)` to create a new message.
  */
 export const SetPolicyRequestSchema: GenMessage<SetPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 38);
+  messageDesc(file_household_v1_guardian, 40);
 
 /**
  * Response of Household.SetPolicy.
@@ -1424,7 +1481,7 @@ export type SetPolicyResponse = Message<"household.v1.SetPolicyResponse"> & {
  * Use `create(SetPolicyResponseSchema)` to create a new message.
  */
 export const SetPolicyResponseSchema: GenMessage<SetPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 39);
+  messageDesc(file_household_v1_guardian, 41);
 
 /**
  * Request of Household.ListTimeRequests.
@@ -1453,7 +1510,7 @@ export type ListTimeRequestsRequest = Message<"household.v1.ListTimeRequestsRequ
  * Use `create(ListTimeRequestsRequestSchema)` to create a new message.
  */
 export const ListTimeRequestsRequestSchema: GenMessage<ListTimeRequestsRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 40);
+  messageDesc(file_household_v1_guardian, 42);
 
 /**
  * Response of Household.ListTimeRequests.
@@ -1474,7 +1531,7 @@ export type ListTimeRequestsResponse = Message<"household.v1.ListTimeRequestsRes
  * Use `create(ListTimeRequestsResponseSchema)` to create a new message.
  */
 export const ListTimeRequestsResponseSchema: GenMessage<ListTimeRequestsResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 41);
+  messageDesc(file_household_v1_guardian, 43);
 
 /**
  * Request of Household.ApproveTimeRequest.
@@ -1521,7 +1578,7 @@ export type ApproveTimeRequestRequest = Message<"household.v1.ApproveTimeRequest
  * Use `create(ApproveTimeRequestRequestSchema)` to create a new message.
  */
 export const ApproveTimeRequestRequestSchema: GenMessage<ApproveTimeRequestRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 42);
+  messageDesc(file_household_v1_guardian, 44);
 
 /**
  * Response of Household.ApproveTimeRequest.
@@ -1565,7 +1622,7 @@ export type ApproveTimeRequestResponse = Message<"household.v1.ApproveTimeReques
  * Use `create(ApproveTimeRequestResponseSchema)` to create a new message.
  */
 export const ApproveTimeRequestResponseSchema: GenMessage<ApproveTimeRequestResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 43);
+  messageDesc(file_household_v1_guardian, 45);
 
 /**
  * Request of Household.DenyTimeRequest.
@@ -1604,7 +1661,7 @@ export type DenyTimeRequestRequest = Message<"household.v1.DenyTimeRequestReques
  * Use `create(DenyTimeRequestRequestSchema)` to create a new message.
  */
 export const DenyTimeRequestRequestSchema: GenMessage<DenyTimeRequestRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 44);
+  messageDesc(file_household_v1_guardian, 46);
 
 /**
  * Response of Household.DenyTimeRequest.
@@ -1640,7 +1697,7 @@ export type DenyTimeRequestResponse = Message<"household.v1.DenyTimeRequestRespo
  * Use `create(DenyTimeRequestResponseSchema)` to create a new message.
  */
 export const DenyTimeRequestResponseSchema: GenMessage<DenyTimeRequestResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 45);
+  messageDesc(file_household_v1_guardian, 47);
 
 /**
  * Request of Household.GetHistory.
@@ -1706,7 +1763,7 @@ export type GetHistoryRequest = Message<"household.v1.GetHistoryRequest"> & {
  * Use `create(GetHistoryRequestSchema)` to create a new message.
  */
 export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 46);
+  messageDesc(file_household_v1_guardian, 48);
 
 /**
  * Response of Household.GetHistory.
@@ -1734,7 +1791,7 @@ export type GetHistoryResponse = Message<"household.v1.GetHistoryResponse"> & {
  * Use `create(GetHistoryResponseSchema)` to create a new message.
  */
 export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 47);
+  messageDesc(file_household_v1_guardian, 49);
 
 /**
  * Request of Household.GetReport.
@@ -1769,7 +1826,7 @@ export type GetReportRequest = Message<"household.v1.GetReportRequest"> & {
  * Use `create(GetReportRequestSchema)` to create a new message.
  */
 export const GetReportRequestSchema: GenMessage<GetReportRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 48);
+  messageDesc(file_household_v1_guardian, 50);
 
 /**
  * Screen use on one device over some days.
@@ -1804,7 +1861,7 @@ export type DeviceUsage = Message<"household.v1.DeviceUsage"> & {
  * Use `create(DeviceUsageSchema)` to create a new message.
  */
 export const DeviceUsageSchema: GenMessage<DeviceUsage> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 49);
+  messageDesc(file_household_v1_guardian, 51);
 
 /**
  * One day of a child's report.
@@ -1874,7 +1931,7 @@ export type DayReport = Message<"household.v1.DayReport"> & {
  * Use `create(DayReportSchema)` to create a new message.
  */
 export const DayReportSchema: GenMessage<DayReport> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 50);
+  messageDesc(file_household_v1_guardian, 52);
 
 /**
  * Response of Household.GetReport.
@@ -1923,7 +1980,7 @@ export type GetReportResponse = Message<"household.v1.GetReportResponse"> & {
  * Use `create(GetReportResponseSchema)` to create a new message.
  */
 export const GetReportResponseSchema: GenMessage<GetReportResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 51);
+  messageDesc(file_household_v1_guardian, 53);
 
 /**
  * Request of Household.ListCredentials.
@@ -1944,7 +2001,7 @@ export type ListCredentialsRequest = Message<"household.v1.ListCredentialsReques
  * Use `create(ListCredentialsRequestSchema)` to create a new message.
  */
 export const ListCredentialsRequestSchema: GenMessage<ListCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 52);
+  messageDesc(file_household_v1_guardian, 54);
 
 /**
  * Response of Household.ListCredentials.
@@ -1966,7 +2023,7 @@ export type ListCredentialsResponse = Message<"household.v1.ListCredentialsRespo
  * Use `create(ListCredentialsResponseSchema)` to create a new message.
  */
 export const ListCredentialsResponseSchema: GenMessage<ListCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 53);
+  messageDesc(file_household_v1_guardian, 55);
 
 /**
  * Request of Household.RevokeCredential.
@@ -1994,7 +2051,7 @@ export type RevokeCredentialRequest = Message<"household.v1.RevokeCredentialRequ
  * Use `create(RevokeCredentialRequestSchema)` to create a new message.
  */
 export const RevokeCredentialRequestSchema: GenMessage<RevokeCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 54);
+  messageDesc(file_household_v1_guardian, 56);
 
 /**
  * Response of Household.RevokeCredential.
@@ -2015,7 +2072,7 @@ export type RevokeCredentialResponse = Message<"household.v1.RevokeCredentialRes
  * Use `create(RevokeCredentialResponseSchema)` to create a new message.
  */
 export const RevokeCredentialResponseSchema: GenMessage<RevokeCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_household_v1_guardian, 55);
+  messageDesc(file_household_v1_guardian, 57);
 
 /**
  * What guardians use to see and steer their children's screen time: the CLI, the web
@@ -2144,6 +2201,19 @@ export const Household: GenService<{
     methodKind: "unary";
     input: typeof InviteGuardianRequestSchema;
     output: typeof InviteGuardianResponseSchema;
+  },
+  /**
+   * Invites another credential of the calling guardian: their own phone (the web app's
+   * pairing page) or another computer (`household pair`). Whatever redeems the code
+   * acts under the caller's name, with a credential of its own that is listed and
+   * revoked on its own.
+   *
+   * @generated from rpc household.v1.Household.InviteCredential
+   */
+  inviteCredential: {
+    methodKind: "unary";
+    input: typeof InviteCredentialRequestSchema;
+    output: typeof InviteCredentialResponseSchema;
   },
   /**
    * Current status of some children or all of them.

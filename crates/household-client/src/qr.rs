@@ -1,4 +1,5 @@
-//! A pairing code as a QR code on a terminal, for a phone or a tablet to scan.
+//! A pairing code as a QR code on a terminal, for a phone or a tablet to scan, and the
+//! web app's pairing page that a guardian's phone scans.
 //!
 //! Two modules to a character: the upper and lower half blocks (`▀`, `▄`), the full
 //! block and a space, with the standard quiet zone of four modules around. Dark
@@ -33,9 +34,29 @@ pub fn lines(text: &str, colours: Colours) -> Result<Vec<String>, QrError> {
         .collect())
 }
 
+/// The web app's pairing page for `code` on the hub at `hub` (HOST:PORT):
+/// `https://HOST:PORT/pair#CODE`. The code rides in the fragment, which no browser
+/// sends to any server.
+pub fn pairing_page(hub: &str, code: &str) -> String {
+    let hub = hub.strip_suffix(":443").unwrap_or(hub);
+    format!("https://{hub}/pair#{code}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pairing_page_keeps_the_code_in_the_fragment() {
+        assert_eq!(
+            pairing_page("hub.local:7443", "hh1.ab.cd"),
+            "https://hub.local:7443/pair#hh1.ab.cd"
+        );
+        assert_eq!(
+            pairing_page("hub.local:443", "hh1.ab.cd"),
+            "https://hub.local/pair#hh1.ab.cd"
+        );
+    }
 
     const QUIET_ZONE: usize = 4;
 
