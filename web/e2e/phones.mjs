@@ -1,26 +1,35 @@
-// End-to-end check of the web app in a real Chromium against a real hub: two phones
-// pair from guardian invites, see the household live, see each other's taps within a
-// second, a tap whose answer was lost is retried with its key and acts once, and a
-// phone whose Watch dropped (the hub restarted) resumes it from the last
-// seq. Also: every control has an accessible name, nothing is wider than 360 px, and
-// the time to the first child card of a paired phone is printed.
+// End-to-end check of the web app in a real Chromium against a real hub and a real
+// child agent (simulated use): two phones pair from guardian invites, see the household
+// live, see each other's taps within a second and the agent follows them; a tap whose
+// answer was lost is retried with its key and acts once; the child asks for time and a
+// phone approves it; a phone whose Watch dropped (the hub restarted) resumes it from the
+// last seq; one guardian pairs a second phone of their own from the app, and revokes the
+// other guardian's phone, which is refused at once. Also: every control has an
+// accessible name, nothing is wider than 360 px, no console errors, and the time to the
+// first child card of a paired phone is printed (median of 5 reloads). Screenshots of
+// the main screens at phone size go to SCREENSHOTS (default: the test's temp dir).
 //
-//   npm run e2e            (HUB_BIN, CLI_BIN: the binaries; default ../target/debug)
+//   npm run e2e     (HUB_BIN, CLI_BIN, AGENT_BIN: the binaries; default ../target/debug)
 //   CHROMIUM=/usr/bin/chromium (Debian's chromium; playwright downloads no browser here)
 import { chromium } from "playwright-core";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 
 const HUB_BIN = process.env.HUB_BIN ?? "../target/debug/household-hub";
 const CLI_BIN = process.env.CLI_BIN ?? "../target/debug/household";
+const AGENT_BIN = process.env.AGENT_BIN ?? "../target/debug/child-agent";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const dir = mkdtempSync(join(tmpdir(), "household-e2e-"));
 const data = join(dir, "hub");
 const anna = join(dir, "anna.json");
+const agentDir = join(dir, "agent");
+const shots = process.env.SCREENSHOTS ?? dir;
+mkdirSync(shots, { recursive: true });
 let hub = null;
+let agent = null;
 let port = 0;
 
 function startHub() {
@@ -43,6 +52,18 @@ function stopHub() {
 }
 const cli = (...args) => execFileSync(CLI_BIN, ["--config", anna, ...args], { encoding: "utf8" });
 const lastLine = (s) => s.trim().split("\n").at(-1).trim();
+const agentCli = (...args) => execFileSync(AGENT_BIN, [...args, "--data-dir", agentDir], { encoding: "utf8" });
+const agentStatus = () => JSON.parse(agentCli("status", "--json"));
+/** Polls `check` (every 100 ms) until it holds, or fails after `ms`. */
+async function until(what, check, ms = 5000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (check()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+const shot = (p, name) => p.page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
@@ -57,12 +78,14 @@ try {
   cli("pair", first, "--hub", `localhost:${port}`, "--name", "e2e");
   cli("children", "add", "Mia");
 
-  async function phone(name, scheme) {
-    // What the QR code of `household invite guardian --qr` encodes, printed below it.
-    const printed = cli("invite", "guardian", name, "--qr");
-    const url = /^or open on the phone: (\S+)$/m.exec(printed)[1];
-    const code = lastLine(printed);
-    assert.equal(url, `${hubUrl()}/pair#${code}`);
+  // A laptop of Mia's with the real agent, its use simulated (always in use).
+  const deviceCode = lastLine(cli("invite", "device", "--child", "Mia", "--name", "Mia's laptop"));
+  agentCli("enroll", deviceCode, "--hub", `localhost:${port}`);
+  agent = spawn(AGENT_BIN, ["run", "--data-dir", agentDir, "--usage-source", "simulated",
+    "--legacy-mode", "off"], { stdio: "ignore" });
+
+  /** A phone: a fresh browser context at 360 px that opens `url` and pairs as `label`. */
+  async function pairAt(url, code, label, scheme, screenshot) {
     // The CA is trusted by a test flag here; its fingerprint is checked on the page.
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true, colorScheme: scheme,
       viewport: { width: 360, height: 780 } });
@@ -73,23 +96,39 @@ try {
     await page.goto(url);
     const fp = (await page.getByLabel("Fingerprint").textContent()).replace(/\s+/g, "").toLowerCase();
     assert.equal(fp, code.split(".")[2], "the page shows the code's CA fingerprint");
-    await page.getByLabel("Name of this phone").fill(`${name}'s phone`);
+    if (screenshot) await shot({ page }, screenshot);
+    await page.getByLabel("Name of this phone").fill(label);
     await page.getByRole("button", { name: "Pair" }).click();
     await page.getByRole("heading", { name: "Mia" }).waitFor();
     await page.getByRole("status").getByText("Live").waitFor();
     assert.equal(new URL(page.url()).hash, "", "the spent code leaves the address bar");
     return { page, errors };
   }
+  async function phone(name, scheme, screenshot) {
+    // What the QR code of `household invite guardian --qr` encodes, printed below it.
+    const printed = cli("invite", "guardian", name, "--qr");
+    const url = /^or open on the phone: (\S+)$/m.exec(printed)[1];
+    const code = lastLine(printed);
+    assert.equal(url, `${hubUrl()}/pair#${code}`);
+    return pairAt(url, code, `${name}'s phone`, scheme, screenshot);
+  }
 
-  const dad = await phone("Dad", "light");
+  const dad = await phone("Dad", "light", "pairing");
   const mum = await phone("Mum", "dark");
+  await dad.page.getByText("1 of 1 device online").waitFor({ timeout: 10000 });
+  await mum.page.getByText("1 of 1 device online").waitFor({ timeout: 10000 });
+  console.log("the agent shows online on both phones");
 
-  // Dad taps +15; Mum's phone shows it within a second.
+  // Dad taps +15; Mum's phone shows it within a second, and the agent gets it.
+  let before = agentStatus().remaining_minutes;
   let t = Date.now();
   await dad.page.getByRole("button", { name: "Give Mia 15 min more" }).click();
   await mum.page.getByText("Dad added 15 min for Mia").waitFor({ timeout: 1000 });
   console.log(`Dad's tap seen on Mum's phone after ${Date.now() - t} ms`);
   await dad.page.getByText("Dad (this phone) added 15 min for Mia").waitFor({ timeout: 1000 });
+  await until("the agent's 15 more minutes", () => agentStatus().remaining_minutes >= before + 14);
+  console.log(`the agent went from ${before} to ${agentStatus().remaining_minutes} min left`);
+  await shot(dad, "household-light");
 
   // A tap whose answer is lost: the hub grants, the phone sees a failure and retries
   // with the same idempotency key, and the retry grants nothing new.
@@ -113,11 +152,26 @@ try {
   const dropIndex = dad.errors.indexOf("Failed to load resource: net::ERR_CONNECTION_RESET");
   if (dropIndex >= 0) dad.errors.splice(dropIndex, 1);
 
-  // Lock, seen on the other phone as the state and the Unlock button.
+  // Lock, seen on the other phone as the state and the Unlock button, and on the agent.
   await mum.page.getByRole("button", { name: "Lock Mia now" }).click();
   await dad.page.getByRole("button", { name: "Unlock Mia" }).waitFor({ timeout: 1000 });
+  await until("the agent locked", () => agentStatus().state.toLowerCase() === "locked");
   await dad.page.getByRole("button", { name: "Unlock Mia" }).click();
   await mum.page.getByRole("button", { name: "Lock Mia now" }).waitFor({ timeout: 1000 });
+  await until("the agent unlocked", () => agentStatus().state.toLowerCase() !== "locked");
+  console.log("lock and unlock reached the agent");
+
+  // Mia asks for 20 minutes on her laptop; both phones show it; Mum approves.
+  before = agentStatus().remaining_minutes;
+  agentCli("ask", "20", "--note", "homework");
+  const approve = { name: "Approve 20 min for Mia" };
+  await dad.page.getByRole("button", approve).waitFor({ timeout: 5000 });
+  await mum.page.getByRole("button", approve).waitFor({ timeout: 1000 });
+  await shot(mum, "request-dark");
+  await mum.page.getByRole("button", approve).click();
+  await dad.page.getByRole("button", approve).waitFor({ state: "detached", timeout: 1000 });
+  await until("the agent's 20 more minutes", () => agentStatus().remaining_minutes >= before + 19);
+  console.log("a request approved on Mum's phone reached the agent");
 
   // The hub restarts: Mum's Watch drops and must resume after the last seq it saw.
   const watches = [];
@@ -135,12 +189,47 @@ try {
   console.log(`Mum's phone resumed its Watch (${watches.length} reconnect attempt(s))`);
 
   // A paired phone opening the app again: time to the first child card.
-  t = Date.now();
-  await dad.page.reload();
-  await dad.page.getByRole("heading", { name: "Mia" }).waitFor();
-  console.log(`reload to first child card: ${Date.now() - t} ms`);
+  const renders = [];
+  for (let i = 0; i < 5; i++) {
+    t = Date.now();
+    await dad.page.reload();
+    await dad.page.getByRole("heading", { name: "Mia" }).waitFor();
+    renders.push(Date.now() - t);
+  }
+  renders.sort((a, b) => a - b);
+  console.log(`reload to first child card: median ${renders[2]} ms (${renders.join(", ")})`);
 
-  for (const p of [dad, mum]) {
+  // Mum pairs a second phone of her own from the app: it acts as Mum.
+  await mum.page.getByText("Phones", { exact: true }).click();
+  await mum.page.getByText("Dad's phone").waitFor();
+  await mum.page.getByRole("button", { name: "Pair another phone of mine" }).click();
+  const link = await mum.page.getByLabel("Pairing link for your other phone").getAttribute("href");
+  const tablet = await pairAt(link, link.split("#")[1], "Mum's tablet", "light");
+  await tablet.page.getByText("Signed in as Mum on “Mum's tablet”").waitFor();
+  await mum.page.getByText("Mum's tablet").waitFor({ timeout: 2000 });
+  await shot(mum, "phones-dark");
+  console.log("Mum paired her tablet from her phone");
+
+  // Mum revokes Dad's phone: his open app is refused at once.
+  await mum.page.getByLabel("Revoke Dad's phone…").click();
+  await mum.page.getByRole("button", { name: "Revoke Dad's phone now" }).click();
+  await dad.page.getByRole("heading", { name: "This phone is no longer paired" }).waitFor({ timeout: 2000 });
+  await shot(dad, "revoked");
+  await mum.page.getByText("Dad's phone").waitFor({ state: "detached", timeout: 2000 });
+  const refused = await dad.page.evaluate(async () => {
+    const token = JSON.parse(localStorage.getItem("household.credential.v1")).token;
+    const r = await fetch("/household.v1.Household/ListChildren", {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1",
+        authorization: `Bearer ${token}` },
+      body: new Uint8Array([0, 0, 0, 0, 0]),
+    });
+    return r.headers.get("grpc-status") ?? "";
+  });
+  assert.equal(refused, "16", "the revoked phone's token is refused: UNAUTHENTICATED");
+  console.log("Dad's revoked phone is refused");
+
+  for (const p of [dad, mum, tablet]) {
     const unnamed = await p.page.locator("button, summary, input, a").evaluateAll((els) =>
       els.filter((e) => {
         const label = e.getAttribute("aria-label") || e.textContent?.trim() ||
@@ -152,11 +241,10 @@ try {
     assert.ok(width <= 360, `no horizontal scrolling at 360 px (${width})`);
     assert.deepEqual(p.errors, [], "no errors in the console");
   }
-  await dad.page.screenshot({ path: join(dir, "dad-light.png"), fullPage: true });
-  await mum.page.screenshot({ path: join(dir, "mum-dark.png"), fullPage: true });
-  console.log(`ok (screenshots in ${dir})`);
+  console.log(`ok (screenshots in ${shots})`);
 } finally {
   await browser.close();
+  if (agent) agent.kill("SIGTERM");
   if (hub) await stopHub();
   if (!process.env.KEEP) rmSync(join(dir, "hub"), { recursive: true, force: true });
 }

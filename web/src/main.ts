@@ -19,7 +19,14 @@ import type { TimeRequest } from "./gen/household/v1/common_pb.js";
 
 const root = document.getElementById("app")!;
 root.textContent = ""; // lit-html renders after what is there: drop "Loading…"
-const ui: Ui = { toast: "", busy: new Set(), weekOpen: new Set(), reports: new Map() };
+const ui: Ui = {
+  toast: "",
+  busy: new Set(),
+  weekOpen: new Set(),
+  reports: new Map(),
+  phones: undefined,
+  ownInvite: "",
+};
 let cred: Credential | null = loadCredential();
 let pairing = location.pathname === "/pair" ? parsePairingCode(decodeURIComponent(location.hash.slice(1))) : null;
 
@@ -47,6 +54,19 @@ async function tap(busyKey: string, run: (key: string, signal: AbortSignal) => P
     ui.busy.delete(busyKey);
     draw();
   }
+}
+
+/** (Re)loads the phones' list while it is open. */
+function loadPhones(): void {
+  household
+    .listCredentials({})
+    .then((r) => {
+      if (ui.phones !== undefined) ui.phones = r;
+    })
+    .catch(() => {
+      if (ui.phones !== undefined) ui.phones = "error";
+    })
+    .finally(draw);
 }
 
 const childName = (id: string) => state.children.find((c) => c.childId === id)?.displayName ?? "";
@@ -128,6 +148,26 @@ const handlers: Handlers = {
       .catch(() => ui.reports.set(childId, "error"))
       .finally(draw);
   },
+  togglePhones(open) {
+    ui.phones = open ? "loading" : undefined;
+    ui.ownInvite = "";
+    if (open) loadPhones();
+    draw();
+  },
+  revoke(identityId, credentialId, label) {
+    void tap(`revoke:${credentialId}`, async (_key, signal) => {
+      await household.revokeCredential({ identityId, credentialId }, { signal });
+      loadPhones();
+      return `${label} can no longer reach the household.`;
+    });
+  },
+  inviteOwnPhone() {
+    void tap("invite-phone", async (idempotencyKey, signal) => {
+      const r = await household.inviteCredential({ idempotencyKey, validMinutes: 15 }, { signal });
+      ui.ownInvite = `${location.origin}/pair#${r.invite?.pairingCode ?? ""}`;
+      return "Open the link on your other phone.";
+    });
+  },
   forget() {
     forgetCredential();
     location.replace("/pair");
@@ -148,7 +188,15 @@ let started = false;
 function start(): void {
   if (started || !cred) return;
   started = true;
-  subscribe(draw);
+  let credentialsSeq = state.credentialsSeq;
+  subscribe(() => {
+    // A phone paired or revoked anywhere: the open list follows.
+    if (state.credentialsSeq !== credentialsSeq) {
+      credentialsSeq = state.credentialsSeq;
+      if (ui.phones !== undefined) loadPhones();
+    }
+    draw();
+  });
   void runWatch();
 }
 

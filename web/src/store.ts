@@ -20,6 +20,8 @@ export interface State {
   /** Guardian actions, newest first. */
   activity: Event[];
   lastSeq: bigint | undefined;
+  /** The seq of the last event that enrolled or revoked a credential. */
+  credentialsSeq: bigint;
 }
 
 export const state: State = {
@@ -31,6 +33,7 @@ export const state: State = {
   pending: new Map(),
   activity: [],
   lastSeq: undefined,
+  credentialsSeq: 0n,
 };
 
 const ACTIVITY_KINDS: Event["payload"]["case"][] = [
@@ -98,6 +101,10 @@ function apply(e: Event): void {
     case "guardianEnrolled":
       // Rare changes to who exists: a fresh snapshot is simplest and always right.
       needSnapshot = true;
+      state.credentialsSeq = e.seq;
+      break;
+    case "identityRevoked":
+      state.credentialsSeq = e.seq;
       break;
   }
   addActivity(e);

@@ -2,8 +2,18 @@
 // child. Every control has a visible or aria label; nothing uses inline styles, so
 // the hub's Content-Security-Policy can forbid them.
 import { html, svg, nothing, type TemplateResult } from "lit-html";
-import type { ChildStatus, GetReportResponse } from "./gen/household/v1/guardian_pb.js";
-import { ScreenState, type Child, type TimeRequest } from "./gen/household/v1/common_pb.js";
+import type {
+  ChildStatus,
+  GetReportResponse,
+  ListCredentialsResponse,
+} from "./gen/household/v1/guardian_pb.js";
+import {
+  CredentialKind,
+  Role,
+  ScreenState,
+  type Child,
+  type TimeRequest,
+} from "./gen/household/v1/common_pb.js";
 import type { Credential } from "./api.js";
 import { state } from "./store.js";
 import {
@@ -23,6 +33,10 @@ export interface Ui {
   busy: Set<string>;
   weekOpen: Set<string>;
   reports: Map<string, GetReportResponse | "loading" | "error">;
+  /** The household's phones, while their list is open. */
+  phones: ListCredentialsResponse | "loading" | "error" | undefined;
+  /** The pairing page for another phone of this guardian, once asked for. */
+  ownInvite: string;
 }
 
 export interface Handlers {
@@ -33,6 +47,9 @@ export interface Handlers {
   approve(req: TimeRequest): void;
   deny(req: TimeRequest): void;
   toggleWeek(childId: string, open: boolean): void;
+  togglePhones(open: boolean): void;
+  revoke(identityId: string, credentialId: string, label: string): void;
+  inviteOwnPhone(): void;
   forget(): void;
 }
 
@@ -50,8 +67,9 @@ export function pairView(
   if (!code) {
     return html`<section class="card">
       <h1>Pair this phone</h1>
-      <p>Open the link from <code>household invite guardian --qr</code> (scan its QR code) to
-        pair this phone. The link carries a one-time code.</p>
+      <p>Open the link from <code>household invite guardian NAME --qr</code>, or for your own
+        phone <code>household invite phone --qr</code> (scan its QR code), to pair this phone.
+        The link carries a one-time code.</p>
     </section>`;
   }
   return html`<section class="card">
@@ -254,6 +272,45 @@ function activityList(cred: Credential): TemplateResult {
   </section>`;
 }
 
+function phoneList(cred: Credential, ui: Ui, h: Handlers): TemplateResult {
+  const list = ui.phones;
+  if (list === undefined || list === "loading") return html`<p class="muted">Loading…</p>`;
+  if (list === "error") return html`<p class="muted">Could not load the phones.</p>`;
+  const phones = list.identities
+    .filter((i) => i.role === Role.GUARDIAN && !i.revoked)
+    .flatMap((i) =>
+      i.credentials
+        .filter((c) => c.kind === CredentialKind.BEARER_TOKEN && !c.revoked)
+        .map((c) => ({ guardian: i.displayName, identityId: i.identityId, c })),
+    );
+  return html`<ul class="phones">
+      ${phones.map(({ guardian, identityId, c }) => {
+        const mine = c.credentialId === cred.credentialId;
+        const busy = ui.busy.has(`revoke:${c.credentialId}`);
+        return html`<li>
+          <span>${c.label} <span class="muted">(${guardian}${mine ? ", this phone" : ""})</span></span>
+          ${mine
+            ? nothing
+            : html`<details class="revoke">
+                <summary aria-label="Revoke ${c.label}…">Revoke…</summary>
+                <button class="stop" ?disabled=${busy}
+                  @click=${() => h.revoke(identityId, c.credentialId, c.label)}
+                  aria-label="Revoke ${c.label} now">Revoke ${c.label}</button>
+              </details>`}
+        </li>`;
+      })}
+    </ul>
+    <p class="muted">A revoked phone is refused at once; it can be paired again with a new
+      invite.</p>
+    <button ?disabled=${ui.busy.has("invite-phone")} @click=${h.inviteOwnPhone}>
+      Pair another phone of mine</button>
+    ${ui.ownInvite
+      ? html`<p>Open this link on your other phone within 15 minutes (it works once):</p>
+          <p class="fp"><a href=${ui.ownInvite} aria-label="Pairing link for your other phone"
+            >${ui.ownInvite}</a></p>`
+      : nothing}`;
+}
+
 const LINK_TEXT = {
   connecting: "Connecting…",
   live: "Live",
@@ -280,6 +337,11 @@ export function mainView(cred: Credential, ui: Ui, h: Handlers): TemplateResult 
       : nothing}
     ${state.children.map((c) => childCard(c, ui, h))}
     ${activityList(cred)}
+    <details class="card" @toggle=${(ev: Event) =>
+      h.togglePhones((ev.target as HTMLDetailsElement).open)}>
+      <summary>Phones</summary>
+      ${ui.phones === undefined ? nothing : phoneList(cred, ui, h)}
+    </details>
     <footer class="muted">
       Signed in as ${cred.displayName} on “${cred.label}”.
       <button class="link-btn" @click=${h.forget}>Unpair this phone</button>
