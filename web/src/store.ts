@@ -137,7 +137,8 @@ let controller: AbortController | null = null;
 let lastMessageAt = 0;
 const STALE_MS = 40_000; // the hub sends a heartbeat after 15 s of quiet
 
-async function watchOnce(signal: AbortSignal): Promise<void> {
+/** Follows one Watch stream; true when it was left for a fresh snapshot. */
+async function watchOnce(signal: AbortSignal): Promise<boolean> {
   const resume = needSnapshot ? undefined : state.lastSeq;
   needSnapshot = false;
   const stream = household.watch({ resumeAfterSeq: resume }, { signal });
@@ -172,8 +173,9 @@ async function watchOnce(signal: AbortSignal): Promise<void> {
         break;
     }
     onChange();
-    if (needSnapshot) return; // reopen without resuming
+    if (needSnapshot) return true; // reopen without resuming
   }
+  return false;
 }
 
 /** Keeps one Watch open for as long as the page lives, resuming after drops. */
@@ -183,7 +185,8 @@ export async function runWatch(): Promise<void> {
     controller = new AbortController();
     const started = Date.now();
     try {
-      await watchOnce(controller.signal);
+      // Leaving for a fresh snapshot is no outage: reopen at once, still live.
+      if (await watchOnce(controller.signal)) continue;
     } catch (e) {
       const err = ConnectError.from(e);
       if (err.code === Code.Unauthenticated) {
