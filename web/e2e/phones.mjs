@@ -161,6 +161,14 @@ try {
   await until("the agent unlocked", () => agentStatus().state.toLowerCase() !== "locked");
   console.log("lock and unlock reached the agent");
 
+  // Dad gives Mia 200 minutes for today only: Mum sees the change, the agent the new day.
+  await dad.page.getByLabel("Change Mia's rules for today only").click();
+  await dad.page.getByLabel("Mia's minutes today (empty: as usual)").fill("200");
+  await dad.page.getByRole("button", { name: "Set for today" }).click();
+  await mum.page.getByText("Dad changed Mia's rules").waitFor({ timeout: 2000 });
+  await until("the agent's 200-minute day", () => agentStatus().allowance_minutes === 200);
+  console.log("a today-only change reached the other phone and the agent");
+
   // Mia asks for 20 minutes on her laptop; both phones show it; Mum approves.
   before = agentStatus().remaining_minutes;
   agentCli("ask", "20", "--note", "homework");

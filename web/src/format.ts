@@ -78,6 +78,18 @@ export function actorName(
 }
 
 /** "added 30 min for Mia", "locked Mia", … for the who-did-what list. */
+/** Today's date in the IANA time zone `tz` (the policy's), for a date exception. */
+export function todayIn(tz: string): { year: number; month: number; day: number } {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: tz || undefined,
+    year: "numeric",
+    month: "numeric",
+    day: "numeric",
+  }).formatToParts(new Date());
+  const part = (type: string) => Number(parts.find((p) => p.type === type)?.value);
+  return { year: part("year"), month: part("month"), day: part("day") };
+}
+
 export function describeAction(e: Event, childName: string): string {
   const p = e.payload;
   switch (p.case) {

@@ -3,6 +3,8 @@
 import "./style.css";
 import { render } from "lit-html";
 import {
+  Code,
+  ConnectError,
   act,
   describeError,
   forgetCredential,
@@ -14,7 +16,9 @@ import {
 } from "./api.js";
 import { runWatch, state, subscribe } from "./store.js";
 import { mainView, nextOccurrence, pairView, type Handlers, type Ui } from "./views.js";
-import { minutesLabel } from "./format.js";
+import { minutesLabel, todayIn } from "./format.js";
+import { create } from "@bufbuild/protobuf";
+import { DateExceptionSchema } from "./gen/household/v1/common_pb.js";
 import type { TimeRequest } from "./gen/household/v1/common_pb.js";
 
 const root = document.getElementById("app")!;
@@ -127,6 +131,41 @@ const handlers: Handlers = {
     void tap(req.requestId, async (idempotencyKey, signal) => {
       await household.denyTimeRequest({ requestId: req.requestId, idempotencyKey }, { signal });
       return `Said no to ${childName(req.childId)}.`;
+    });
+  },
+  todayOnly(childId, minutes, noBedtime) {
+    void tap(`${childId}:today`, async (_key, signal) => {
+      // A whole-policy edit with the revision read: a write that lost a race with
+      // another guardian's is redone on the fresh policy, and a retry whose first try
+      // went through finds today's exception already there.
+      for (let attempt = 0; ; attempt++) {
+        const { policy } = await household.getPolicy({ childId }, { signal });
+        if (!policy) throw new Error("The hub sent no policy.");
+        const date = todayIn(policy.timeZone);
+        const same = (d?: { year: number; month: number; day: number }) =>
+          d?.year === date.year && d.month === date.month && d.day === date.day;
+        const current = policy.exceptions.find((e) => same(e.date));
+        const done = `Today: ${minutes === null ? "the usual time" : minutesLabel(minutes)}${
+          noBedtime ? ", no bedtime" : ""} for ${childName(childId)}.`;
+        if (current && current.dailyMinutes === (minutes ?? undefined) &&
+            current.skipDowntime === noBedtime) {
+          return done;
+        }
+        const exception = create(DateExceptionSchema, {
+          date,
+          dailyMinutes: minutes ?? undefined,
+          skipDowntime: noBedtime,
+          note: "today only",
+        });
+        policy.exceptions = [...policy.exceptions.filter((e) => !same(e.date)), exception];
+        try {
+          await household.setPolicy({ childId, policy, expectedRevision: policy.revision }, { signal });
+          return done;
+        } catch (e) {
+          if (attempt < 2 && ConnectError.from(e).code === Code.Aborted) continue;
+          throw e;
+        }
+      }
     });
   },
   toggleWeek(childId, open) {

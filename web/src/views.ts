@@ -47,6 +47,7 @@ export interface Handlers {
   approve(req: TimeRequest): void;
   deny(req: TimeRequest): void;
   toggleWeek(childId: string, open: boolean): void;
+  todayOnly(childId: string, minutes: number | null, noBedtime: boolean): void;
   togglePhones(open: boolean): void;
   revoke(identityId: string, credentialId: string, label: string): void;
   inviteOwnPhone(): void;
@@ -208,6 +209,22 @@ function childCard(child: Child, ui: Ui, h: Handlers): TemplateResult {
         </form>
       </details>
     </div>
+    <details class="until">
+      <summary aria-label="Change ${name}'s rules for today only">Today only…</summary>
+      <form @submit=${(ev: SubmitEvent) => {
+        ev.preventDefault();
+        const f = new FormData(ev.target as HTMLFormElement);
+        const m = String(f.get("minutes") ?? "").trim();
+        h.todayOnly(child.childId, m === "" ? null : Number(m), f.get("nobed") === "on");
+      }}>
+        <label for="t-${child.childId}">${name}'s minutes today (empty: as usual)</label>
+        <input id="t-${child.childId}" name="minutes" type="number" inputmode="numeric"
+          min="0" max="1440" step="5" />
+        <span class="check"><input id="b-${child.childId}" type="checkbox" name="nobed" />
+          <label for="b-${child.childId}">No bedtime tonight</label></span>
+        <button ?disabled=${busy("today")} type="submit">Set for today</button>
+      </form>
+    </details>
     <details class="week" @toggle=${(ev: Event) =>
       h.toggleWeek(child.childId, (ev.target as HTMLDetailsElement).open)}>
       <summary>This week</summary>
