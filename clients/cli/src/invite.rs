@@ -126,6 +126,13 @@ pub async fn run(hub: &mut Hub, command: InviteCommand) -> Result<(), CliError> 
         "pairing code for {} (works once, until {expires}):\n",
         invite.display_name
     );
+    if guardian {
+        // What the phone's pairing page shows, grouped the same way, to compare.
+        text.push_str(&format!(
+            "household CA fingerprint (SHA-256): {}\n",
+            qr::fingerprint_groups(&invite.ca_sha256_hex)
+        ));
+    }
     if qr {
         let colours = if std::io::stdout().is_terminal() {
             qr::Colours::Terminal

@@ -478,9 +478,22 @@ fn a_guardian_invites_another_and_revokes_a_lost_terminal() {
 
     let printed = ok(household(&anna, &["invite", "guardian", "Dad", "--qr"]));
     assert!(printed.contains("pairing code for Dad"), "{printed}");
-    // The QR code between the heading and the code's text: half blocks in a square.
     let lines: Vec<&str> = printed.lines().collect();
-    let picture = &lines[1..lines.len() - 2];
+    // The CA fingerprint, grouped as the phone's page shows it, from the code itself.
+    let code = lines[lines.len() - 1].trim();
+    let ca = code.rsplit('.').next().unwrap().to_ascii_uppercase();
+    let grouped: Vec<String> = ca
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        lines[1],
+        format!("household CA fingerprint (SHA-256): {}", grouped.join(" ")),
+        "{printed}"
+    );
+    // The QR code between the heading and the code's text: half blocks in a square.
+    let picture = &lines[2..lines.len() - 2];
     // Below it, what it encodes: the web app's pairing page, the code in the fragment.
     let code = printed.lines().last().unwrap().trim();
     assert_eq!(

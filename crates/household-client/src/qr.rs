@@ -42,9 +42,27 @@ pub fn pairing_page(hub: &str, code: &str) -> String {
     format!("https://{hub}/pair#{code}")
 }
 
+/// A SHA-256 fingerprint as the web app's pairing page shows it: upper-case hex in
+/// groups of four, so a guardian can compare the two screens.
+pub fn fingerprint_groups(hex: &str) -> String {
+    let upper = hex.to_ascii_uppercase();
+    let groups: Vec<&str> = upper
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect();
+    groups.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_grouped_as_the_pairing_page_shows_them() {
+        assert_eq!(fingerprint_groups("0a1b2c3d4e5f"), "0A1B 2C3D 4E5F");
+        assert_eq!(fingerprint_groups("abcdef"), "ABCD EF");
+    }
 
     #[test]
     fn the_pairing_page_keeps_the_code_in_the_fragment() {

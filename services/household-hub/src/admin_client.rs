@@ -56,7 +56,10 @@ pub async fn invite(
         .unwrap_or_default();
     println!("invited {} ({})", invite.display_name, invite.identity_id);
     println!("valid until {expires}; it works once");
-    println!("CA fingerprint (SHA-256): {}", invite.ca_sha256_hex);
+    println!(
+        "household CA fingerprint (SHA-256): {}",
+        qr::fingerprint_groups(&invite.ca_sha256_hex)
+    );
     if let Some(host) = page_host {
         let url = qr::pairing_page(host, &invite.pairing_code);
         let colours = if std::io::stdout().is_terminal() {
