@@ -104,7 +104,7 @@ impl GuardianService {
         call: Call,
         (kind, key): (&str, &str),
         valid_minutes: i64,
-        invited: impl FnOnce(&Household, Timestamp) -> Result<Payload, HubError> + Send + 'static,
+        invited: impl FnOnce(&Household, Timestamp) -> Payload + Send + 'static,
     ) -> Result<(v1::PairingInvite, bool), HubError> {
         let outcome = self
             .hub
@@ -113,7 +113,7 @@ impl GuardianService {
                 if let Some(seq) = call.replay_of(txn.household(), txn.now())? {
                     return Ok(Keyed::Replay(seq));
                 }
-                let payload = invited(txn.household(), txn.now())?;
+                let payload = invited(txn.household(), txn.now());
                 Ok(Keyed::Fresh(txn.append(call.event("", "", payload))))
             })
             .await?;
@@ -534,7 +534,7 @@ impl HouseholdApi for GuardianService {
                 call,
                 ("guardian", &body.idempotency_key),
                 valid_minutes,
-                move |_, now| Ok(invite::guardian_invited(&name, now, valid_minutes)),
+                move |_, now| invite::guardian_invited(&name, now, valid_minutes),
             )
             .await?;
         Ok(Response::new(v1::InviteGuardianResponse {
@@ -567,12 +567,12 @@ impl HouseholdApi for GuardianService {
                 ("credential", &body.idempotency_key),
                 valid_minutes,
                 move |household, now| {
-                    Ok(invite::credential_invited(
+                    invite::credential_invited(
                         &guardian_id,
                         &household.guardian_name(&guardian_id),
                         now,
                         valid_minutes,
-                    ))
+                    )
                 },
             )
             .await?;
