@@ -12,6 +12,7 @@
 //! 3. [`connect`] opens channels that trust the household CA alone and present the
 //!    certificate the hub issued.
 
+pub mod adopt;
 pub mod channel;
 pub mod enroll;
 pub mod mdns;
