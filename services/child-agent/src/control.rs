@@ -94,6 +94,19 @@ pub struct StatusView {
     /// The hub, for an enrolled agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub: Option<HubView>,
+    /// While unenrolled: the verification code for each hub heard, which a guardian
+    /// adopting this device confirms (`household devices adopt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairing: Vec<PairingView>,
+}
+
+/// One verification code, as the child's tools show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingView {
+    /// The household of the hub it is for.
+    pub household_id: String,
+    /// Six digits.
+    pub code: String,
 }
 
 /// The hub link as the child's tools show it.
@@ -142,6 +155,7 @@ impl StatusView {
             cst_time_left: status.cst_on_device(device).reply_text(),
             problems: Vec::new(),
             hub: None,
+            pairing: Vec::new(),
         }
     }
 }
@@ -174,6 +188,14 @@ impl std::fmt::Display for StatusView {
                 f,
                 "\nhub:        {} ({state}; {} records to send)",
                 hub.address, hub.outbox_depth
+            )?;
+        }
+        for pairing in &self.pairing {
+            write!(
+                f,
+                "\npairing:    {} (for the hub of household {})",
+                household_client::adopt::spaced(&pairing.code),
+                pairing.household_id
             )?;
         }
         for problem in &self.problems {
@@ -341,6 +363,14 @@ fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
                 .ok()
                 .flatten()
                 .map(|link| HubView::new(&link));
+            view.pairing = agent
+                .pairing()
+                .into_iter()
+                .map(|p| PairingView {
+                    household_id: p.household_id,
+                    code: p.code,
+                })
+                .collect();
             ControlResponse::Status(view)
         }
         Err(e) => ControlResponse::Error(e.to_string()),

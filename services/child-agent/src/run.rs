@@ -17,7 +17,9 @@ use crate::logind::Logind;
 use crate::session_lock::{self, LockOutcome};
 use crate::shutdown::{self, Shutdown};
 use crate::source::UsageSource;
-use crate::{control, enforcer, hub_session, legacy, open, peer, policy, store};
+use crate::{
+    adopt, announce, control, enforcer, hub_session, legacy, open, peer, policy, store,
+};
 
 /// How often the usage source is sampled and the state re-evaluated.
 const TICK: Duration = Duration::from_millis(250);
@@ -33,6 +35,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
 /// [`run`], stopping when `stop` completes instead of on a signal: for a
 /// program that runs agents of its own (the household demo).
+///
+/// An unenrolled agent that a guardian adopts ([`crate::adopt`]) stops everything
+/// and starts again as an enrolled one, in the same process.
 pub async fn run_until(
     config: AgentConfig,
     until: impl std::future::Future<Output = anyhow::Result<()>>,
@@ -45,6 +50,32 @@ pub async fn run_until(
     unsafe { libc::umask(0o077) };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let mut until = std::pin::pin!(until);
+    loop {
+        match run_once(&config, logind.clone(), until.as_mut()).await? {
+            Ended::Stopped => return Ok(()),
+            Ended::Adopted => {
+                tracing::info!("starting again as a device of the household that adopted it");
+            }
+        }
+    }
+}
+
+/// Why [`run_once`] returned.
+enum Ended {
+    /// Asked to stop.
+    Stopped,
+    /// Adopted into a household: run again, enrolled.
+    Adopted,
+}
+
+/// One run of the agent, enrolled or not, until `until` completes (or a guardian
+/// adopts the device).
+async fn run_once(
+    config: &AgentConfig,
+    logind: Option<Logind>,
+    mut until: std::pin::Pin<&mut impl std::future::Future<Output = anyhow::Result<()>>>,
+) -> anyhow::Result<Ended> {
     let policy = policy::load(config.policy.as_deref());
     let enrollment = Enrollment::load(&config.data_dir)?;
     if enrollment.is_some() && config.speed != 1.0 {
@@ -104,6 +135,43 @@ pub async fn run_until(
     let (control_agent, data_dir, stop) =
         (agent.clone(), config.data_dir.clone(), shutdown.subscribe());
     tasks.spawn(async move { Ok(control::serve(control_agent, &data_dir, stop).await?) });
+    let (adopted_tx, mut adopted) = tokio::sync::mpsc::channel(1);
+    let presence = match &enrollment {
+        Some(enrollment) => {
+            let key = household_client::adopt::key_sha256_hex(&enrollment.key_pem)
+                .context("the enrollment's key cannot be read")?;
+            announce::start(config, Some(enrollment), key)
+                .await?
+                .map(Arc::new)
+        }
+        None if announce::interface(config, None).is_some() => {
+            let (data_dir, host_name) = (config.data_dir.clone(), config.host_name.clone());
+            let key = tokio::task::spawn_blocking(move || {
+                adopt::AdoptionKey::load_or_create(&data_dir, &host_name)
+            })
+            .await??;
+            let presence = announce::start(config, None, key.key_sha256_hex.clone())
+                .await?
+                .map(Arc::new);
+            if let Some(presence) = &presence {
+                tasks.spawn(adopt::run(
+                    agent.clone(),
+                    presence.clone(),
+                    key,
+                    adopt::Settings {
+                        data_dir: config.data_dir.clone(),
+                        host_name: config.host_name.clone(),
+                        poll: config.adopt_poll,
+                        mdns_interface: announce::interface(config, None).flatten(),
+                    },
+                    adopted_tx,
+                    shutdown.subscribe(),
+                ));
+            }
+            presence
+        }
+        None => None,
+    };
     match enrollment {
         Some(enrollment) => {
             tracing::info!(hub = %enrollment.hub, device = %enrollment.device_name, "enrolled; keeping a session with the hub");
@@ -115,13 +183,14 @@ pub async fn run_until(
         }
         None => tracing::info!("not enrolled with a hub: enforcing on its own"),
     }
-    if let Some(responder) = legacy::bind(&config, agent.clone(), confirms).await? {
+    if let Some(responder) = legacy::bind(config, agent.clone(), confirms).await? {
         let stop = shutdown.subscribe();
         tasks.spawn(async move { responder.serve(stop).await });
     }
 
     let outcome = tokio::select! {
-        stopped = until => stopped,
+        stopped = &mut until => stopped.map(|()| Ended::Stopped),
+        Some(()) = adopted.recv() => Ok(Ended::Adopted),
         Some(ended) = tasks.join_next() => match ended {
             Ok(Ok(())) => Err(anyhow::anyhow!("a task of the agent stopped unexpectedly")),
             Ok(Err(e)) => Err(e),
@@ -133,6 +202,10 @@ pub async fn run_until(
         if let Ok(Err(e)) = ended {
             tracing::warn!(error = %e, "task ended with an error while stopping");
         }
+    }
+    // Withdraws the announcement (a goodbye hubs hear at once); blocks briefly.
+    if let Some(presence) = presence {
+        tokio::task::spawn_blocking(move || drop(presence)).await?;
     }
     let closing = agent.clone();
     tokio::task::spawn_blocking(move || closing.close())

@@ -170,6 +170,7 @@ impl AgentService {
             ca_certificate_pem: self.hub.ca.cert_pem().to_owned(),
             credential: Some(credential),
             credential_id,
+            household_id: self.hub.household_id.clone(),
         })
     }
 
