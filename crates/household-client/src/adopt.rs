@@ -122,10 +122,7 @@ pub fn normalize_code(text: &str) -> Option<String> {
 
 /// The code as the agent shows it: digits apart, easy to read aloud ("4 7 1 9 2 0").
 pub fn spaced(code: &str) -> String {
-    code.chars()
-        .map(String::from)
-        .collect::<Vec<_>>()
-        .join(" ")
+    code.chars().map(String::from).collect::<Vec<_>>().join(" ")
 }
 
 /// One side's proof that it holds `code`, over everything the exchange is about.
@@ -307,7 +304,10 @@ mod tests {
         let hub = proof(Side::Hub, "471920", &exchange);
         assert!(proofs_equal(&hub, &proof(Side::Hub, "471920", &exchange)));
         assert!(!proofs_equal(&hub, &proof(Side::Hub, "471921", &exchange)));
-        assert!(!proofs_equal(&hub, &proof(Side::Agent, "471920", &exchange)));
+        assert!(!proofs_equal(
+            &hub,
+            &proof(Side::Agent, "471920", &exchange)
+        ));
         let replayed = Exchange {
             hub_nonce: &[3; NONCE_BYTES],
             ..exchange

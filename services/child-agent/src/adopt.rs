@@ -232,9 +232,11 @@ pub async fn run(
                         ca_sha256_hex: hub.ca_sha256_hex.clone(),
                         ca_pem: enrollment.ca_certificate_pem.clone(),
                         chain_pem: match &enrollment.credential {
-                            Some(household_proto::v1::enroll_response::Credential::Certificate(
-                                certificate,
-                            )) => certificate.certificate_chain_pem.clone(),
+                            Some(
+                                household_proto::v1::enroll_response::Credential::Certificate(
+                                    certificate,
+                                ),
+                            ) => certificate.certificate_chain_pem.clone(),
                             _ => anyhow::bail!("the hub adopted this device without a certificate"),
                         },
                         key_pem: key.file.key_pem.clone(),

@@ -257,9 +257,7 @@ pub enum ConfigError {
     HookTimeout(f64),
     #[error("adopt_poll must be 0.2 to 3600 seconds, got {0}")]
     AdoptPoll(f64),
-    #[error(
-        "host_name must be 1 to 63 letters, digits and '-' (a DNS label), got {0:?}"
-    )]
+    #[error("host_name must be 1 to 63 letters, digits and '-' (a DNS label), got {0:?}")]
     HostName(String),
 }
 

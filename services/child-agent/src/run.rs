@@ -17,9 +17,7 @@ use crate::logind::Logind;
 use crate::session_lock::{self, LockOutcome};
 use crate::shutdown::{self, Shutdown};
 use crate::source::UsageSource;
-use crate::{
-    adopt, announce, control, enforcer, hub_session, legacy, open, peer, policy, store,
-};
+use crate::{adopt, announce, control, enforcer, hub_session, legacy, open, peer, policy, store};
 
 /// How often the usage source is sampled and the state re-evaluated.
 const TICK: Duration = Duration::from_millis(250);

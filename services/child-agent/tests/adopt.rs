@@ -75,8 +75,21 @@ async fn in_namespace() {
     let (_, code) = mum.add_device(&mia, "laptop").await;
     let laptop = Home::new("[daily_minutes]\ndefault = 120\n");
     let out = laptop.command(&["enroll", &code, "--mdns-interface", "lo"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mdns = |name: &'static str| ["--mdns-interface", "lo", "--host-name", name, "--adopt-poll", "0.3"];
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mdns = |name: &'static str| {
+        [
+            "--mdns-interface",
+            "lo",
+            "--host-name",
+            name,
+            "--adopt-poll",
+            "0.3",
+        ]
+    };
     let _laptop_agent = laptop.start(1.0, &mdns("laptop"));
     let tablet = Home::new("[daily_minutes]\ndefault = 120\n");
     let _tablet_agent = tablet.start(1.0, &mdns("tablet"));
@@ -92,7 +105,10 @@ async fn in_namespace() {
     .await;
     for device in &heard {
         assert_eq!(device.platform, "linux");
-        assert!(device.addresses.iter().any(|a| a == "127.0.0.1"), "{device:?}");
+        assert!(
+            device.addresses.iter().any(|a| a == "127.0.0.1"),
+            "{device:?}"
+        );
         assert_eq!(device.key_sha256_hex.len(), 64);
     }
     let laptop_heard = heard.iter().find(|d| d.host_name == "laptop").unwrap();
@@ -114,33 +130,60 @@ async fn in_namespace() {
     // What a stock mDNS browser reads: the state, the platform, the key's hash, and
     // never the CST device ID.
     let browsed = zeroconf_browse(3);
-    for (host, state) in [("laptop", laptop_heard.household_id.as_str()), ("tablet", "unenrolled"), ("phone", "unenrolled")] {
+    for (host, state) in [
+        ("laptop", laptop_heard.household_id.as_str()),
+        ("tablet", "unenrolled"),
+        ("phone", "unenrolled"),
+    ] {
         let line = browsed
             .lines()
             .find(|l| l.starts_with(&format!("AGENT {host}-")))
             .unwrap_or_else(|| panic!("python-zeroconf did not see {host}:\n{browsed}"));
         assert!(line.contains(&format!(" hh={state} ")), "{line}");
-        assert!(line.ends_with(" os=linux") && line.contains(" api=household.v1 "), "{line}");
+        assert!(
+            line.ends_with(" os=linux") && line.contains(" api=household.v1 "),
+            "{line}"
+        );
     }
     for home in [&laptop, &tablet, &phone] {
         let id = String::from_utf8(home.command(&["show-id"]).stdout).unwrap();
-        assert!(!browsed.contains(id.trim()), "the CST device ID is announced:\n{browsed}");
+        assert!(
+            !browsed.contains(id.trim()),
+            "the CST device ID is announced:\n{browsed}"
+        );
     }
 
     // The codes the unenrolled agents show.
     let tablet_code = shown_code(&tablet);
     let phone_code = shown_code(&phone);
-    let wrong = format!("{:06}", (phone_code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let wrong = format!(
+        "{:06}",
+        (phone_code.parse::<u32>().unwrap() + 1) % 1_000_000
+    );
 
     // A wrong code is refused, and nothing is enrolled.
     let refused = adopt(&mut mum, "phone", &mia, &wrong).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
-    assert!(refused.message().contains("not the one phone shows"), "{refused:?}");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("not the one phone shows"),
+        "{refused:?}"
+    );
     assert!(!phone.file("enrollment.json").exists());
     // An enrolled agent is never adopted.
     let enrolled = adopt(&mut mum, "laptop", &mia, "123456").await.unwrap_err();
-    assert_eq!(enrolled.code(), tonic::Code::FailedPrecondition, "{enrolled:?}");
-    assert!(enrolled.message().contains("already a device"), "{enrolled:?}");
+    assert_eq!(
+        enrolled.code(),
+        tonic::Code::FailedPrecondition,
+        "{enrolled:?}"
+    );
+    assert!(
+        enrolled.message().contains("already a device"),
+        "{enrolled:?}"
+    );
     // Bad input names the field.
     let bad = adopt(&mut mum, "tablet", &mia, "12345").await.unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
@@ -161,15 +204,27 @@ async fn in_namespace() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let status = mum.status(&mia).await;
-        if status.devices.iter().any(|d| d.device_id == device.device_id && d.online) {
+        if status
+            .devices
+            .iter()
+            .any(|d| d.device_id == device.device_id && d.online)
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "the tablet never showed online: {status:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the tablet never showed online: {status:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!tablet.file("adoption-key.json").exists(), "the key moved to the enrollment");
+    assert!(
+        !tablet.file("adoption-key.json").exists(),
+        "the key moved to the enrollment"
+    );
     // A second adoption of the same agent is refused.
-    let again = adopt(&mut mum, "tablet", &mia, &tablet_code).await.unwrap_err();
+    let again = adopt(&mut mum, "tablet", &mia, &tablet_code)
+        .await
+        .unwrap_err();
     assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
     wait_network(&mut mum, "the tablet announcing the household", |devices| {
         state(devices, "tablet") == Some(true)
@@ -237,7 +292,10 @@ async fn wait_network(
         if done(&devices) {
             return devices;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {devices:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {devices:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -253,9 +311,7 @@ fn state(devices: &[v1::NetworkDevice], host: &str) -> Option<bool> {
     }
 }
 
-async fn next_item(
-    watch: &mut tonic::Streaming<v1::WatchResponse>,
-) -> v1::watch_response::Item {
+async fn next_item(watch: &mut tonic::Streaming<v1::WatchResponse>) -> v1::watch_response::Item {
     watch
         .message()
         .await
@@ -268,7 +324,9 @@ async fn next_item(
 /// The code the agent in `home` shows, from `child-agent status --json`.
 fn shown_code(home: &Home) -> String {
     let status = tokio::task::block_in_place(|| {
-        home.wait_for("a verification code", |s| s["pairing"][0]["code"].is_string())
+        home.wait_for("a verification code", |s| {
+            s["pairing"][0]["code"].is_string()
+        })
     });
     let code = status["pairing"][0]["code"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 6, "{status}");

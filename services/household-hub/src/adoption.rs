@@ -225,7 +225,10 @@ mod tests {
     #[test]
     fn the_same_code_on_both_sides_confirms() {
         let adoptions = Adoptions::default();
-        assert!(adoptions.offer(KEY, CA, [0; NONCE_BYTES]).is_none(), "nobody adopting");
+        assert!(
+            adoptions.offer(KEY, CA, [0; NONCE_BYTES]).is_none(),
+            "nobody adopting"
+        );
         let waiting = adoptions.begin(request("471920")).unwrap();
         let second = adoptions.begin(request("471920")).err().unwrap();
         assert!(second.to_string().contains("already under way"), "{second}");
@@ -240,7 +243,10 @@ mod tests {
         let adoptions = Adoptions::default();
         let mut waiting = adoptions.begin(request("471920")).unwrap();
         let err = agent_answers(&adoptions, "000000").err().unwrap();
-        assert!(err.to_string().contains("not the one tablet shows"), "{err}");
+        assert!(
+            err.to_string().contains("not the one tablet shows"),
+            "{err}"
+        );
         let told = waiting.outcome.try_recv().unwrap().unwrap_err();
         assert!(matches!(
             told,

@@ -274,7 +274,10 @@ mod tests {
         twin.host_name = "host1".into();
         network.sighted(AgentSighting::Heard(twin));
         let ambiguous = network.find("HOST1").unwrap_err();
-        assert!(ambiguous.to_string().contains("names 2 agents"), "{ambiguous}");
+        assert!(
+            ambiguous.to_string().contains("names 2 agents"),
+            "{ambiguous}"
+        );
         let by_key = network.find(&format!("{:064x}", 1)[..16]).unwrap();
         assert_eq!(by_key.key_sha256_hex, format!("{:064x}", 1));
         let theirs = network.find("host2").unwrap_err();
@@ -285,9 +288,16 @@ mod tests {
         ));
         network.adopted(&format!("{:064x}", 1));
         let again = network.find(&format!("{:064x}", 1)[..16]).unwrap_err();
-        assert!(again.to_string().contains("already a device of this household"));
+        assert!(
+            again
+                .to_string()
+                .contains("already a device of this household")
+        );
         let listed = network.list();
-        let ours = listed.iter().find(|d| d.key_sha256_hex.ends_with('1')).unwrap();
+        let ours = listed
+            .iter()
+            .find(|d| d.key_sha256_hex.ends_with('1'))
+            .unwrap();
         assert!(ours.in_this_household && ours.household_id == "hh-ours");
     }
 }

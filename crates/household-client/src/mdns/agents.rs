@@ -192,7 +192,9 @@ impl Drop for AgentPresence {
                     warn!(name = %self.fullname, "the mDNS daemon did not confirm the withdrawal");
                 }
             }
-            Err(e) => warn!(name = %self.fullname, error = %e, "cannot withdraw the agent's announcement"),
+            Err(e) => {
+                warn!(name = %self.fullname, error = %e, "cannot withdraw the agent's announcement")
+            }
         }
         if self.listener.is_some()
             && let Err(e) = responder.daemon.stop_browse(MDNS_SERVICE_TYPE)

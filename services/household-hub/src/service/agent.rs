@@ -245,15 +245,17 @@ impl AgentService {
             })?;
         let ca = self.hub.ca.sha256_hex();
         if body.hub_nonce.is_empty() {
-            return Ok(match self.hub.adoptions.offer(&key_sha256_hex, &ca, agent_nonce) {
-                Some((hub_nonce, hub_proof)) => v1::AdoptResponse {
-                    pending: true,
-                    hub_nonce: hub_nonce.to_vec(),
-                    hub_proof: hub_proof.to_vec(),
-                    enrollment: None,
+            return Ok(
+                match self.hub.adoptions.offer(&key_sha256_hex, &ca, agent_nonce) {
+                    Some((hub_nonce, hub_proof)) => v1::AdoptResponse {
+                        pending: true,
+                        hub_nonce: hub_nonce.to_vec(),
+                        hub_proof: hub_proof.to_vec(),
+                        enrollment: None,
+                    },
+                    None => v1::AdoptResponse::default(),
                 },
-                None => v1::AdoptResponse::default(),
-            });
+            );
         }
         if body.hub_nonce.len() != NONCE_BYTES {
             return Err(HubError::invalid(
@@ -342,9 +344,7 @@ impl AgentService {
         let enrollment = self
             .enroll_checked(v1::EnrollRequest {
                 pairing_code: invite.pairing_code,
-                credential: Some(v1::enroll_request::Credential::CsrPem(
-                    body.csr_pem.clone(),
-                )),
+                credential: Some(v1::enroll_request::Credential::CsrPem(body.csr_pem.clone())),
                 hostname: body.hostname.clone(),
                 platform: body.platform.clone(),
                 software_version: body.software_version.clone(),
@@ -422,7 +422,9 @@ impl Agent for AgentService {
         &self,
         request: Request<v1::AdoptRequest>,
     ) -> Result<Response<v1::AdoptResponse>, Status> {
-        Ok(Response::new(self.adopt_checked(request.into_inner()).await?))
+        Ok(Response::new(
+            self.adopt_checked(request.into_inner()).await?,
+        ))
     }
 
     type SessionStream = SessionStream;

@@ -970,8 +970,8 @@ impl HouseholdApi for GuardianService {
         let principal = Principal::of(&request);
         principal.guardian()?;
         let body = request.into_inner();
-        let code = household_client::adopt::normalize_code(&body.verification_code)
-            .ok_or_else(|| {
+        let code =
+            household_client::adopt::normalize_code(&body.verification_code).ok_or_else(|| {
                 HubError::invalid(
                     "verification_code",
                     "must be the 6 digits the device shows (e.g. \"4 7 1 9 2 0\")",

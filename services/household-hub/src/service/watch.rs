@@ -136,8 +136,8 @@ pub fn open(
     let feed = hub.feed.subscribe();
     // Agents on the network concern no child and are no logged kind: only a watch of
     // everything hears of them.
-    let network = (filter.children.is_empty() && filter.kinds.is_empty())
-        .then(|| hub.network.subscribe());
+    let network =
+        (filter.children.is_empty() && filter.kinds.is_empty()).then(|| hub.network.subscribe());
     let watcher = Watcher {
         shutdown: hub.shutdown.clone(),
         revocations: hub.revocations.subscribe(),
