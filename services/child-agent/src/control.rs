@@ -66,7 +66,8 @@ pub enum ControlRequest {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlResponse {
-    Status(StatusView),
+    /// Boxed: the status is by far the largest answer.
+    Status(Box<StatusView>),
     DeviceId(String),
     Events(Vec<household_core::Event>),
     Error(String),
@@ -371,7 +372,7 @@ fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
                     code: p.code,
                 })
                 .collect();
-            ControlResponse::Status(view)
+            ControlResponse::Status(Box::new(view))
         }
         Err(e) => ControlResponse::Error(e.to_string()),
     }
