@@ -242,7 +242,7 @@ mod tests {
             platform: "linux".into(),
             addresses: vec!["10.0.0.2".parse().unwrap()],
             household_id: household.map(str::to_owned),
-            key_sha256_hex: format!("{n:064x}"),
+            key_sha256_hex: format!("{n:04x}").repeat(16),
             legacy_port: 8888,
         }
     }
@@ -251,11 +251,12 @@ mod tests {
     fn sightings_are_bounded_and_told_to_watchers() {
         let network = Network::new("hh-ours".into());
         let mut changes = network.subscribe();
-        for n in 0..MAX_HEARD + 10 {
+        network.sighted(AgentSighting::Heard(agent(0, None)));
+        assert!(matches!(changes.try_recv(), Ok(NetworkChange::Seen(d)) if d.host_name == "host0"));
+        for n in 1..MAX_HEARD + 10 {
             network.sighted(AgentSighting::Heard(agent(n, None)));
         }
         assert_eq!(network.list().len(), MAX_HEARD, "the table stops growing");
-        assert!(matches!(changes.try_recv(), Ok(NetworkChange::Seen(d)) if d.host_name == "host0"));
         network.sighted(AgentSighting::Gone {
             fullname: agent(0, None).fullname,
         });
@@ -278,16 +279,17 @@ mod tests {
             ambiguous.to_string().contains("names 2 agents"),
             "{ambiguous}"
         );
-        let by_key = network.find(&format!("{:064x}", 1)[..16]).unwrap();
-        assert_eq!(by_key.key_sha256_hex, format!("{:064x}", 1));
+        let key1 = agent(1, None).key_sha256_hex;
+        let by_key = network.find(&key1[..16]).unwrap();
+        assert_eq!(by_key.key_sha256_hex, key1);
         let theirs = network.find("host2").unwrap_err();
         assert!(theirs.to_string().contains("another household"), "{theirs}");
         assert!(matches!(
             network.find("nobody"),
             Err(HubError::NoNetworkDevice { .. })
         ));
-        network.adopted(&format!("{:064x}", 1));
-        let again = network.find(&format!("{:064x}", 1)[..16]).unwrap_err();
+        network.adopted(&key1);
+        let again = network.find(&key1[..16]).unwrap_err();
         assert!(
             again
                 .to_string()
