@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Home;
-use common::hub::{Guardian, Hub};
+use common::hub::{Guardian, Hub, cli_binary};
 use common::netns::{ip, not_root};
 use household_proto::v1;
 use serde_json::Value;
@@ -161,7 +161,45 @@ async fn in_namespace() {
         (phone_code.parse::<u32>().unwrap() + 1) % 1_000_000
     );
 
-    // A wrong code is refused, and nothing is enrolled.
+    // A guardian's terminal lists the two in no household, and refuses a wrong code.
+    let config = tempfile::tempdir().unwrap();
+    let profile = config.path().join("profile.json");
+    let household = |args: &[&str]| {
+        Command::new(cli_binary())
+            .arg("--config")
+            .arg(&profile)
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap()
+    };
+    let paired = household(&["pair", &hub.invite_guardian("Dad"), "--hub", &hub.address]);
+    assert!(
+        paired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paired.stderr)
+    );
+    let listed = household(&["devices", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let strangers = listed
+        .split_once("on the network, in no household")
+        .unwrap_or_else(|| panic!("no agents in no household listed:\n{listed}"))
+        .1;
+    assert!(strangers.contains("  phone  (linux, 127.0.0.1"), "{listed}");
+    assert!(
+        strangers.contains("  tablet  (linux, 127.0.0.1"),
+        "{listed}"
+    );
+    assert!(!strangers.contains("laptop"), "{listed}");
+    let wrong_phone = ["devices", "adopt", "phone", "--child", "Mia", "--code"];
+    let out = household(&[&wrong_phone[..], &[wrong.as_str()]].concat());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not the one phone shows"),
+        "{out:?}"
+    );
+
+    // The same over the API: a wrong code is refused, and nothing is enrolled.
     let refused = adopt(&mut mum, "phone", &mia, &wrong).await.unwrap_err();
     assert_eq!(
         refused.code(),
