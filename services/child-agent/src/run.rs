@@ -21,6 +21,8 @@ use crate::{adopt, announce, control, enforcer, hub_session, legacy, open, peer,
 
 /// How often the usage source is sampled and the state re-evaluated.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a run that ends to start again waits for the last use of its store.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     run_until(config, async {
@@ -49,11 +51,13 @@ pub async fn run_until(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let mut until = std::pin::pin!(until);
+    let mut again = false;
     loop {
-        match run_once(&config, logind.clone(), until.as_mut()).await? {
+        match run_once(&config, logind.clone(), until.as_mut(), again).await? {
             Ended::Stopped => return Ok(()),
             Ended::Adopted => {
                 tracing::info!("starting again as a device of the household that adopted it");
+                again = true;
             }
         }
     }
@@ -68,13 +72,14 @@ enum Ended {
 }
 
 /// One run of the agent, enrolled or not, until `until` completes (or a guardian
-/// adopts the device).
+/// adopts the device). `again`: the run after an adoption, which waits (at most
+/// [`RELEASE_WAIT`]) for a `child-agent status` that read the store meanwhile.
 async fn run_once(
     config: &AgentConfig,
     logind: Option<Logind>,
     mut until: std::pin::Pin<&mut impl std::future::Future<Output = anyhow::Result<()>>>,
+    again: bool,
 ) -> anyhow::Result<Ended> {
-    let policy = policy::load(config.policy.as_deref());
     let enrollment = Enrollment::load(&config.data_dir)?;
     if enrollment.is_some() && config.speed != 1.0 {
         bail!(
@@ -82,11 +87,25 @@ async fn run_once(
             config.speed
         );
     }
-    let (data_dir, speed) = (config.data_dir.clone(), config.speed);
-    let hub = enrollment.as_ref().map(|e| e.hub.clone());
-    let agent = Arc::new(
-        tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed, hub)).await??,
-    );
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    let agent = loop {
+        let (data_dir, speed) = (config.data_dir.clone(), config.speed);
+        let hub = enrollment.as_ref().map(|e| e.hub.clone());
+        let policy = policy::load(config.policy.as_deref());
+        match tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed, hub)).await?
+        {
+            Ok(agent) => break Arc::new(agent),
+            Err(e)
+                if again
+                    && std::time::Instant::now() < deadline
+                    && e.downcast_ref::<store::StoreError>()
+                        .is_some_and(store::StoreError::is_held) =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     store::secure(&config.data_dir).with_context(|| {
         format!(
             "cannot make the store in {} owner-only",
@@ -210,7 +229,34 @@ async fn run_once(
         .await?
         .context("cannot save the last usage")?;
     tracing::info!("child agent stopped");
+    if let Ok(Ended::Adopted) = outcome {
+        // The next run opens the store again, which it can only once nothing holds
+        // this one: a control request still being answered on the blocking pool may.
+        release(agent).await?;
+    }
     outcome
+}
+
+/// Waits (at most [`RELEASE_WAIT`]) until `agent` is its last holder, and closes its
+/// store by dropping it.
+async fn release(mut agent: Arc<Agent>) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    loop {
+        match Arc::try_unwrap(agent) {
+            Ok(alone) => {
+                tokio::task::spawn_blocking(move || drop(alone)).await?;
+                return Ok(());
+            }
+            Err(shared) if std::time::Instant::now() < deadline => {
+                agent = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => bail!(
+                "the store is still in use {RELEASE_WAIT:?} after stopping; start the agent \
+                 again (it is enrolled now)"
+            ),
+        }
+    }
 }
 
 /// Checks, before anything is created, that the run can do what it is for:
