@@ -499,7 +499,7 @@ mod tests {
     fn a_store_held_elsewhere_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let held = Store::open(dir.path()).err().expect("the store is held");
+        let held = Store::open(dir.path()).expect_err("the store is held");
         assert!(held.is_held() && !held.is_damage(), "{held}");
         drop(store);
         assert!(Store::open(dir.path()).is_ok(), "free again once closed");
