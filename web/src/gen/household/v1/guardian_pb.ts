@@ -2160,7 +2160,8 @@ export type DeviceGone = Message<"household.v1.DeviceGone"> & {
   device?: NetworkDevice | undefined;
 
   /**
-   * Why: "withdrawn" (it said goodbye) or "not answering" (it stopped answering).
+   * Why, in words for people: it said goodbye, or stopped answering the hub's checks
+   * (within the hub's --agent-expiry).
    *
    * @generated from field: string reason = 2;
    */
