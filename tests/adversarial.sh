@@ -78,7 +78,7 @@ ten_minute_count = 0
 EOF
 port=$((40000 + RANDOM % 20000))
 # exec'd directly (not through the function), so that $! is the agent itself.
-"$work/bin/child-agent" run --data-dir "$data" --policy "$work/policy.toml" --usage-source simulated \
+"$work/bin/child-agent" run --no-mdns --data-dir "$data" --policy "$work/policy.toml" --usage-source simulated \
     --legacy-bind 0.0.0.0 --legacy-port "$port" \
     --on-lock "echo locked >> $work/hooks.log" 2>"$work/agent.log" &
 agent_pid=$!
@@ -219,7 +219,7 @@ mkdir "$work/disk"
 printf 'time_zone = "UTC"\ndaily_minutes = 2\ngrace_minutes = 0\n' >"$work/short.toml"
 out=$(unshare --mount --propagation private sh -c "
     mount -t tmpfs -o size=4m,mode=1777 tmpfs '$work/disk' || exit 3
-    '$work/bin/child-agent' run --data-dir '$work/disk/data' --policy '$work/short.toml' \
+    '$work/bin/child-agent' run --no-mdns --data-dir '$work/disk/data' --policy '$work/short.toml' \
         --speed 60 --legacy-mode off --on-lock 'echo lock >> $work/disk.log' 2>/dev/null &
     agent=\$!
     i=0; while [ ! -S '$work/disk/data/control.sock' ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done
@@ -263,7 +263,7 @@ if [ -x "$standin_bin" ] && command -v dbus-daemon >/dev/null 2>&1; then
         return 1
     }
     printf 'time_zone = "UTC"\ndaily_minutes = 0\ngrace_minutes = 0\n' >"$work/none.toml"
-    DBUS_SYSTEM_BUS_ADDRESS="$bus" "$work/bin/child-agent" run --data-dir "$work/real" --policy "$work/none.toml" \
+    DBUS_SYSTEM_BUS_ADDRESS="$bus" "$work/bin/child-agent" run --no-mdns --data-dir "$work/real" --policy "$work/none.toml" \
         --child-user nobody --legacy-mode off 2>"$work/real.log" &
     real_pid=$!
     if wait_locked c1; then
@@ -297,7 +297,7 @@ else
 fi
 
 # 11. A real run that could lock nothing does not start quietly.
-out=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus agent run --data-dir "$work/other" \
+out=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus agent run --no-mdns --data-dir "$work/other" \
     --child-user nobody --legacy-mode off 2>&1)
 code=$?
 if [ "$code" != 0 ] && printf '%s' "$out" | grep -q -- "--no-enforce"; then

@@ -42,3 +42,8 @@ pub const DEFAULT_HUB_PORT: u16 = 7443;
 /// The DNS-SD service type the hub announces over mDNS and agents and clients browse
 /// for, in the fully qualified form mDNS libraries expect.
 pub const MDNS_SERVICE_TYPE: &str = "_household-hub._tcp.local.";
+
+/// The DNS-SD service type child agents announce themselves under, so the hub knows
+/// every agent running on the home network (enrolled or not) and a guardian can adopt
+/// one without typing a pairing code on it.
+pub const MDNS_AGENT_SERVICE_TYPE: &str = "_household-agent._tcp.local.";

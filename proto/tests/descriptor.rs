@@ -74,6 +74,7 @@ fn guardian_service_has_every_guardian_rpc() {
         "GetReport",
         "ListCredentials",
         "RevokeCredential",
+        "AdoptDevice",
     ] {
         assert!(
             methods.contains(&rpc),
@@ -95,7 +96,7 @@ fn agent_and_admin_services_have_their_rpcs() {
     let agent = service(&set, "Agent");
     assert_eq!(
         method_names(agent),
-        ["Enroll", "RenewCertificate", "Session"]
+        ["Enroll", "RenewCertificate", "Session", "Adopt"]
     );
     let session = agent.method.iter().find(|m| m.name() == "Session").unwrap();
     assert!(session.client_streaming() && session.server_streaming());

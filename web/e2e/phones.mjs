@@ -82,7 +82,7 @@ try {
   const deviceCode = lastLine(cli("invite", "device", "--child", "Mia", "--name", "Mia's laptop"));
   agentCli("enroll", deviceCode, "--hub", `localhost:${port}`);
   agent = spawn(AGENT_BIN, ["run", "--data-dir", agentDir, "--usage-source", "simulated",
-    "--legacy-mode", "off"], { stdio: "ignore" });
+    "--legacy-mode", "off", "--no-mdns"], { stdio: "ignore" });
 
   /** A phone: a fresh browser context at 360 px that opens `url` and pairs as `label`. */
   async function pairAt(url, code, label, scheme, screenshot) {

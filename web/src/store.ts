@@ -171,6 +171,11 @@ async function watchOnce(signal: AbortSignal): Promise<boolean> {
       case "heartbeat":
         seen(item.value.seq);
         break;
+      case "deviceSeen":
+      case "deviceGone":
+        // Agents heard on the network, for adopting from the CLI; the app shows the
+        // household's own devices only, and these carry no seq.
+        break;
     }
     onChange();
     if (needSnapshot) return true; // reopen without resuming

@@ -1,4 +1,4 @@
-//! `household devices list|rename|remove|add-legacy`.
+//! `household devices list|rename|remove|add-legacy|adopt`.
 
 use clap::Subcommand;
 use household_proto::v1;
@@ -9,7 +9,8 @@ use crate::hub::{CliError, Hub};
 
 #[derive(Subcommand)]
 pub enum DevicesCommand {
-    /// Every device (or one child's), with whether it is online.
+    /// Every device (or one child's), with whether it is online; below them, the child
+    /// agents heard on the network that belong to no household yet.
     List {
         /// Only this child's (name or id).
         #[arg(long)]
@@ -45,6 +46,22 @@ pub enum DevicesCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Bring a child agent heard on the network (`devices list`) into the household,
+    /// confirming the verification code it shows ("pairing: 4 7 1 9 2 0" in its log and
+    /// `child-agent status`). No pairing code is typed on the device.
+    Adopt {
+        /// The agent's host name as `devices list` shows it (or 8+ digits of its key).
+        host: String,
+        /// The child it belongs to (name or id).
+        #[arg(long)]
+        child: String,
+        /// The 6 digits the device shows; asked for when not given.
+        #[arg(long)]
+        code: Option<String>,
+        /// The device's name in the household [default: its host name].
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 pub async fn run(hub: &mut Hub, command: DevicesCommand) -> Result<(), CliError> {
@@ -57,7 +74,11 @@ pub async fn run(hub: &mut Hub, command: DevicesCommand) -> Result<(), CliError>
                 Some(name) => hub.child(&name).await?.child_id,
                 None => String::new(),
             };
-            let devices = devices(hub, child_id).await?;
+            let (devices, network) = devices_and_network(hub, child_id).await?;
+            let strangers: Vec<&v1::NetworkDevice> = network
+                .iter()
+                .filter(|n| n.household_id.is_empty())
+                .collect();
             if as_json {
                 let list: Vec<_> = devices
                     .iter()
@@ -73,7 +94,21 @@ pub async fn run(hub: &mut Hub, command: DevicesCommand) -> Result<(), CliError>
                         })
                     })
                     .collect();
-                println!("{}", json!({ "devices": list }));
+                let network: Vec<_> = network
+                    .iter()
+                    .map(|n| {
+                        json!({
+                            "host_name": n.host_name,
+                            "platform": n.platform,
+                            "addresses": n.addresses,
+                            "household_id": n.household_id,
+                            "in_this_household": n.in_this_household,
+                            "key_sha256_hex": n.key_sha256_hex,
+                            "last_seen_unix_micros": n.last_seen_unix_micros,
+                        })
+                    })
+                    .collect();
+                println!("{}", json!({ "devices": list, "network": network }));
             } else {
                 for d in &devices {
                     println!(
@@ -85,7 +120,53 @@ pub async fn run(hub: &mut Hub, command: DevicesCommand) -> Result<(), CliError>
                         if d.enrolled { "" } else { ", not enrolled yet" }
                     );
                 }
+                if !strangers.is_empty() {
+                    println!(
+                        "\non the network, in no household (household devices adopt HOST --child NAME):"
+                    );
+                    let now = jiff::Timestamp::now().as_microsecond();
+                    for n in strangers {
+                        println!(
+                            "  {}  ({}, {}, seen {} s ago; the code is on its screen, key {})",
+                            n.host_name,
+                            n.platform,
+                            n.addresses.join(" "),
+                            (now - n.last_seen_unix_micros).max(0) / 1_000_000,
+                            n.key_sha256_hex.get(..12).unwrap_or_default()
+                        );
+                    }
+                }
             }
+        }
+        DevicesCommand::Adopt {
+            host,
+            child,
+            code,
+            name,
+        } => {
+            let child = hub.child(&child).await?;
+            let code = match code {
+                Some(code) => code,
+                None => ask_code(&host)?,
+            };
+            eprintln!("waiting for {host} to ask the hub (up to a minute)…");
+            let device = hub
+                .client
+                .adopt_device(v1::AdoptDeviceRequest {
+                    host: host.clone(),
+                    child_id: child.child_id,
+                    verification_code: code,
+                    display_name: name.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| hub.refused(s))?
+                .into_inner()
+                .device
+                .unwrap_or_default();
+            println!(
+                "adopted {host} as {} ({}), a device of {}",
+                device.display_name, device.device_id, child.display_name
+            );
         }
         DevicesCommand::Rename { device, name } => {
             let device = find(hub, &device).await?;
@@ -141,6 +222,38 @@ pub async fn run(hub: &mut Hub, command: DevicesCommand) -> Result<(), CliError>
         }
     }
     Ok(())
+}
+
+/// The code the device shows, typed at the terminal.
+fn ask_code(host: &str) -> Result<String, CliError> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::BadArgument(
+            "--code is required when not at a terminal: the 6 digits the device shows".into(),
+        ));
+    }
+    eprint!("the verification code {host} shows (\"pairing: …\" in `child-agent status`): ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Refused(format!("cannot read the code: {e}")))?;
+    Ok(line.trim().to_owned())
+}
+
+/// The devices, and the agents heard on the network (none when `child_id` is set).
+async fn devices_and_network(
+    hub: &mut Hub,
+    child_id: String,
+) -> Result<(Vec<v1::Device>, Vec<v1::NetworkDevice>), CliError> {
+    let response = hub
+        .client
+        .list_devices(v1::ListDevicesRequest { child_id })
+        .await
+        .map_err(|s| hub.refused(s))?
+        .into_inner();
+    Ok((response.devices, response.network_devices))
 }
 
 async fn devices(hub: &mut Hub, child_id: String) -> Result<Vec<v1::Device>, CliError> {

@@ -76,7 +76,44 @@ fn print_item(names: &mut Names, item: Item, as_json: bool) {
             }
         }
         Item::Heartbeat(_) => {}
+        Item::DeviceSeen(seen) => {
+            if let Some(device) = seen.device {
+                if as_json {
+                    println!("{}", network_json("device_seen", &device));
+                } else if device.household_id.is_empty() {
+                    println!(
+                        "on the network, in no household: {} ({}, {}); `household devices \
+                         adopt {} --child NAME` brings it in",
+                        device.host_name,
+                        device.platform,
+                        device.addresses.join(" "),
+                        device.host_name
+                    );
+                }
+            }
+        }
+        Item::DeviceGone(gone) => {
+            if let Some(device) = gone.device {
+                if as_json {
+                    println!("{}", network_json("device_gone", &device));
+                } else if device.household_id.is_empty() {
+                    println!("left the network: {}", device.host_name);
+                }
+            }
+        }
     }
+}
+
+/// An agent seen or gone on the network, as `watch --json` prints it.
+fn network_json(kind: &str, device: &household_proto::v1::NetworkDevice) -> serde_json::Value {
+    json!({
+        "type": kind,
+        "host_name": device.host_name,
+        "platform": device.platform,
+        "addresses": device.addresses,
+        "household_id": device.household_id,
+        "key_sha256_hex": device.key_sha256_hex,
+    })
 }
 
 fn status_line(status: &household_proto::v1::ChildStatus) -> String {

@@ -83,6 +83,23 @@ fn a_guardian_pairs_and_acts_from_the_terminal() {
 
     // The hub's refusals are sentences that name the field; nothing changes.
     fails(&household(&anna, &["extend", "Mia", "0"]), 1, "minutes");
+    // Adopting needs the code (asked for only at a terminal), and an agent heard on the
+    // network: this hub runs without mDNS, so none is.
+    fails(
+        &household(&anna, &["devices", "adopt", "tablet", "--child", "Mia"]),
+        2,
+        "--code is required",
+    );
+    fails(
+        &household(
+            &anna,
+            &[
+                "devices", "adopt", "tablet", "--child", "Mia", "--code", "471920",
+            ],
+        ),
+        1,
+        "no agent called \"tablet\" was heard",
+    );
     assert_eq!(
         status_json(&anna)["children"][0]["allowance_seconds"],
         after["children"][0]["allowance_seconds"]

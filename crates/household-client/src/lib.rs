@@ -11,7 +11,12 @@
 //!    client; the hub signs the CSR.
 //! 3. [`connect`] opens channels that trust the household CA alone and present the
 //!    certificate the hub issued.
+//!
+//! An agent heard on the network can also join without a code: [`mdns::agents`] is how
+//! agents announce themselves and the hub hears them, [`adopt`] the verification code and
+//! the proofs by which a guardian's hub and the agent agree on it.
 
+pub mod adopt;
 pub mod channel;
 pub mod enroll;
 pub mod mdns;

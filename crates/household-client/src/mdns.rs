@@ -16,6 +16,8 @@
 //! A hub with several networks (a router, a machine with Docker bridges) is usually meant
 //! for one of them; [`AdvertiseSpec::interface`] keeps the announcement there.
 
+pub mod agents;
+
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::net::IpAddr;

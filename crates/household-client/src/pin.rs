@@ -42,6 +42,16 @@ pub enum PinError {
 /// Connects to `address` (`HOST:PORT`), reads the hub's chain and returns the household
 /// CA (PEM) if the chain holds the certificate `code` names.
 pub async fn household_ca(address: &str, code: &PairingCode) -> Result<String, PinError> {
+    household_ca_with_fingerprint(address, &code.ca_sha256_hex()).await
+}
+
+/// Connects to `address` (`HOST:PORT`), reads the hub's chain and returns the certificate
+/// (PEM) whose SHA-256 is `ca_sha256_hex`, if the chain holds it: for a hub known by the
+/// fingerprint it announced over mDNS rather than by a pairing code.
+pub async fn household_ca_with_fingerprint(
+    address: &str,
+    ca_sha256_hex: &str,
+) -> Result<String, PinError> {
     let seen = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -65,7 +75,7 @@ pub async fn household_ca(address: &str, code: &PairingCode) -> Result<String, P
             source,
         })?;
     let chain = seen.lock().map(|c| c.clone()).unwrap_or_default();
-    let expected = code.ca_sha256_hex();
+    let expected = ca_sha256_hex.to_ascii_lowercase();
     chain
         .iter()
         .find(|der| hex(&Sha256::digest(der)) == expected)

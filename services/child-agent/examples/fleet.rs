@@ -414,7 +414,7 @@ impl Agent {
         let reader = open_fifo(&fifo, lines)?;
         let hook = |word: &str| format!("echo {word} >> '{}'", fifo.display());
         let process = Command::new(&agent)
-            .arg("run")
+            .args(["run", "--no-mdns"])
             .arg("--data-dir")
             .arg(home)
             .arg("--policy")

@@ -87,6 +87,18 @@ pub struct Agent {
     transitions: watch::Sender<Option<Transition>>,
     /// The device's state on every change, for the session locker.
     state: watch::Sender<ChildState>,
+    /// While unenrolled: the verification code shown for each hub heard, for
+    /// `status` (see [`crate::adopt`]).
+    pairing: std::sync::Mutex<Vec<Pairing>>,
+}
+
+/// The verification code an unenrolled agent shows for one hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pairing {
+    /// The household of the hub the code is for.
+    pub household_id: String,
+    /// Six digits.
+    pub code: String,
 }
 
 /// What is wrong with the agent right now, for `status` and the logs.
@@ -257,6 +269,7 @@ impl Agent {
             outbox_ready,
             transitions: watch::channel(None).0,
             state: watch::channel(ChildState::Active).0,
+            pairing: std::sync::Mutex::new(Vec::new()),
         };
         // The state it starts in is the first transition: whoever subscribes
         // later finds it waiting (a device already out of time must lock).
@@ -265,6 +278,19 @@ impl Agent {
             agent.observe(&mut inner)?;
         }
         Ok(agent)
+    }
+
+    /// The codes to show for the hubs heard now (none once enrolled).
+    pub fn set_pairing(&self, pairing: Vec<Pairing>) {
+        *self.pairing.lock().unwrap_or_else(|p| p.into_inner()) = pairing;
+    }
+
+    /// The codes shown now.
+    pub fn pairing(&self) -> Vec<Pairing> {
+        self.pairing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The CST device ID, which is also the legacy protocol's key.

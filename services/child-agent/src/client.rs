@@ -107,7 +107,7 @@ pub async fn ask_time(data_dir: &Path, minutes: i64, note: Option<String>) -> an
 
 fn expect_status(response: ControlResponse) -> anyhow::Result<StatusView> {
     match response {
-        ControlResponse::Status(view) => Ok(view),
+        ControlResponse::Status(view) => Ok(*view),
         ControlResponse::Error(message) => bail!("{message}"),
         other => bail!("unexpected answer from the agent: {other:?}"),
     }

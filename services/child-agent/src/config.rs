@@ -21,6 +21,8 @@ pub const MAX_SPEED: f64 = 3600.0;
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest hook timeout accepted, in seconds.
 pub const MAX_HOOK_TIMEOUT_SECS: f64 = 3600.0;
+/// How often an unenrolled agent asks the hubs it hears whether it is being adopted.
+pub const DEFAULT_ADOPT_POLL: Duration = Duration::from_secs(3);
 
 /// Where "is someone using this device right now?" comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -116,6 +118,20 @@ pub struct RunArgs {
     /// Seconds a hook may run before it is killed and counts as failed (default 30).
     #[arg(long, env = "CHILD_AGENT_HOOK_TIMEOUT")]
     pub hook_timeout: Option<f64>,
+    /// Announce the agent over mDNS (and, unenrolled, listen for hubs) on this
+    /// interface only [default: the one it enrolled with, else every interface].
+    #[arg(long, env = "CHILD_AGENT_MDNS_INTERFACE", conflicts_with = "no_mdns")]
+    pub mdns_interface: Option<String>,
+    /// Do not announce the agent over mDNS; an unenrolled agent then cannot be adopted.
+    #[arg(long, env = "CHILD_AGENT_NO_MDNS")]
+    pub no_mdns: bool,
+    /// The host name the agent announces and gives the hub [default: this host's name].
+    #[arg(long, env = "CHILD_AGENT_HOST_NAME")]
+    pub host_name: Option<String>,
+    /// Seconds between an unenrolled agent's asks of the hubs it hears (0.2 to 3600;
+    /// default 3).
+    #[arg(long, env = "CHILD_AGENT_ADOPT_POLL")]
+    pub adopt_poll: Option<f64>,
 }
 
 /// The same settings as [`RunArgs`], as a config file spells them.
@@ -138,6 +154,10 @@ struct FileConfig {
     on_unlock: Option<String>,
     on_warning: Option<String>,
     hook_timeout: Option<f64>,
+    mdns_interface: Option<String>,
+    no_mdns: Option<bool>,
+    host_name: Option<String>,
+    adopt_poll: Option<f64>,
 }
 
 /// A complete, checked configuration for `child-agent run`.
@@ -156,6 +176,19 @@ pub struct AgentConfig {
     pub legacy_mode: LegacyModeArg,
     pub legacy_allow_local: bool,
     pub hooks: Hooks,
+    pub mdns: Mdns,
+    /// The host name announced and given to the hub.
+    pub host_name: String,
+    pub adopt_poll: Duration,
+}
+
+/// Where the agent announces itself over mDNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mdns {
+    /// Not at all (`--no-mdns`).
+    Off,
+    /// On this interface, or on the enrollment's (every interface without one).
+    On { interface: Option<String> },
 }
 
 impl AgentConfig {
@@ -222,6 +255,10 @@ pub enum ConfigError {
         "hook_timeout must be a number of seconds greater than 0 and at most {MAX_HOOK_TIMEOUT_SECS}, got {0}"
     )]
     HookTimeout(f64),
+    #[error("adopt_poll must be 0.2 to 3600 seconds, got {0}")]
+    AdoptPoll(f64),
+    #[error("host_name must be 1 to 63 letters, digits and '-' (a DNS label), got {0:?}")]
+    HostName(String),
 }
 
 impl RunArgs {
@@ -287,7 +324,34 @@ impl RunArgs {
             }
             Some(secs) => return Err(ConfigError::HookTimeout(secs)),
         };
+        let mdns = if self.no_mdns || file.no_mdns.unwrap_or(false) {
+            Mdns::Off
+        } else {
+            Mdns::On {
+                interface: self.mdns_interface.or(file.mdns_interface),
+            }
+        };
+        let host_name = self
+            .host_name
+            .or(file.host_name)
+            .unwrap_or_else(default_host_name);
+        let label_ok = !host_name.is_empty()
+            && host_name.len() <= 63
+            && host_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !label_ok {
+            return Err(ConfigError::HostName(host_name));
+        }
+        let adopt_poll = match self.adopt_poll.or(file.adopt_poll) {
+            None => DEFAULT_ADOPT_POLL,
+            Some(secs) if (0.2..=3600.0).contains(&secs) => Duration::from_secs_f64(secs),
+            Some(secs) => return Err(ConfigError::AdoptPoll(secs)),
+        };
         Ok(AgentConfig {
+            mdns,
+            host_name,
+            adopt_poll,
             data_dir,
             policy: self.policy.or(file.policy),
             child_user,
@@ -313,6 +377,25 @@ impl RunArgs {
                 timeout: hook_timeout,
             },
         })
+    }
+}
+
+/// This host's name as a DNS label: its first part, with anything but letters, digits
+/// and '-' left out.
+fn default_host_name() -> String {
+    let name = crate::enroll::host_name();
+    let label: String = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(63)
+        .collect();
+    if label.is_empty() {
+        "child-device".to_owned()
+    } else {
+        label
     }
 }
 
@@ -362,6 +445,16 @@ impl fmt::Display for AgentConfig {
             writeln!(f, "{name} = {}", hook.as_deref().unwrap_or("(none)"))?;
         }
         writeln!(f, "hook_timeout = {:?}", self.hooks.timeout)?;
+        match &self.mdns {
+            Mdns::Off => writeln!(f, "mdns = off")?,
+            Mdns::On { interface } => writeln!(
+                f,
+                "mdns = on {}",
+                interface.as_deref().unwrap_or("(the enrollment's, or all)")
+            )?,
+        }
+        writeln!(f, "host_name = {}", self.host_name)?;
+        writeln!(f, "adopt_poll = {:?}", self.adopt_poll)?;
         Ok(())
     }
 }
@@ -460,6 +553,50 @@ mod tests {
             from_flag.resolve().unwrap().hooks.timeout,
             Duration::from_millis(500)
         );
+    }
+
+    #[test]
+    fn mdns_host_name_and_poll_come_from_the_file_or_flags() {
+        let f = file(
+            "data_dir = \"/x\"\nusage_source = \"simulated\"\nmdns_interface = \"eth1\"\nhost_name = \"tablet\"\n",
+        );
+        let config = RunArgs {
+            config: Some(f.path().to_owned()),
+            adopt_poll: Some(0.5),
+            ..RunArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            config.mdns,
+            Mdns::On {
+                interface: Some("eth1".into())
+            }
+        );
+        assert_eq!(config.host_name, "tablet");
+        assert_eq!(config.adopt_poll, Duration::from_millis(500));
+        let off = RunArgs {
+            config: Some(f.path().to_owned()),
+            no_mdns: true,
+            ..RunArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(off.mdns, Mdns::Off);
+        for (poll, name) in [(Some(0.1), None), (None, Some("tab let"))] {
+            let err = RunArgs {
+                config: Some(f.path().to_owned()),
+                adopt_poll: poll,
+                host_name: name.map(str::to_owned),
+                ..RunArgs::default()
+            }
+            .resolve()
+            .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::AdoptPoll(_) | ConfigError::HostName(_)),
+                "{err}"
+            );
+        }
     }
 
     #[test]

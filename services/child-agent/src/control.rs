@@ -66,7 +66,8 @@ pub enum ControlRequest {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlResponse {
-    Status(StatusView),
+    /// Boxed: the status is by far the largest answer.
+    Status(Box<StatusView>),
     DeviceId(String),
     Events(Vec<household_core::Event>),
     Error(String),
@@ -94,6 +95,19 @@ pub struct StatusView {
     /// The hub, for an enrolled agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub: Option<HubView>,
+    /// While unenrolled: the verification code for each hub heard, which a guardian
+    /// adopting this device confirms (`household devices adopt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairing: Vec<PairingView>,
+}
+
+/// One verification code, as the child's tools show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingView {
+    /// The household of the hub it is for.
+    pub household_id: String,
+    /// Six digits.
+    pub code: String,
 }
 
 /// The hub link as the child's tools show it.
@@ -142,6 +156,7 @@ impl StatusView {
             cst_time_left: status.cst_on_device(device).reply_text(),
             problems: Vec::new(),
             hub: None,
+            pairing: Vec::new(),
         }
     }
 }
@@ -174,6 +189,14 @@ impl std::fmt::Display for StatusView {
                 f,
                 "\nhub:        {} ({state}; {} records to send)",
                 hub.address, hub.outbox_depth
+            )?;
+        }
+        for pairing in &self.pairing {
+            write!(
+                f,
+                "\npairing:    {} (for the hub of household {})",
+                household_client::adopt::spaced(&pairing.code),
+                pairing.household_id
             )?;
         }
         for problem in &self.problems {
@@ -341,7 +364,15 @@ fn answer(agent: &Agent, request: ControlRequest) -> ControlResponse {
                 .ok()
                 .flatten()
                 .map(|link| HubView::new(&link));
-            ControlResponse::Status(view)
+            view.pairing = agent
+                .pairing()
+                .into_iter()
+                .map(|p| PairingView {
+                    household_id: p.household_id,
+                    code: p.code,
+                })
+                .collect();
+            ControlResponse::Status(Box::new(view))
         }
         Err(e) => ControlResponse::Error(e.to_string()),
     }

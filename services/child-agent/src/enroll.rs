@@ -121,6 +121,7 @@ pub async fn join(args: EnrollArgs) -> anyhow::Result<Enrolled> {
         device_name: response.display_name.clone(),
         found_by_mdns,
         mdns_interface: args.mdns_interface.clone(),
+        household_id: Some(response.household_id.clone()).filter(|id| !id.is_empty()),
     };
     enrollment.save(&args.data_dir)?;
     Ok(Enrolled {
@@ -130,7 +131,8 @@ pub async fn join(args: EnrollArgs) -> anyhow::Result<Enrolled> {
     })
 }
 
-fn host_name() -> String {
+/// This device's host name, from `/etc/hostname` ("child-device" when there is none).
+pub fn host_name() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .ok()

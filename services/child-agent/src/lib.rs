@@ -3,7 +3,9 @@
 //! the household hub once enrolled. The `child-agent` binary is its command
 //! line; [`run::run_until`] runs an agent inside another program.
 
+mod adopt;
 mod agent;
+mod announce;
 mod audit;
 pub mod client;
 mod clock;

@@ -53,6 +53,10 @@ pub struct Enrollment {
     /// The network interface to look for the hub on, if one was named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdns_interface: Option<String>,
+    /// The household's id, which the agent announces over mDNS; absent in enrollments
+    /// made before hubs told it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub household_id: Option<String>,
 }
 
 /// Why the enrollment file cannot be used.

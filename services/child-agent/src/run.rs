@@ -17,10 +17,12 @@ use crate::logind::Logind;
 use crate::session_lock::{self, LockOutcome};
 use crate::shutdown::{self, Shutdown};
 use crate::source::UsageSource;
-use crate::{control, enforcer, hub_session, legacy, open, peer, policy, store};
+use crate::{adopt, announce, control, enforcer, hub_session, legacy, open, peer, policy, store};
 
 /// How often the usage source is sampled and the state re-evaluated.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a run that ends to start again waits for the last use of its store.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     run_until(config, async {
@@ -33,6 +35,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
 /// [`run`], stopping when `stop` completes instead of on a signal: for a
 /// program that runs agents of its own (the household demo).
+///
+/// An unenrolled agent that a guardian adopts ([`crate::adopt`]) stops everything
+/// and starts again as an enrolled one, in the same process.
 pub async fn run_until(
     config: AgentConfig,
     until: impl std::future::Future<Output = anyhow::Result<()>>,
@@ -45,7 +50,36 @@ pub async fn run_until(
     unsafe { libc::umask(0o077) };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let policy = policy::load(config.policy.as_deref());
+    let mut until = std::pin::pin!(until);
+    let mut again = false;
+    loop {
+        match run_once(&config, logind.clone(), until.as_mut(), again).await? {
+            Ended::Stopped => return Ok(()),
+            Ended::Adopted => {
+                tracing::info!("starting again as a device of the household that adopted it");
+                again = true;
+            }
+        }
+    }
+}
+
+/// Why [`run_once`] returned.
+enum Ended {
+    /// Asked to stop.
+    Stopped,
+    /// Adopted into a household: run again, enrolled.
+    Adopted,
+}
+
+/// One run of the agent, enrolled or not, until `until` completes (or a guardian
+/// adopts the device). `again`: the run after an adoption, which waits (at most
+/// [`RELEASE_WAIT`]) for a `child-agent status` that read the store meanwhile.
+async fn run_once(
+    config: &AgentConfig,
+    logind: Option<Logind>,
+    mut until: std::pin::Pin<&mut impl std::future::Future<Output = anyhow::Result<()>>>,
+    again: bool,
+) -> anyhow::Result<Ended> {
     let enrollment = Enrollment::load(&config.data_dir)?;
     if enrollment.is_some() && config.speed != 1.0 {
         bail!(
@@ -53,11 +87,25 @@ pub async fn run_until(
             config.speed
         );
     }
-    let (data_dir, speed) = (config.data_dir.clone(), config.speed);
-    let hub = enrollment.as_ref().map(|e| e.hub.clone());
-    let agent = Arc::new(
-        tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed, hub)).await??,
-    );
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    let agent = loop {
+        let (data_dir, speed) = (config.data_dir.clone(), config.speed);
+        let hub = enrollment.as_ref().map(|e| e.hub.clone());
+        let policy = policy::load(config.policy.as_deref());
+        match tokio::task::spawn_blocking(move || open::open(&data_dir, policy, speed, hub)).await?
+        {
+            Ok(agent) => break Arc::new(agent),
+            Err(e)
+                if again
+                    && std::time::Instant::now() < deadline
+                    && e.downcast_ref::<store::StoreError>()
+                        .is_some_and(store::StoreError::is_held) =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     store::secure(&config.data_dir).with_context(|| {
         format!(
             "cannot make the store in {} owner-only",
@@ -104,6 +152,43 @@ pub async fn run_until(
     let (control_agent, data_dir, stop) =
         (agent.clone(), config.data_dir.clone(), shutdown.subscribe());
     tasks.spawn(async move { Ok(control::serve(control_agent, &data_dir, stop).await?) });
+    let (adopted_tx, mut adopted) = tokio::sync::mpsc::channel(1);
+    let presence = match &enrollment {
+        Some(enrollment) => {
+            let key = household_client::adopt::key_sha256_hex(&enrollment.key_pem)
+                .context("the enrollment's key cannot be read")?;
+            announce::start(config, Some(enrollment), key)
+                .await?
+                .map(Arc::new)
+        }
+        None if announce::interface(config, None).is_some() => {
+            let (data_dir, host_name) = (config.data_dir.clone(), config.host_name.clone());
+            let key = tokio::task::spawn_blocking(move || {
+                adopt::AdoptionKey::load_or_create(&data_dir, &host_name)
+            })
+            .await??;
+            let presence = announce::start(config, None, key.key_sha256_hex.clone())
+                .await?
+                .map(Arc::new);
+            if let Some(presence) = &presence {
+                tasks.spawn(adopt::run(
+                    agent.clone(),
+                    presence.clone(),
+                    key,
+                    adopt::Settings {
+                        data_dir: config.data_dir.clone(),
+                        host_name: config.host_name.clone(),
+                        poll: config.adopt_poll,
+                        mdns_interface: announce::interface(config, None).flatten(),
+                    },
+                    adopted_tx,
+                    shutdown.subscribe(),
+                ));
+            }
+            presence
+        }
+        None => None,
+    };
     match enrollment {
         Some(enrollment) => {
             tracing::info!(hub = %enrollment.hub, device = %enrollment.device_name, "enrolled; keeping a session with the hub");
@@ -115,13 +200,14 @@ pub async fn run_until(
         }
         None => tracing::info!("not enrolled with a hub: enforcing on its own"),
     }
-    if let Some(responder) = legacy::bind(&config, agent.clone(), confirms).await? {
+    if let Some(responder) = legacy::bind(config, agent.clone(), confirms).await? {
         let stop = shutdown.subscribe();
         tasks.spawn(async move { responder.serve(stop).await });
     }
 
     let outcome = tokio::select! {
-        stopped = until => stopped,
+        stopped = &mut until => stopped.map(|()| Ended::Stopped),
+        Some(()) = adopted.recv() => Ok(Ended::Adopted),
         Some(ended) = tasks.join_next() => match ended {
             Ok(Ok(())) => Err(anyhow::anyhow!("a task of the agent stopped unexpectedly")),
             Ok(Err(e)) => Err(e),
@@ -134,12 +220,43 @@ pub async fn run_until(
             tracing::warn!(error = %e, "task ended with an error while stopping");
         }
     }
+    // Withdraws the announcement (a goodbye hubs hear at once); blocks briefly.
+    if let Some(presence) = presence {
+        tokio::task::spawn_blocking(move || drop(presence)).await?;
+    }
     let closing = agent.clone();
     tokio::task::spawn_blocking(move || closing.close())
         .await?
         .context("cannot save the last usage")?;
     tracing::info!("child agent stopped");
+    if let Ok(Ended::Adopted) = outcome {
+        // The next run opens the store again, which it can only once nothing holds
+        // this one: a control request still being answered on the blocking pool may.
+        release(agent).await?;
+    }
     outcome
+}
+
+/// Waits (at most [`RELEASE_WAIT`]) until `agent` is its last holder, and closes its
+/// store by dropping it.
+async fn release(mut agent: Arc<Agent>) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    loop {
+        match Arc::try_unwrap(agent) {
+            Ok(alone) => {
+                tokio::task::spawn_blocking(move || drop(alone)).await?;
+                return Ok(());
+            }
+            Err(shared) if std::time::Instant::now() < deadline => {
+                agent = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => bail!(
+                "the store is still in use {RELEASE_WAIT:?} after stopping; start the agent \
+                 again (it is enrolled now)"
+            ),
+        }
+    }
 }
 
 /// Checks, before anything is created, that the run can do what it is for:

@@ -77,6 +77,18 @@ pub struct Store {
 }
 
 impl StoreError {
+    /// Whether the store is held by another process (another agent, or `child-agent
+    /// status` reading it while no agent runs), rather than unusable.
+    pub fn is_held(&self) -> bool {
+        // sled 0.34 turns the lock's WouldBlock into a message of its own.
+        matches!(
+            self,
+            StoreError::Open { source: sled::Error::Io(e), .. }
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock")
+        )
+    }
+
     /// Whether the store's content is damaged (as opposed to, say, held by
     /// another process): such a store is moved aside and started afresh.
     pub fn is_damage(&self) -> bool {
@@ -482,6 +494,16 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_held_elsewhere_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let held = Store::open(dir.path()).expect_err("the store is held");
+        assert!(held.is_held() && !held.is_damage(), "{held}");
+        drop(store);
+        assert!(Store::open(dir.path()).is_ok(), "free again once closed");
+    }
 
     #[test]
     fn the_device_id_is_kept() {

@@ -115,7 +115,7 @@ fn bad_settings_are_refused_with_the_field_named() {
     let home = Home::new("timezone = \"Mars/Olympus\"\n");
     let run = |args: &[&str]| {
         std::process::Command::new(common::BIN)
-            .arg("run")
+            .args(["run", "--no-mdns"])
             .arg("--data-dir")
             .arg(home.path())
             .args(args)
@@ -145,7 +145,7 @@ fn bad_settings_are_refused_with_the_field_named() {
     );
     // The same checks for settings from the environment and a config file.
     let out = std::process::Command::new(common::BIN)
-        .args(["run", "--data-dir"])
+        .args(["run", "--no-mdns", "--data-dir"])
         .arg(home.path())
         .env("CHILD_AGENT_SPEED", "0")
         .output()

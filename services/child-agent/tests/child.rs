@@ -170,7 +170,7 @@ fn a_real_run_with_nothing_to_lock_with_refuses_to_start_and_says_why() {
     let home = Home::new(ONE_HOUR);
     let run = |args: &[&str], env: &[(&str, &str)]| {
         std::process::Command::new(BIN)
-            .arg("run")
+            .args(["run", "--no-mdns"])
             .arg("--data-dir")
             .arg(home.path())
             .args(["--policy", home.file("policy.toml").to_str().unwrap()])
@@ -200,7 +200,7 @@ fn a_real_run_with_nothing_to_lock_with_refuses_to_start_and_says_why() {
 fn a_simulated_run_says_it_locks_nothing_real() {
     let home = Home::new(ONE_HOUR);
     let mut child = std::process::Command::new(BIN)
-        .arg("run")
+        .args(["run", "--no-mdns"])
         .arg("--data-dir")
         .arg(home.path())
         .args(["--speed", "1", "--legacy-mode", "off"])

@@ -301,7 +301,7 @@ async fn a_code_for_another_ca_is_refused_and_nothing_is_stored() {
     assert_eq!(mode & 0o077, 0, "the key is owner-only");
     // Enrolled, the agent keeps the hub's real time: a faster clock is refused.
     let out = std::process::Command::new(common::BIN)
-        .args(["run", "--speed", "60", "--data-dir"])
+        .args(["run", "--no-mdns", "--speed", "60", "--data-dir"])
         .arg(home.path())
         .output()
         .unwrap();

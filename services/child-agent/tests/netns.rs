@@ -31,7 +31,7 @@ fn broadcast_discovery_and_a_command_cross_a_bridge() {
     let mut agent = Command::new("ip")
         .args(["netns", "exec", &net.child])
         .arg(common::BIN)
-        .arg("run")
+        .args(["run", "--no-mdns"])
         .arg("--data-dir")
         .arg(home.path())
         .arg("--policy")

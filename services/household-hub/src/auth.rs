@@ -7,7 +7,7 @@
 //!
 //! | path | who may call | bearer token |
 //! | --- | --- | --- |
-//! | `household.v1.Agent/Enroll` | anyone with TLS | ignored (Enroll needs no credential) |
+//! | `household.v1.Agent/Enroll`, `household.v1.Agent/Adopt` | anyone with TLS | ignored (they need no credential) |
 //! | `grpc.health.v1.*`, `grpc.reflection.*` | anyone with TLS | accepted |
 //! | `household.v1.Household/*` | guardians | accepted |
 //! | `household.v1.Agent/Session` | devices | refused |
@@ -143,7 +143,7 @@ enum TokenUse {
 }
 
 fn token_use(path: &str) -> TokenUse {
-    if path == "/household.v1.Agent/Enroll" {
+    if path == "/household.v1.Agent/Enroll" || path == "/household.v1.Agent/Adopt" {
         TokenUse::Ignored
     } else if path.starts_with("/household.v1.Household/")
         || path.starts_with("/grpc.health.v1.")
@@ -157,6 +157,7 @@ fn token_use(path: &str) -> TokenUse {
 
 fn need_of(path: &str) -> Need {
     if path == "/household.v1.Agent/Enroll"
+        || path == "/household.v1.Agent/Adopt"
         || path.starts_with("/grpc.health.v1.")
         || path.starts_with("/grpc.reflection.")
     {
@@ -438,6 +439,7 @@ mod tests {
     #[test]
     fn the_role_matrix_names_every_service() {
         assert_eq!(need_of("/household.v1.Agent/Enroll"), Need::Nothing);
+        assert_eq!(need_of("/household.v1.Agent/Adopt"), Need::Nothing);
         assert_eq!(need_of("/grpc.health.v1.Health/Check"), Need::Nothing);
         assert_eq!(
             need_of("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
@@ -474,6 +476,7 @@ mod tests {
             TokenUse::Accepted
         );
         assert_eq!(token_use("/household.v1.Agent/Enroll"), TokenUse::Ignored);
+        assert_eq!(token_use("/household.v1.Agent/Adopt"), TokenUse::Ignored);
         assert_eq!(token_use("/household.v1.Agent/Session"), TokenUse::Refused);
         assert_eq!(
             token_use("/household.v1.Agent/RenewCertificate"),

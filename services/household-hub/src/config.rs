@@ -27,9 +27,13 @@ pub struct ServeArgs {
     /// Announce over mDNS on this interface only [default: every interface].
     #[arg(long, env = "HOUSEHOLD_HUB_MDNS_INTERFACE", conflicts_with = "no_mdns")]
     pub mdns_interface: Option<String>,
-    /// Do not announce over mDNS.
+    /// Do not announce over mDNS (nor listen there for child agents).
     #[arg(long, env = "HOUSEHOLD_HUB_NO_MDNS")]
     pub no_mdns: bool,
+    /// Seconds after which a child agent heard over mDNS that stops answering is
+    /// reported gone (2 to 3600) [default: 120, the agents' address record TTL].
+    #[arg(long, env = "HOUSEHOLD_HUB_AGENT_EXPIRY")]
+    pub agent_expiry: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
     #[arg(long, env = "HOUSEHOLD_HUB_METRICS")]
     pub metrics: Option<SocketAddr>,
@@ -60,6 +64,7 @@ struct FileConfig {
     mdns_interface: Option<String>,
     #[serde(default)]
     no_mdns: bool,
+    agent_expiry: Option<u64>,
     metrics: Option<SocketAddr>,
     rate_limit: Option<f64>,
     max_watches: Option<usize>,
@@ -84,6 +89,8 @@ pub struct ServeConfig {
     pub advertise_host: String,
     pub advertise_port: u16,
     pub mdns: Mdns,
+    /// How soon an agent heard over mDNS that stopped answering is reported gone.
+    pub agent_expiry: std::time::Duration,
     pub metrics: Option<SocketAddr>,
     pub rate_limit_per_second: f64,
     pub max_watches: usize,
@@ -147,6 +154,13 @@ impl ServeConfig {
                 None => Mdns::AllInterfaces,
             }
         };
+        let agent_expiry = args.agent_expiry.or(file.agent_expiry).unwrap_or(120);
+        if !(2..=3600).contains(&agent_expiry) {
+            return Err(ConfigError::Invalid {
+                setting: "agent_expiry",
+                message: format!("must be 2 to 3600 seconds, got {agent_expiry}"),
+            });
+        }
         let rate_limit_per_second = args.rate_limit.or(file.rate_limit).unwrap_or(50.0);
         if !(0.0..=1_000_000.0).contains(&rate_limit_per_second) {
             return Err(ConfigError::Invalid {
@@ -177,6 +191,7 @@ impl ServeConfig {
             advertise_host,
             advertise_port,
             mdns,
+            agent_expiry: std::time::Duration::from_secs(agent_expiry),
             metrics: args.metrics.or(file.metrics),
             rate_limit_per_second,
             max_watches,

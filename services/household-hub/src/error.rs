@@ -110,6 +110,23 @@ pub enum HubError {
         field: &'static str,
         message: String,
     },
+    /// No agent of that name (or key prefix) was heard on the network.
+    #[error(
+        "no agent called {host:?} was heard on the network; `household devices list` shows those heard"
+    )]
+    NoNetworkDevice { host: String },
+    /// An adoption cannot go on; `reason` is the stable tag, the message says why.
+    #[error("{message}")]
+    AdoptionRefused {
+        reason: &'static str,
+        message: String,
+    },
+    /// The agent did not ask the hub while a guardian waited to adopt it.
+    #[error(
+        "the device did not ask this hub within {} s; is its agent running, on this network, and does it hear the hub over mDNS?",
+        waited.as_secs()
+    )]
+    AdoptionTimedOut { waited: Duration },
     /// The hub is shutting down.
     #[error("the hub is shutting down")]
     ShuttingDown,
@@ -192,7 +209,9 @@ impl HubError {
             HubError::IdempotencyKeyReused { .. }
             | HubError::NameTaken { .. }
             | HubError::LegacyDeviceExists { .. } => Code::AlreadyExists,
-            HubError::NotFound { .. } => Code::NotFound,
+            HubError::NotFound { .. } | HubError::NoNetworkDevice { .. } => Code::NotFound,
+            HubError::AdoptionRefused { .. } => Code::FailedPrecondition,
+            HubError::AdoptionTimedOut { .. } => Code::DeadlineExceeded,
             HubError::PolicyRevisionStale { .. } | HubError::SessionReplaced => Code::Aborted,
             HubError::ChildHasDevices { .. }
             | HubError::RequestAlreadyAnswered { .. }
@@ -302,6 +321,11 @@ impl HubError {
             HubError::SessionProtocol { field, .. } => {
                 ("SESSION_PROTOCOL", vec![("field", (*field).to_owned())])
             }
+            HubError::NoNetworkDevice { host } => {
+                ("NETWORK_DEVICE_NOT_FOUND", vec![("host", host.clone())])
+            }
+            HubError::AdoptionRefused { reason, .. } => (reason, vec![]),
+            HubError::AdoptionTimedOut { .. } => ("ADOPTION_TIMED_OUT", vec![]),
             HubError::ShuttingDown => ("SHUTTING_DOWN", vec![]),
             HubError::Storage(_) => ("STORAGE_FAILED", vec![]),
         }

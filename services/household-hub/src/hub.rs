@@ -63,6 +63,10 @@ pub struct Hub {
     pub started: Instant,
     pub household_id: String,
     pub data_dir: std::path::PathBuf,
+    /// The child agents heard on the network (memory only).
+    pub network: crate::network::Network,
+    /// Guardians' adoptions waiting for their agents.
+    pub adoptions: crate::adoption::Adoptions,
 }
 
 impl Hub {

@@ -6,9 +6,11 @@
 //! (one file per gRPC service), [`writer`] (the one thread that changes anything),
 //! [`household`] (the household folded in memory), [`store`] (the event log) and
 //! [`registry`] (keys and credentials), [`feed`] (what watchers and sessions hear),
-//! [`snapshot`] (the household kept beside the log, for a quick start).
+//! [`snapshot`] (the household kept beside the log, for a quick start), [`network`] (the
+//! agents heard over mDNS) and [`adoption`] (guardians bringing them in).
 
 pub mod admin_client;
+pub mod adoption;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -22,6 +24,7 @@ pub mod legacy;
 pub mod logging;
 pub use household_client::mdns;
 pub mod metrics;
+pub mod network;
 pub mod registry;
 pub mod serve;
 pub mod service;

@@ -184,6 +184,8 @@ pub async fn serve_until(
         started: hub_started,
         household_id: household_id.clone(),
         data_dir: config.data_dir.clone(),
+        network: crate::network::Network::new(household_id.clone()),
+        adoptions: Default::default(),
     });
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -280,6 +282,30 @@ pub async fn serve_until(
         }
     };
 
+    // The agents on the network: heard on the interface the hub announces on, and
+    // rechecked at half the expiry, so one that vanished is gone within the expiry.
+    let agent_browser = match &config.mdns {
+        Mdns::Off => None,
+        mdns => {
+            let interface = match mdns {
+                Mdns::Interface(name) => Some(name.as_str()),
+                _ => None,
+            };
+            let network = hub.clone();
+            match crate::mdns::agents::AgentBrowser::start(
+                interface,
+                config.agent_expiry / 2,
+                move |sighting| network.network.sighted(sighting),
+            ) {
+                Ok(browser) => Some(browser),
+                Err(err) => {
+                    tracing::warn!(error = %err, "not listening for child agents over mDNS");
+                    None
+                }
+            }
+        }
+    };
+
     let metrics_task = match config.metrics {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
@@ -331,6 +357,8 @@ pub async fn serve_until(
     if let Some(ad) = advertisement {
         ad.stop();
     }
+    // Its callback holds the hub, which must be gone before the writer is joined.
+    drop(agent_browser);
     if let Some(task) = metrics_task {
         let _ = task.await;
     }

@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 pub use ca::HouseholdCa;
-pub use client_cert::{IssuedClientCert, subject_from_peer_cert};
+pub use client_cert::{IssuedClientCert, csr_key_sha256_hex, subject_from_peer_cert};
 pub use server_cert::{ServerCertificate, host_name};
 
 /// Everything that can go wrong while keeping the CA or issuing and reading certificates.

@@ -406,3 +406,102 @@ async fn every_acknowledged_grant_survives_kill_9_exactly_once() {
     assert!(retry.replayed);
     assert_eq!(retry.event.unwrap().seq, *seq);
 }
+
+/// Adoption without any agent on the network: nothing to adopt, bad input named, and an
+/// agent's ask answered "not pending" without a credential; nothing is logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn adopting_needs_an_agent_heard_and_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, anna) = common::hub_with_guardian(dir.path()).await;
+    let mut client = guardian(hub.addr, &anna).await;
+    let mia = common::add_child(&mut client, "Mia").await;
+    let adopt = |host: &str, code: &str| v1::AdoptDeviceRequest {
+        host: host.into(),
+        child_id: mia.clone(),
+        verification_code: code.into(),
+        display_name: String::new(),
+    };
+    let err = client
+        .adopt_device(adopt("tablet", "4 7 1 9 2 0"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert_eq!(reason(&err), "NETWORK_DEVICE_NOT_FOUND");
+    for (host, code, field) in [
+        ("tablet", "47192", "verification_code"),
+        ("tablet", "47192x", "verification_code"),
+        ("", "471920", "host"),
+    ] {
+        let err = client.adopt_device(adopt(host, code)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}");
+        assert!(err.message().contains(field), "{field}: {}", err.message());
+    }
+    let listed = client
+        .list_devices(v1::ListDevicesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.network_devices.is_empty(), "no mDNS, nobody heard");
+
+    // An agent's ask, with no credential: nobody is adopting it.
+    let ca_pem = hub
+        .ca_for(&hub.invite("guardian", "Ben", None))
+        .await
+        .unwrap();
+    let mut agent = household_proto::v1::agent_client::AgentClient::new(
+        common::channel(hub.addr, &ca_pem, None).await,
+    );
+    let (_, csr_pem) = household_client::new_key_and_csr("tablet").unwrap();
+    let offer = v1::AdoptRequest {
+        csr_pem: csr_pem.clone(),
+        hostname: "tablet".into(),
+        platform: "linux".into(),
+        agent_nonce: vec![7; 32],
+        ..Default::default()
+    };
+    let answer = agent.adopt(offer.clone()).await.unwrap().into_inner();
+    assert!(!answer.pending && answer.hub_proof.is_empty() && answer.enrollment.is_none());
+    // An answer to no exchange is refused, and so is a short nonce or a bad CSR.
+    let err = agent
+        .adopt(v1::AdoptRequest {
+            hub_nonce: vec![1; 32],
+            agent_proof: vec![0; 32],
+            ..offer.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "NO_ADOPTION_EXCHANGE");
+    for (request, field) in [
+        (
+            v1::AdoptRequest {
+                agent_nonce: vec![7; 31],
+                ..offer.clone()
+            },
+            "agent_nonce",
+        ),
+        (
+            v1::AdoptRequest {
+                csr_pem: "not a CSR".into(),
+                ..offer.clone()
+            },
+            "csr_pem",
+        ),
+    ] {
+        let err = agent.adopt(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}");
+        assert!(err.message().contains(field), "{field}: {}", err.message());
+    }
+    let history = client
+        .get_history(v1::GetHistoryRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert!(
+        history
+            .iter()
+            .all(|e| e.kind() != Some(v1::EventKind::DeviceAdded)),
+        "no device was added"
+    );
+}

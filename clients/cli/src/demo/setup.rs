@@ -136,7 +136,7 @@ async fn device_code(guardian: &mut Hub, child: &v1::Child, name: &str) -> anyho
 
 /// A simulated agent in `data_dir`: always in use at the real clock's pace (the hub
 /// keeps real time, so a faster agent would disagree with it), no legacy UDP socket, no
-/// hooks, nothing locked for real.
+/// hooks, nothing locked for real, nothing announced on the network.
 fn agent_config(data_dir: &Path) -> anyhow::Result<child_agent::config::AgentConfig> {
     Ok(RunArgs {
         data_dir: Some(data_dir.to_owned()),
@@ -144,6 +144,7 @@ fn agent_config(data_dir: &Path) -> anyhow::Result<child_agent::config::AgentCon
         speed: Some(1.0),
         session_lock: Some(SessionLock::Off),
         legacy_mode: Some(LegacyModeArg::Off),
+        no_mdns: true,
         ..RunArgs::default()
     }
     .resolve()?)

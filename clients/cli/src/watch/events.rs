@@ -95,7 +95,7 @@ impl Names {
                         .insert(device.device_id.clone(), device.display_name.clone());
                 }
             }
-            Item::CaughtUp(_) | Item::Heartbeat(_) => {}
+            Item::CaughtUp(_) | Item::Heartbeat(_) | Item::DeviceSeen(_) | Item::DeviceGone(_) => {}
         }
     }
 

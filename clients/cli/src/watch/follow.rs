@@ -116,7 +116,7 @@ impl<'a> Follower<'a> {
             Item::Snapshot(snapshot) => self.last_seq = Some(snapshot.seq),
             Item::Event(event) => self.last_seq = Some(event.seq),
             Item::CaughtUp(caught_up) => self.last_seq = Some(caught_up.seq),
-            Item::Status(_) | Item::Heartbeat(_) => {}
+            Item::Status(_) | Item::Heartbeat(_) | Item::DeviceSeen(_) | Item::DeviceGone(_) => {}
         }
     }
 

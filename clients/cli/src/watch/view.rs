@@ -160,7 +160,8 @@ impl View {
                 }
             }
             Item::CaughtUp(caught_up) => self.link = Link::Live { seq: caught_up.seq },
-            Item::Heartbeat(_) => {}
+            // The screen shows the household; `household devices list` the network.
+            Item::Heartbeat(_) | Item::DeviceSeen(_) | Item::DeviceGone(_) => {}
         }
     }
 

@@ -56,6 +56,11 @@ impl Hub {
     /// [`Hub::start`], announcing the hub by mDNS on `interface` (only ever
     /// inside a network namespace the test made).
     pub fn start_with_mdns(data: &Path, interface: Option<&str>) -> Hub {
+        Hub::start_with_mdns_args(data, interface, &[])
+    }
+
+    /// [`Hub::start_with_mdns`] with more `serve` flags.
+    pub fn start_with_mdns_args(data: &Path, interface: Option<&str>, extra: &[&str]) -> Hub {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -67,7 +72,10 @@ impl Hub {
             mdns: match interface {
                 Some(name) => vec!["--mdns-interface".into(), name.into()],
                 None => vec!["--no-mdns".into()],
-            },
+            }
+            .into_iter()
+            .chain(extra.iter().map(|arg| (*arg).to_owned()))
+            .collect(),
         };
         hub.restart();
         hub

@@ -50,11 +50,19 @@ impl Home {
     }
 
     /// Starts `child-agent run` with the data directory, the policy, a free
-    /// legacy port on 127.0.0.1 and `args`, nothing else.
+    /// legacy port on 127.0.0.1 and `args`, nothing else; nothing announced
+    /// over mDNS unless `args` names an interface (only ever one of a network
+    /// namespace the test made).
     pub fn start_plain(&self, args: &[&str], env: &[(&str, String)]) -> Agent {
         let port = free_udp_port();
+        let mdns: &[&str] = if args.contains(&"--mdns-interface") {
+            &[]
+        } else {
+            &["--no-mdns"]
+        };
         let child = Command::new(BIN)
             .arg("run")
+            .args(mdns)
             .arg("--data-dir")
             .arg(self.path())
             .arg("--policy")

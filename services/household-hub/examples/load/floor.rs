@@ -135,6 +135,7 @@ household_with! {
         get_report(GetReportRequest) -> GetReportResponse;
         list_credentials(ListCredentialsRequest) -> ListCredentialsResponse;
         revoke_credential(RevokeCredentialRequest) -> RevokeCredentialResponse;
+        adopt_device(AdoptDeviceRequest) -> AdoptDeviceResponse;
     }
 }
 

@@ -170,6 +170,7 @@ impl AgentService {
             ca_certificate_pem: self.hub.ca.cert_pem().to_owned(),
             credential: Some(credential),
             credential_id,
+            household_id: self.hub.household_id.clone(),
         })
     }
 
@@ -224,6 +225,139 @@ impl AgentService {
                 Ok(())
             })
             .await
+    }
+}
+
+impl AgentService {
+    /// Agent.Adopt: the offer, or the answer to the hub's proof.
+    async fn adopt_checked(&self, body: v1::AdoptRequest) -> Result<v1::AdoptResponse, HubError> {
+        use household_client::adopt::NONCE_BYTES;
+        let key_sha256_hex = crate::trust::csr_key_sha256_hex(&body.csr_pem).map_err(|e| {
+            HubError::invalid(
+                "csr_pem",
+                format_args!("is not a usable certificate request: {e}"),
+            )
+        })?;
+        crate::validate::note("hostname", &body.hostname)?;
+        let agent_nonce: [u8; NONCE_BYTES] =
+            body.agent_nonce.as_slice().try_into().map_err(|_| {
+                HubError::invalid("agent_nonce", format_args!("must be {NONCE_BYTES} bytes"))
+            })?;
+        let ca = self.hub.ca.sha256_hex();
+        if body.hub_nonce.is_empty() {
+            return Ok(
+                match self.hub.adoptions.offer(&key_sha256_hex, &ca, agent_nonce) {
+                    Some((hub_nonce, hub_proof)) => v1::AdoptResponse {
+                        pending: true,
+                        hub_nonce: hub_nonce.to_vec(),
+                        hub_proof: hub_proof.to_vec(),
+                        enrollment: None,
+                    },
+                    None => v1::AdoptResponse::default(),
+                },
+            );
+        }
+        if body.hub_nonce.len() != NONCE_BYTES {
+            return Err(HubError::invalid(
+                "hub_nonce",
+                format_args!("must be empty (an offer) or {NONCE_BYTES} bytes"),
+            ));
+        }
+        let proof = (!body.refused).then_some(body.agent_proof.as_slice());
+        let confirmed = self.hub.adoptions.answer(
+            &key_sha256_hex,
+            &ca,
+            &agent_nonce,
+            &body.hub_nonce,
+            proof,
+        )?;
+        let request = confirmed.request;
+        match self.enroll_adopted(&request, &body).await {
+            Ok((device, enrollment)) => {
+                self.hub.network.adopted(&key_sha256_hex);
+                tracing::info!(
+                    host = %request.host_name,
+                    device = %device.device_id,
+                    "adopted an agent heard on the network"
+                );
+                let _ = confirmed.done.send(Ok(device));
+                Ok(v1::AdoptResponse {
+                    enrollment: Some(enrollment),
+                    ..Default::default()
+                })
+            }
+            Err(err) => {
+                let _ = confirmed.done.send(Err(HubError::AdoptionRefused {
+                    reason: "ADOPTION_FAILED",
+                    message: format!("the device could not be enrolled: {err}"),
+                }));
+                Err(err)
+            }
+        }
+    }
+
+    /// Adds the adopted agent's device (as AddDevice would, by the adopting guardian),
+    /// makes its pairing code, and redeems it at once with the agent's own CSR: the
+    /// same enrollment as Agent.Enroll, only the code never leaves the hub.
+    async fn enroll_adopted(
+        &self,
+        request: &crate::adoption::Request,
+        body: &v1::AdoptRequest,
+    ) -> Result<(v1::Device, v1::EnrollResponse), HubError> {
+        let (actor, child_id, display_name) = (
+            request.actor.clone(),
+            request.child_id.clone(),
+            request.display_name.clone(),
+        );
+        let event = self
+            .hub
+            .writer
+            .write(move |txn| {
+                if txn.household().child(&child_id).is_none() {
+                    return Err(HubError::no_child(&child_id));
+                }
+                Ok(txn.append(v1::Event {
+                    actor: Some(actor),
+                    child_id,
+                    device_id: ids::new("d"),
+                    payload: Some(Payload::DeviceAdded(v1::DeviceAdded {
+                        display_name,
+                        kind: v1::DeviceKind::Agent as i32,
+                        legacy_address: String::new(),
+                    })),
+                    ..Default::default()
+                }))
+            })
+            .await?;
+        let invite = crate::invite::issue(
+            &self.hub,
+            &crate::invite::Invitee {
+                role: Role::Device,
+                identity_id: event.device_id.clone(),
+                display_name: request.display_name.clone(),
+                child_id: request.child_id.clone(),
+            },
+            event.time_unix_micros,
+            1,
+            None,
+        )?;
+        let enrollment = self
+            .enroll_checked(v1::EnrollRequest {
+                pairing_code: invite.pairing_code,
+                credential: Some(v1::enroll_request::Credential::CsrPem(body.csr_pem.clone())),
+                hostname: body.hostname.clone(),
+                platform: body.platform.clone(),
+                software_version: body.software_version.clone(),
+                expected_role: v1::Role::Device as i32,
+            })
+            .await?;
+        let device = self
+            .hub
+            .read()
+            .device(&event.device_id)
+            .cloned()
+            .ok_or_else(|| HubError::no_device(&event.device_id))?;
+        Ok((device, enrollment))
     }
 }
 
@@ -282,6 +416,15 @@ impl Agent for AgentService {
         Ok(Response::new(v1::RenewCertificateResponse {
             certificate: Some(certificate),
         }))
+    }
+
+    async fn adopt(
+        &self,
+        request: Request<v1::AdoptRequest>,
+    ) -> Result<Response<v1::AdoptResponse>, Status> {
+        Ok(Response::new(
+            self.adopt_checked(request.into_inner()).await?,
+        ))
     }
 
     type SessionStream = SessionStream;

@@ -316,7 +316,14 @@ impl HouseholdApi for GuardianService {
             Some(child_id.as_str())
         };
         let devices = household.devices(filter).cloned().collect();
-        Ok(Response::new(v1::ListDevicesResponse { devices }))
+        let network_devices = match filter {
+            None => self.hub.network.list(),
+            Some(_) => Vec::new(),
+        };
+        Ok(Response::new(v1::ListDevicesResponse {
+            devices,
+            network_devices,
+        }))
     }
 
     async fn add_device(
@@ -1012,6 +1019,56 @@ impl HouseholdApi for GuardianService {
                 .await?;
         Ok(Response::new(v1::RevokeCredentialResponse {
             identity: Some(identity),
+        }))
+    }
+
+    async fn adopt_device(
+        &self,
+        request: Request<v1::AdoptDeviceRequest>,
+    ) -> Result<Response<v1::AdoptDeviceResponse>, Status> {
+        let principal = Principal::of(&request);
+        principal.guardian()?;
+        let body = request.into_inner();
+        let code =
+            household_client::adopt::normalize_code(&body.verification_code).ok_or_else(|| {
+                HubError::invalid(
+                    "verification_code",
+                    "must be the 6 digits the device shows (e.g. \"4 7 1 9 2 0\")",
+                )
+            })?;
+        if body.host.trim().is_empty() {
+            return Err(HubError::invalid(
+                "host",
+                "is required: an agent's host name as `household devices list` shows it",
+            )
+            .into());
+        }
+        child_of(&self.hub.read(), &body.child_id)?;
+        let agent = self.hub.network.find(&body.host)?;
+        let display_name = if body.display_name.is_empty() {
+            validate::display_name("display_name", &agent.host_name)?
+        } else {
+            validate::display_name("display_name", &body.display_name)?
+        };
+        let mut waiting = self.hub.adoptions.begin(crate::adoption::Request {
+            key_sha256_hex: agent.key_sha256_hex.clone(),
+            host_name: agent.host_name.clone(),
+            child_id: body.child_id,
+            display_name,
+            code,
+            actor: principal.actor(),
+        })?;
+        tracing::info!(host = %agent.host_name, "adopting an agent; waiting for it to ask");
+        let waited = crate::adoption::WAIT;
+        let mut shutdown = self.hub.shutdown.clone();
+        let outcome = tokio::select! {
+            outcome = &mut waiting.outcome => outcome.map_err(|_| HubError::ShuttingDown)?,
+            () = tokio::time::sleep(waited) => Err(HubError::AdoptionTimedOut { waited }),
+            () = shutdown.wait() => Err(HubError::ShuttingDown),
+        };
+        let device = outcome?;
+        Ok(Response::new(v1::AdoptDeviceResponse {
+            device: Some(device),
         }))
     }
 }

@@ -24,6 +24,7 @@ use crate::error::HubError;
 use crate::feed::FeedItem;
 use crate::household::Household;
 use crate::hub::Hub;
+use crate::network::NetworkChange;
 use crate::shutdown::Shutdown;
 
 /// Events read from the log per step of a replay.
@@ -133,6 +134,10 @@ pub fn open(
     };
     // Subscribe before reading the household, so nothing falls between the two.
     let feed = hub.feed.subscribe();
+    // Agents on the network concern no child and are no logged kind: only a watch of
+    // everything hears of them.
+    let network =
+        (filter.children.is_empty() && filter.kinds.is_empty()).then(|| hub.network.subscribe());
     let watcher = Watcher {
         shutdown: hub.shutdown.clone(),
         revocations: hub.revocations.subscribe(),
@@ -140,6 +145,7 @@ pub fn open(
         filter,
         credential_id,
         feed,
+        network,
         phase: match request.resume_after_seq {
             Some(after) => Phase::Replay {
                 newest: None,
@@ -178,6 +184,8 @@ struct Watcher {
     filter: Filter,
     credential_id: String,
     feed: broadcast::Receiver<Arc<FeedItem>>,
+    /// Agents seen and gone on the network; `None` for a filtered watch.
+    network: Option<broadcast::Receiver<NetworkChange>>,
     shutdown: Shutdown,
     revocations: tokio::sync::watch::Receiver<u64>,
     phase: Phase,
@@ -231,6 +239,20 @@ impl Watcher {
         loop {
             let item = tokio::select! {
                 item = self.feed.recv() => item,
+                change = next_change(&mut self.network) => {
+                    match change {
+                        NetworkChange::Seen(device) => {
+                            self.queue(Item::DeviceSeen(v1::DeviceSeen { device: Some(device) }));
+                        }
+                        NetworkChange::Gone(device) => {
+                            self.queue(Item::DeviceGone(v1::DeviceGone {
+                                device: Some(device),
+                                reason: "no longer announced on the network".into(),
+                            }));
+                        }
+                    }
+                    return Ok(());
+                }
                 () = self.shutdown.wait() => return Err(HubError::ShuttingDown),
                 _ = self.revocations.changed() => {
                     if !self.hub.still_trusted(&self.credential_id) {
@@ -342,6 +364,21 @@ impl Watcher {
         }));
         self.phase = Phase::Live;
         Ok(())
+    }
+}
+
+/// The next change on the network; never, for a watch that does not follow them. A
+/// watcher that fell behind skips what it missed (ListDevices has the whole list).
+async fn next_change(network: &mut Option<broadcast::Receiver<NetworkChange>>) -> NetworkChange {
+    loop {
+        let Some(receiver) = network.as_mut() else {
+            return std::future::pending().await;
+        };
+        match receiver.recv().await {
+            Ok(change) => return change,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => *network = None,
+        }
     }
 }
 

@@ -119,6 +119,17 @@ pub fn subject_from_peer_cert(der: &[u8]) -> Result<ClientSubject, TrustError> {
 /// for two reasons: rcgen infers the key's curve from the signature algorithm (so a P-384
 /// key signed with SHA-256 would pass as P-256), and it refuses CSRs with extensions it
 /// does not know, which we would ignore anyway.
+/// SHA-256 of the public key in `csr_pem` (the raw key, as
+/// [`household_client::adopt::key_sha256_hex`] computes it on the agent), once the CSR's
+/// self-signature has shown that its sender holds the private key.
+pub fn csr_key_sha256_hex(csr_pem: &str) -> Result<String, TrustError> {
+    use rcgen::PublicKeyData as _;
+    let public_key = public_key_of_csr(csr_pem)?;
+    Ok(household_client::adopt::public_key_sha256_hex(
+        public_key.der_bytes(),
+    ))
+}
+
 fn public_key_of_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfo, TrustError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(csr_pem.as_bytes())
         .map_err(|e| TrustError::MalformedCsr(e.to_string()))?;

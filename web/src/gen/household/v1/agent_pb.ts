@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file household/v1/agent.proto.
  */
 export const file_household_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("Chhob3VzZWhvbGQvdjEvYWdlbnQucHJvdG8SDGhvdXNlaG9sZC52MSLmAQoNRW5yb2xsUmVxdWVzdBIUCgxwYWlyaW5nX2NvZGUYASABKAkSEQoHY3NyX3BlbRgCIAEoCUgAEjUKDGJlYXJlcl90b2tlbhgDIAEoCzIdLmhvdXNlaG9sZC52MS5CZWFyZXJUb2tlblNwZWNIABIQCghob3N0bmFtZRgEIAEoCRIQCghwbGF0Zm9ybRgFIAEoCRIYChBzb2Z0d2FyZV92ZXJzaW9uGAYgASgJEikKDWV4cGVjdGVkX3JvbGUYByABKA4yEi5ob3VzZWhvbGQudjEuUm9sZUIMCgpjcmVkZW50aWFsIiAKD0JlYXJlclRva2VuU3BlYxINCgVsYWJlbBgBIAEoCSJvChFJc3N1ZWRDZXJ0aWZpY2F0ZRIdChVjZXJ0aWZpY2F0ZV9jaGFpbl9wZW0YASABKAkSGwoTZXhwaXJlc191bml4X21pY3JvcxgCIAEoAxIeChZjZXJ0aWZpY2F0ZV9zaGEyNTZfaGV4GAMgASgJIoACCg5FbnJvbGxSZXNwb25zZRIgCgRyb2xlGAEgASgOMhIuaG91c2Vob2xkLnYxLlJvbGUSEwoLaWRlbnRpdHlfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCGNoaWxkX2lkGAQgASgJEhoKEmNhX2NlcnRpZmljYXRlX3BlbRgFIAEoCRI2CgtjZXJ0aWZpY2F0ZRgGIAEoCzIfLmhvdXNlaG9sZC52MS5Jc3N1ZWRDZXJ0aWZpY2F0ZUgAEhYKDGJlYXJlcl90b2tlbhgHIAEoCUgAEhUKDWNyZWRlbnRpYWxfaWQYCCABKAlCDAoKY3JlZGVudGlhbCIqChdSZW5ld0NlcnRpZmljYXRlUmVxdWVzdBIPCgdjc3JfcGVtGAEgASgJIlAKGFJlbmV3Q2VydGlmaWNhdGVSZXNwb25zZRI0CgtjZXJ0aWZpY2F0ZRgBIAEoCzIfLmhvdXNlaG9sZC52MS5Jc3N1ZWRDZXJ0aWZpY2F0ZSKjAQoOU2Vzc2lvblJlcXVlc3QSJAoFaGVsbG8YASABKAsyEy5ob3VzZWhvbGQudjEuSGVsbG9IABIvCgtvdXRib3hfaXRlbRgCIAEoCzIYLmhvdXNlaG9sZC52MS5PdXRib3hJdGVtSAASLwoLY29tbWFuZF9hY2sYAyABKAsyGC5ob3VzZWhvbGQudjEuQ29tbWFuZEFja0gAQgkKB21lc3NhZ2UingEKBUhlbGxvEhoKEnVuYWNrZWRfb3V0Ym94X2lkcxgBIAMoBBIeChZhZ2VudF90aW1lX3VuaXhfbWljcm9zGAIgASgDEhgKEHNvZnR3YXJlX3ZlcnNpb24YAyABKAkSEAoIcGxhdGZvcm0YBCABKAkSGAoQYnVkZ2V0X2FzX29mX3NlcRgFIAEoBBITCgtpbnN0YW5jZV9pZBgGIAEoCSKeAgoKT3V0Ym94SXRlbRIRCglvdXRib3hfaWQYASABKAQSHAoUcmVjb3JkZWRfdW5peF9taWNyb3MYAiABKAMSKgoFdXNhZ2UYAyABKAsyGS5ob3VzZWhvbGQudjEuVXNhZ2VSZXBvcnRIABI7Cgx0aW1lX3JlcXVlc3QYBCABKAsyIy5ob3VzZWhvbGQudjEuVGltZVJlcXVlc3RTdWJtaXNzaW9uSAASMQoMY3JlZGl0X3NwZW50GAUgASgLMhkuaG91c2Vob2xkLnYxLkNyZWRpdFNwZW5kSAASOwoObGVnYWN5X2NvbW1hbmQYBiABKAsyIS5ob3VzZWhvbGQudjEuTGVnYWN5Q29tbWFuZFJlcG9ydEgAQgYKBGl0ZW0iQQoLVXNhZ2VSZXBvcnQSGQoRc3RhcnRfdW5peF9taWNyb3MYASABKAMSFwoPZW5kX3VuaXhfbWljcm9zGAIgASgDIjYKFVRpbWVSZXF1ZXN0U3VibWlzc2lvbhIPCgdtaW51dGVzGAEgASgNEgwKBG5vdGUYAiABKAkiPwoLQ3JlZGl0U3BlbmQSDwoHbWludXRlcxgBIAEoDRIfCgNkYXkYAiABKAsyEi5ob3VzZWhvbGQudjEuRGF0ZSKyAQoTTGVnYWN5Q29tbWFuZFJlcG9ydBIUCgxwZWVyX2FkZHJlc3MYASABKAkSMAoHY29tbWFuZBgCIAEoDjIfLmhvdXNlaG9sZC52MS5MZWdhY3lDb21tYW5kS2luZBIWCg5leHRlbmRfbWludXRlcxgDIAEoDRIsCgdvdXRjb21lGAQgASgOMhsuaG91c2Vob2xkLnYxLkxlZ2FjeU91dGNvbWUSDQoFcmVwbHkYBSABKAkiQAoKQ29tbWFuZEFjaxISCgpjb21tYW5kX2lkGAEgASgJEg8KB2FwcGxpZWQYAiABKAgSDQoFZXJyb3IYAyABKAkirwIKD1Nlc3Npb25SZXNwb25zZRIoCgd3ZWxjb21lGAEgASgLMhUuaG91c2Vob2xkLnYxLldlbGNvbWVIABImCgZidWRnZXQYAiABKAsyFC5ob3VzZWhvbGQudjEuQnVkZ2V0SAASKAoHY29tbWFuZBgDIAEoCzIVLmhvdXNlaG9sZC52MS5Db21tYW5kSAASLQoKb3V0Ym94X2FjaxgEIAEoCzIXLmhvdXNlaG9sZC52MS5PdXRib3hBY2tIABI4ChN0aW1lX3JlcXVlc3RfdXBkYXRlGAUgASgLMhkuaG91c2Vob2xkLnYxLlRpbWVSZXF1ZXN0SAASLAoJaGVhcnRiZWF0GAYgASgLMhcuaG91c2Vob2xkLnYxLkhlYXJ0YmVhdEgAQgkKB21lc3NhZ2UihQEKB1dlbGNvbWUSEQoJZGV2aWNlX2lkGAEgASgJEhAKCGNoaWxkX2lkGAIgASgJEhsKE2RldmljZV9kaXNwbGF5X25hbWUYAyABKAkSGgoSY2hpbGRfZGlzcGxheV9uYW1lGAQgASgJEhwKFGh1Yl90aW1lX3VuaXhfbWljcm9zGAUgASgDIrAECgZCdWRnZXQSHwoDZGF5GAEgASgLMhIuaG91c2Vob2xkLnYxLkRhdGUSKAoFc3RhdGUYAiABKA4yGS5ob3VzZWhvbGQudjEuU2NyZWVuU3RhdGUSGQoRYWxsb3dhbmNlX3NlY29uZHMYAyABKAMSFAoMdXNlZF9zZWNvbmRzGAQgASgDEhkKEXJlbWFpbmluZ19zZWNvbmRzGAUgASgDEh8KF2dyYWNlX3JlbWFpbmluZ19zZWNvbmRzGAYgASgDEjQKDGNyZWRpdHNfbGVmdBgHIAEoCzIeLmhvdXNlaG9sZC52MS5FeHRlbnNpb25DcmVkaXRzEiQKBnBvbGljeRgIIAEoCzIULmhvdXNlaG9sZC52MS5Qb2xpY3kSKgoKY2hpbGRfbG9jaxgJIAEoCzIWLmhvdXNlaG9sZC52MS5Mb2NrSW5mbxIrCgtkZXZpY2VfbG9jaxgKIAEoCzIWLmhvdXNlaG9sZC52MS5Mb2NrSW5mbxIkChduZXh0X2NoYW5nZV91bml4X21pY3JvcxgLIAEoA0gAiAEBEhEKCWFzX29mX3NlcRgMIAEoBBIcChRjb21wdXRlZF91bml4X21pY3JvcxgNIAEoAxInChp1bmxvY2tlZF91bnRpbF91bml4X21pY3JvcxgOIAEoA0gBiAEBQhoKGF9uZXh0X2NoYW5nZV91bml4X21pY3Jvc0IdChtfdW5sb2NrZWRfdW50aWxfdW5peF9taWNyb3MiuwEKB0NvbW1hbmQSEgoKY29tbWFuZF9pZBgBIAEoCRIpCgRsb2NrGAIgASgLMhkuaG91c2Vob2xkLnYxLkxvY2tDb21tYW5kSAASLQoGdW5sb2NrGAMgASgLMhsuaG91c2Vob2xkLnYxLlVubG9ja0NvbW1hbmRIABIrCgVncmFudBgEIAEoCzIaLmhvdXNlaG9sZC52MS5HcmFudENvbW1hbmRIABILCgNzZXEYBSABKARCCAoGYWN0aW9uImcKC0xvY2tDb21tYW5kEh4KEXVudGlsX3VuaXhfbWljcm9zGAEgASgDSACIAQESDgoGcmVhc29uGAIgASgJEhIKCmNoaWxkX3dpZGUYAyABKAhCFAoSX3VudGlsX3VuaXhfbWljcm9zIjMKDVVubG9ja0NvbW1hbmQSDgoGcmVhc29uGAEgASgJEhIKCmNoaWxkX3dpZGUYAiABKAgiLQoMR3JhbnRDb21tYW5kEg8KB21pbnV0ZXMYASABKA0SDAoEbm90ZRgCIAEoCSJTCglPdXRib3hBY2sSEgoKb3V0Ym94X2lkcxgBIAMoBBIyCghyZWplY3RlZBgCIAMoCzIgLmhvdXNlaG9sZC52MS5SZWplY3RlZE91dGJveEl0ZW0iNwoSUmVqZWN0ZWRPdXRib3hJdGVtEhEKCW91dGJveF9pZBgBIAEoBBIOCgZyZWFzb24YAiABKAky+wEKBUFnZW50EkMKBkVucm9sbBIbLmhvdXNlaG9sZC52MS5FbnJvbGxSZXF1ZXN0GhwuaG91c2Vob2xkLnYxLkVucm9sbFJlc3BvbnNlEmEKEFJlbmV3Q2VydGlmaWNhdGUSJS5ob3VzZWhvbGQudjEuUmVuZXdDZXJ0aWZpY2F0ZVJlcXVlc3QaJi5ob3VzZWhvbGQudjEuUmVuZXdDZXJ0aWZpY2F0ZVJlc3BvbnNlEkoKB1Nlc3Npb24SHC5ob3VzZWhvbGQudjEuU2Vzc2lvblJlcXVlc3QaHS5ob3VzZWhvbGQudjEuU2Vzc2lvblJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_household_v1_common, file_household_v1_event]);
+  fileDesc("Chhob3VzZWhvbGQvdjEvYWdlbnQucHJvdG8SDGhvdXNlaG9sZC52MSLmAQoNRW5yb2xsUmVxdWVzdBIUCgxwYWlyaW5nX2NvZGUYASABKAkSEQoHY3NyX3BlbRgCIAEoCUgAEjUKDGJlYXJlcl90b2tlbhgDIAEoCzIdLmhvdXNlaG9sZC52MS5CZWFyZXJUb2tlblNwZWNIABIQCghob3N0bmFtZRgEIAEoCRIQCghwbGF0Zm9ybRgFIAEoCRIYChBzb2Z0d2FyZV92ZXJzaW9uGAYgASgJEikKDWV4cGVjdGVkX3JvbGUYByABKA4yEi5ob3VzZWhvbGQudjEuUm9sZUIMCgpjcmVkZW50aWFsIiAKD0JlYXJlclRva2VuU3BlYxINCgVsYWJlbBgBIAEoCSJvChFJc3N1ZWRDZXJ0aWZpY2F0ZRIdChVjZXJ0aWZpY2F0ZV9jaGFpbl9wZW0YASABKAkSGwoTZXhwaXJlc191bml4X21pY3JvcxgCIAEoAxIeChZjZXJ0aWZpY2F0ZV9zaGEyNTZfaGV4GAMgASgJIpYCCg5FbnJvbGxSZXNwb25zZRIgCgRyb2xlGAEgASgOMhIuaG91c2Vob2xkLnYxLlJvbGUSEwoLaWRlbnRpdHlfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCGNoaWxkX2lkGAQgASgJEhoKEmNhX2NlcnRpZmljYXRlX3BlbRgFIAEoCRI2CgtjZXJ0aWZpY2F0ZRgGIAEoCzIfLmhvdXNlaG9sZC52MS5Jc3N1ZWRDZXJ0aWZpY2F0ZUgAEhYKDGJlYXJlcl90b2tlbhgHIAEoCUgAEhUKDWNyZWRlbnRpYWxfaWQYCCABKAkSFAoMaG91c2Vob2xkX2lkGAkgASgJQgwKCmNyZWRlbnRpYWwiKgoXUmVuZXdDZXJ0aWZpY2F0ZVJlcXVlc3QSDwoHY3NyX3BlbRgBIAEoCSJQChhSZW5ld0NlcnRpZmljYXRlUmVzcG9uc2USNAoLY2VydGlmaWNhdGUYASABKAsyHy5ob3VzZWhvbGQudjEuSXNzdWVkQ2VydGlmaWNhdGUiowEKDlNlc3Npb25SZXF1ZXN0EiQKBWhlbGxvGAEgASgLMhMuaG91c2Vob2xkLnYxLkhlbGxvSAASLwoLb3V0Ym94X2l0ZW0YAiABKAsyGC5ob3VzZWhvbGQudjEuT3V0Ym94SXRlbUgAEi8KC2NvbW1hbmRfYWNrGAMgASgLMhguaG91c2Vob2xkLnYxLkNvbW1hbmRBY2tIAEIJCgdtZXNzYWdlIp4BCgVIZWxsbxIaChJ1bmFja2VkX291dGJveF9pZHMYASADKAQSHgoWYWdlbnRfdGltZV91bml4X21pY3JvcxgCIAEoAxIYChBzb2Z0d2FyZV92ZXJzaW9uGAMgASgJEhAKCHBsYXRmb3JtGAQgASgJEhgKEGJ1ZGdldF9hc19vZl9zZXEYBSABKAQSEwoLaW5zdGFuY2VfaWQYBiABKAkingIKCk91dGJveEl0ZW0SEQoJb3V0Ym94X2lkGAEgASgEEhwKFHJlY29yZGVkX3VuaXhfbWljcm9zGAIgASgDEioKBXVzYWdlGAMgASgLMhkuaG91c2Vob2xkLnYxLlVzYWdlUmVwb3J0SAASOwoMdGltZV9yZXF1ZXN0GAQgASgLMiMuaG91c2Vob2xkLnYxLlRpbWVSZXF1ZXN0U3VibWlzc2lvbkgAEjEKDGNyZWRpdF9zcGVudBgFIAEoCzIZLmhvdXNlaG9sZC52MS5DcmVkaXRTcGVuZEgAEjsKDmxlZ2FjeV9jb21tYW5kGAYgASgLMiEuaG91c2Vob2xkLnYxLkxlZ2FjeUNvbW1hbmRSZXBvcnRIAEIGCgRpdGVtIkEKC1VzYWdlUmVwb3J0EhkKEXN0YXJ0X3VuaXhfbWljcm9zGAEgASgDEhcKD2VuZF91bml4X21pY3JvcxgCIAEoAyI2ChVUaW1lUmVxdWVzdFN1Ym1pc3Npb24SDwoHbWludXRlcxgBIAEoDRIMCgRub3RlGAIgASgJIj8KC0NyZWRpdFNwZW5kEg8KB21pbnV0ZXMYASABKA0SHwoDZGF5GAIgASgLMhIuaG91c2Vob2xkLnYxLkRhdGUisgEKE0xlZ2FjeUNvbW1hbmRSZXBvcnQSFAoMcGVlcl9hZGRyZXNzGAEgASgJEjAKB2NvbW1hbmQYAiABKA4yHy5ob3VzZWhvbGQudjEuTGVnYWN5Q29tbWFuZEtpbmQSFgoOZXh0ZW5kX21pbnV0ZXMYAyABKA0SLAoHb3V0Y29tZRgEIAEoDjIbLmhvdXNlaG9sZC52MS5MZWdhY3lPdXRjb21lEg0KBXJlcGx5GAUgASgJIkAKCkNvbW1hbmRBY2sSEgoKY29tbWFuZF9pZBgBIAEoCRIPCgdhcHBsaWVkGAIgASgIEg0KBWVycm9yGAMgASgJIq8CCg9TZXNzaW9uUmVzcG9uc2USKAoHd2VsY29tZRgBIAEoCzIVLmhvdXNlaG9sZC52MS5XZWxjb21lSAASJgoGYnVkZ2V0GAIgASgLMhQuaG91c2Vob2xkLnYxLkJ1ZGdldEgAEigKB2NvbW1hbmQYAyABKAsyFS5ob3VzZWhvbGQudjEuQ29tbWFuZEgAEi0KCm91dGJveF9hY2sYBCABKAsyFy5ob3VzZWhvbGQudjEuT3V0Ym94QWNrSAASOAoTdGltZV9yZXF1ZXN0X3VwZGF0ZRgFIAEoCzIZLmhvdXNlaG9sZC52MS5UaW1lUmVxdWVzdEgAEiwKCWhlYXJ0YmVhdBgGIAEoCzIXLmhvdXNlaG9sZC52MS5IZWFydGJlYXRIAEIJCgdtZXNzYWdlIoUBCgdXZWxjb21lEhEKCWRldmljZV9pZBgBIAEoCRIQCghjaGlsZF9pZBgCIAEoCRIbChNkZXZpY2VfZGlzcGxheV9uYW1lGAMgASgJEhoKEmNoaWxkX2Rpc3BsYXlfbmFtZRgEIAEoCRIcChRodWJfdGltZV91bml4X21pY3JvcxgFIAEoAyKwBAoGQnVkZ2V0Eh8KA2RheRgBIAEoCzISLmhvdXNlaG9sZC52MS5EYXRlEigKBXN0YXRlGAIgASgOMhkuaG91c2Vob2xkLnYxLlNjcmVlblN0YXRlEhkKEWFsbG93YW5jZV9zZWNvbmRzGAMgASgDEhQKDHVzZWRfc2Vjb25kcxgEIAEoAxIZChFyZW1haW5pbmdfc2Vjb25kcxgFIAEoAxIfChdncmFjZV9yZW1haW5pbmdfc2Vjb25kcxgGIAEoAxI0CgxjcmVkaXRzX2xlZnQYByABKAsyHi5ob3VzZWhvbGQudjEuRXh0ZW5zaW9uQ3JlZGl0cxIkCgZwb2xpY3kYCCABKAsyFC5ob3VzZWhvbGQudjEuUG9saWN5EioKCmNoaWxkX2xvY2sYCSABKAsyFi5ob3VzZWhvbGQudjEuTG9ja0luZm8SKwoLZGV2aWNlX2xvY2sYCiABKAsyFi5ob3VzZWhvbGQudjEuTG9ja0luZm8SJAoXbmV4dF9jaGFuZ2VfdW5peF9taWNyb3MYCyABKANIAIgBARIRCglhc19vZl9zZXEYDCABKAQSHAoUY29tcHV0ZWRfdW5peF9taWNyb3MYDSABKAMSJwoadW5sb2NrZWRfdW50aWxfdW5peF9taWNyb3MYDiABKANIAYgBAUIaChhfbmV4dF9jaGFuZ2VfdW5peF9taWNyb3NCHQobX3VubG9ja2VkX3VudGlsX3VuaXhfbWljcm9zIrsBCgdDb21tYW5kEhIKCmNvbW1hbmRfaWQYASABKAkSKQoEbG9jaxgCIAEoCzIZLmhvdXNlaG9sZC52MS5Mb2NrQ29tbWFuZEgAEi0KBnVubG9jaxgDIAEoCzIbLmhvdXNlaG9sZC52MS5VbmxvY2tDb21tYW5kSAASKwoFZ3JhbnQYBCABKAsyGi5ob3VzZWhvbGQudjEuR3JhbnRDb21tYW5kSAASCwoDc2VxGAUgASgEQggKBmFjdGlvbiJnCgtMb2NrQ29tbWFuZBIeChF1bnRpbF91bml4X21pY3JvcxgBIAEoA0gAiAEBEg4KBnJlYXNvbhgCIAEoCRISCgpjaGlsZF93aWRlGAMgASgIQhQKEl91bnRpbF91bml4X21pY3JvcyIzCg1VbmxvY2tDb21tYW5kEg4KBnJlYXNvbhgBIAEoCRISCgpjaGlsZF93aWRlGAIgASgIIi0KDEdyYW50Q29tbWFuZBIPCgdtaW51dGVzGAEgASgNEgwKBG5vdGUYAiABKAkiUwoJT3V0Ym94QWNrEhIKCm91dGJveF9pZHMYASADKAQSMgoIcmVqZWN0ZWQYAiADKAsyIC5ob3VzZWhvbGQudjEuUmVqZWN0ZWRPdXRib3hJdGVtIjcKElJlamVjdGVkT3V0Ym94SXRlbRIRCglvdXRib3hfaWQYASABKAQSDgoGcmVhc29uGAIgASgJIqsBCgxBZG9wdFJlcXVlc3QSDwoHY3NyX3BlbRgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIQCghwbGF0Zm9ybRgDIAEoCRIYChBzb2Z0d2FyZV92ZXJzaW9uGAQgASgJEhMKC2FnZW50X25vbmNlGAUgASgMEhEKCWh1Yl9ub25jZRgGIAEoDBITCgthZ2VudF9wcm9vZhgHIAEoDBIPCgdyZWZ1c2VkGAggASgIIngKDUFkb3B0UmVzcG9uc2USDwoHcGVuZGluZxgBIAEoCBIRCglodWJfbm9uY2UYAiABKAwSEQoJaHViX3Byb29mGAMgASgMEjAKCmVucm9sbG1lbnQYBCABKAsyHC5ob3VzZWhvbGQudjEuRW5yb2xsUmVzcG9uc2UyvQIKBUFnZW50EkMKBkVucm9sbBIbLmhvdXNlaG9sZC52MS5FbnJvbGxSZXF1ZXN0GhwuaG91c2Vob2xkLnYxLkVucm9sbFJlc3BvbnNlEmEKEFJlbmV3Q2VydGlmaWNhdGUSJS5ob3VzZWhvbGQudjEuUmVuZXdDZXJ0aWZpY2F0ZVJlcXVlc3QaJi5ob3VzZWhvbGQudjEuUmVuZXdDZXJ0aWZpY2F0ZVJlc3BvbnNlEkoKB1Nlc3Npb24SHC5ob3VzZWhvbGQudjEuU2Vzc2lvblJlcXVlc3QaHS5ob3VzZWhvbGQudjEuU2Vzc2lvblJlc3BvbnNlKAEwARJACgVBZG9wdBIaLmhvdXNlaG9sZC52MS5BZG9wdFJlcXVlc3QaGy5ob3VzZWhvbGQudjEuQWRvcHRSZXNwb25zZWIGcHJvdG8z", [file_household_v1_common, file_household_v1_event]);
 
 /**
  * Request of Agent.Enroll.
@@ -228,6 +228,14 @@ export type EnrollResponse = Message<"household.v1.EnrollResponse"> & {
    * @generated from field: string credential_id = 8;
    */
   credentialId: string;
+
+  /**
+   * The household's id, as its hub announces it over mDNS (`hh`); an agent announces
+   * it in turn, so the hub tells its own devices from others on the network.
+   *
+   * @generated from field: string household_id = 9;
+   */
+  householdId: string;
 };
 
 /**
@@ -1080,6 +1088,122 @@ export const RejectedOutboxItemSchema: GenMessage<RejectedOutboxItem> = /*@__PUR
   messageDesc(file_household_v1_agent, 22);
 
 /**
+ * Request of Agent.Adopt.
+ *
+ * @generated from message household.v1.AdoptRequest
+ */
+export type AdoptRequest = Message<"household.v1.AdoptRequest"> & {
+  /**
+   * A PKCS#10 request for the agent's own key, as in EnrollRequest: the key whose
+   * SHA-256 the agent announces, and the one it will be enrolled with.
+   *
+   * @generated from field: string csr_pem = 1;
+   */
+  csrPem: string;
+
+  /**
+   * The agent's host name, at most 64 characters.
+   *
+   * @generated from field: string hostname = 2;
+   */
+  hostname: string;
+
+  /**
+   * Operating system, e.g. "linux".
+   *
+   * @generated from field: string platform = 3;
+   */
+  platform: string;
+
+  /**
+   * Software version of the agent.
+   *
+   * @generated from field: string software_version = 4;
+   */
+  softwareVersion: string;
+
+  /**
+   * 32 random bytes the agent chose for this exchange.
+   *
+   * @generated from field: bytes agent_nonce = 5;
+   */
+  agentNonce: Uint8Array;
+
+  /**
+   * Empty on the offer; on the second step, the `hub_nonce` of the hub's answer.
+   *
+   * @generated from field: bytes hub_nonce = 6;
+   */
+  hubNonce: Uint8Array;
+
+  /**
+   * On the second step: HMAC-SHA256 keyed with the verification code over the
+   * exchange ("agent" proof, docs/child-agent.md), showing the agent's code is the one
+   * the guardian gave.
+   *
+   * @generated from field: bytes agent_proof = 7;
+   */
+  agentProof: Uint8Array;
+
+  /**
+   * On the second step instead of a proof: the hub's proof did not match; the
+   * adoption fails and nothing is enrolled.
+   *
+   * @generated from field: bool refused = 8;
+   */
+  refused: boolean;
+};
+
+/**
+ * Describes the message household.v1.AdoptRequest.
+ * Use `create(AdoptRequestSchema)` to create a new message.
+ */
+export const AdoptRequestSchema: GenMessage<AdoptRequest> = /*@__PURE__*/
+  messageDesc(file_household_v1_agent, 23);
+
+/**
+ * Response of Agent.Adopt.
+ *
+ * @generated from message household.v1.AdoptResponse
+ */
+export type AdoptResponse = Message<"household.v1.AdoptResponse"> & {
+  /**
+   * On the offer: true while a guardian is adopting this agent's key.
+   *
+   * @generated from field: bool pending = 1;
+   */
+  pending: boolean;
+
+  /**
+   * With `pending`: 32 random bytes of the hub's for this exchange.
+   *
+   * @generated from field: bytes hub_nonce = 2;
+   */
+  hubNonce: Uint8Array;
+
+  /**
+   * With `pending`: HMAC-SHA256 keyed with the code the guardian gave ("hub" proof).
+   *
+   * @generated from field: bytes hub_proof = 3;
+   */
+  hubProof: Uint8Array;
+
+  /**
+   * On the second step: the enrollment, as Agent.Enroll answers it.
+   *
+   * @generated from field: household.v1.EnrollResponse enrollment = 4;
+   */
+  enrollment?: EnrollResponse | undefined;
+};
+
+/**
+ * Describes the message household.v1.AdoptResponse.
+ * Use `create(AdoptResponseSchema)` to create a new message.
+ */
+export const AdoptResponseSchema: GenMessage<AdoptResponse> = /*@__PURE__*/
+  messageDesc(file_household_v1_agent, 24);
+
+/**
  * What child agents use: enrolling once with a pairing code, then holding one long
  * session through which usage flows up and budgets and commands flow down.
  *
@@ -1140,6 +1264,25 @@ export const Agent: GenService<{
     methodKind: "bidi_streaming";
     input: typeof SessionRequestSchema;
     output: typeof SessionResponseSchema;
+  },
+  /**
+   * An agent that belongs to no household asks whether a guardian is adopting it
+   * (Household.AdoptDevice). Like Enroll it needs no credential; the agent found the
+   * hub by mDNS and checks its chain against the CA fingerprint announced there. Two
+   * steps: the offer (no `hub_nonce`) is answered with `pending` false, or with the
+   * hub's proof that a guardian gave it the agent's verification code; the agent checks
+   * the proof and answers with its own proof (or `refused`), and the hub enrolls it.
+   * INVALID_ARGUMENT: `csr_pem` is not a CSR for a P-256 or Ed25519 key, or a nonce is
+   * not 32 bytes. FAILED_PRECONDITION: the second step without a live first step, or
+   * the proofs do not match (the guardian typed another code). RESOURCE_EXHAUSTED: too
+   * many asks from this address.
+   *
+   * @generated from rpc household.v1.Agent.Adopt
+   */
+  adopt: {
+    methodKind: "unary";
+    input: typeof AdoptRequestSchema;
+    output: typeof AdoptResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_household_v1_agent, 0);
