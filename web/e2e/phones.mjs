@@ -9,14 +9,39 @@
 // first child card of a paired phone is printed (median of 5 reloads). Screenshots of
 // the main screens at phone size go to SCREENSHOTS (default: the test's temp dir).
 //
+// As root it runs itself inside a network namespace it makes and removes, where the hub
+// and a second, unenrolled agent speak mDNS on that namespace's loopback only: the
+// agent shows up on the phones as new on the network, and Mum adopts it with the code
+// it shows. Without root that part is skipped, and says so.
+//
 //   npm run e2e     (HUB_BIN, CLI_BIN, AGENT_BIN: the binaries; default ../target/debug)
 //   CHROMIUM=/usr/bin/chromium (Debian's chromium; playwright downloads no browser here)
 import { chromium } from "playwright-core";
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
+
+const INSIDE = process.env.HOUSEHOLD_E2E_NETNS;
+if (INSIDE === undefined && process.getuid?.() === 0) {
+  const ns = `hh-e2e-${process.pid}`;
+  execFileSync("ip", ["netns", "add", ns]);
+  let status = 1;
+  try {
+    execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    const run = spawnSync("ip", ["netns", "exec", ns, process.execPath, ...process.argv.slice(1)],
+      { stdio: "inherit", env: { ...process.env, HOUSEHOLD_E2E_NETNS: ns } });
+    status = run.status ?? 1;
+  } finally {
+    execFileSync("ip", ["netns", "del", ns]);
+  }
+  process.exit(status);
+}
+/** mDNS only on the loopback of the namespace this test made. */
+const MDNS = INSIDE !== undefined;
+if (!MDNS) console.log("adoption from the phone skipped: its network namespace needs root");
 
 const HUB_BIN = process.env.HUB_BIN ?? "../target/debug/household-hub";
 const CLI_BIN = process.env.CLI_BIN ?? "../target/debug/household";
@@ -26,17 +51,20 @@ const dir = mkdtempSync(join(tmpdir(), "household-e2e-"));
 const data = join(dir, "hub");
 const anna = join(dir, "anna.json");
 const agentDir = join(dir, "agent");
+const tabletDir = join(dir, "tablet");
 const shots = process.env.SCREENSHOTS ?? dir;
 mkdirSync(shots, { recursive: true });
 let hub = null;
 let agent = null;
+let tabletAgent = null;
 let port = 0;
 
 function startHub() {
   return new Promise((resolve, reject) => {
     const listen = `127.0.0.1:${port}`;
-    hub = spawn(HUB_BIN, ["serve", "--data-dir", data, "--listen", listen, "--no-mdns",
-      "--advertise", `localhost:${port || 7443}`], { stdio: ["ignore", "pipe", "pipe"] });
+    hub = spawn(HUB_BIN, ["serve", "--data-dir", data, "--listen", listen,
+      ...(MDNS ? ["--mdns-interface", "lo"] : ["--no-mdns"]),
+      "--advertise", `localhost:${port}`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     hub.stdout.on("data", (b) => {
       out += b;
@@ -71,6 +99,13 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 try {
+  // A free port, fixed for both starts: the hub announces it over mDNS.
+  port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
   await startHub();
   const hubUrl = () => `https://localhost:${port}`;
   const first = lastLine(execFileSync(HUB_BIN, ["invite", "--admin-socket", join(data, "admin.sock"),
@@ -169,6 +204,37 @@ try {
   await until("the agent's 200-minute day", () => agentStatus().allowance_minutes === 200);
   console.log("a today-only change reached the other phone and the agent");
 
+  if (MDNS) {
+    // Mia's tablet runs an agent that belongs to no household: the phones hear of it,
+    // and Mum adopts it with the six digits it shows.
+    tabletAgent = spawn(AGENT_BIN, ["run", "--data-dir", tabletDir, "--usage-source", "simulated",
+      "--legacy-mode", "off", "--mdns-interface", "lo", "--host-name", "mias-tablet",
+      "--adopt-poll", "0.3"], { stdio: ["ignore", "ignore", process.env.TABLET_LOG ? "inherit" : "ignore"] });
+    const tabletStatus = () => {
+      try {
+        return JSON.parse(execFileSync(AGENT_BIN, ["status", "--json", "--data-dir", tabletDir],
+          { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+      } catch {
+        return {};
+      }
+    };
+    await until("the tablet's verification code", () => (tabletStatus().pairing ?? []).length > 0, 20000);
+    const code = tabletStatus().pairing[0].code;
+    await dad.page.getByRole("heading", { name: "New on the network" }).waitFor({ timeout: 20000 });
+    await mum.page.getByLabel("Adopt mias-tablet…").click();
+    await mum.page.getByLabel("Code mias-tablet shows").fill(code);
+    const toast = mum.page.locator(".toast");
+    await mum.page.locator(".toast:empty").waitFor({ state: "attached", timeout: 10000 });
+    await shot(mum, "adopt-dark");
+    await mum.page.getByRole("button", { name: "Adopt mias-tablet" }).click();
+    await toast.filter({ hasText: /./ }).waitFor({ timeout: 70000 });
+    assert.equal(await toast.textContent(), "mias-tablet now belongs to Mia.");
+    await dad.page.getByText("2 of 2 devices online").waitFor({ timeout: 20000 });
+    await dad.page.getByRole("heading", { name: "New on the network" })
+      .waitFor({ state: "detached", timeout: 10000 });
+    console.log("Mum adopted Mia's tablet from her phone with the code it showed");
+  }
+
   // Mia asks for 20 minutes on her laptop; both phones show it; Mum approves.
   before = agentStatus().remaining_minutes;
   agentCli("ask", "20", "--note", "homework");
@@ -256,6 +322,7 @@ try {
 } finally {
   await browser.close();
   if (agent) agent.kill("SIGTERM");
+  if (tabletAgent) tabletAgent.kill("SIGTERM");
   if (hub) await stopHub();
   if (!process.env.KEEP) rmSync(join(dir, "hub"), { recursive: true, force: true });
 }

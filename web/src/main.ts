@@ -207,6 +207,30 @@ const handlers: Handlers = {
       return "Open the link on your other phone.";
     });
   },
+  adopt(ev, keySha256Hex, hostName) {
+    ev.preventDefault();
+    const f = new FormData(ev.target as HTMLFormElement);
+    const childId = String(f.get("child") ?? "");
+    const verificationCode = String(f.get("code") ?? "").replace(/\s+/g, "");
+    const busyKey = `adopt:${keySha256Hex}`;
+    if (ui.busy.has(busyKey)) return;
+    ui.busy.add(busyKey);
+    draw();
+    // Not retried: the hub waits (up to a minute) for the device's next poll, and a
+    // second try while the first is under way is refused. The key's prefix names the
+    // device even when two share a host name.
+    household
+      .adoptDevice(
+        { host: keySha256Hex.slice(0, 16), childId, verificationCode },
+        { signal: AbortSignal.timeout(75_000) },
+      )
+      .then((r) => toast(`${r.device?.displayName ?? hostName} now belongs to ${childName(childId)}.`))
+      .catch((e) => toast(describeError(e)))
+      .finally(() => {
+        ui.busy.delete(busyKey);
+        draw();
+      });
+  },
   forget() {
     forgetCredential();
     location.replace("/pair");

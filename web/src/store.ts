@@ -2,7 +2,7 @@
 // is resumed after the last seq seen when it drops or the phone wakes up, so nothing
 // is missed and nothing is refetched that need not be.
 import { household, Code, ConnectError } from "./api.js";
-import type { ChildStatus } from "./gen/household/v1/guardian_pb.js";
+import type { ChildStatus, NetworkDevice } from "./gen/household/v1/guardian_pb.js";
 import type { Child, Device, Guardian, TimeRequest } from "./gen/household/v1/common_pb.js";
 import { TimeRequestSchema, TimeRequestStatus } from "./gen/household/v1/common_pb.js";
 import { create } from "@bufbuild/protobuf";
@@ -20,6 +20,8 @@ export interface State {
   /** Guardian actions, newest first. */
   activity: Event[];
   lastSeq: bigint | undefined;
+  /** Child agents heard on the home network that belong to no household, by key. */
+  network: Map<string, NetworkDevice>;
   /** The seq of the last event that enrolled or revoked a credential. */
   credentialsSeq: bigint;
 }
@@ -34,7 +36,27 @@ export const state: State = {
   activity: [],
   lastSeq: undefined,
   credentialsSeq: 0n,
+  network: new Map(),
 };
+
+/** Keeps an agent heard on the network if it belongs to no household yet. */
+function heard(d: NetworkDevice | undefined): void {
+  if (!d) return;
+  if (d.householdId === "") state.network.set(d.keySha256Hex, d);
+  else state.network.delete(d.keySha256Hex);
+}
+
+/** The agents heard so far (the Watch then tells of changes as they happen). */
+async function loadNetwork(): Promise<void> {
+  try {
+    const res = await household.listDevices({});
+    state.network = new Map();
+    for (const d of res.networkDevices) heard(d);
+    onChange();
+  } catch {
+    // A nicety like the history: the live items still arrive.
+  }
+}
 
 const ACTIVITY_KINDS: Event["payload"]["case"][] = [
   "timeGranted",
@@ -155,6 +177,7 @@ async function watchOnce(signal: AbortSignal): Promise<boolean> {
         state.pending = new Map(s.pendingRequests.map((r) => [r.requestId, r]));
         state.lastSeq = s.seq;
         void loadRecentActivity();
+        void loadNetwork();
         break;
       }
       case "event":
@@ -172,9 +195,11 @@ async function watchOnce(signal: AbortSignal): Promise<boolean> {
         seen(item.value.seq);
         break;
       case "deviceSeen":
+        // Live only, with no seq: agents heard on the network, offered for adoption.
+        heard(item.value.device);
+        break;
       case "deviceGone":
-        // Agents heard on the network, for adopting from the CLI; the app shows the
-        // household's own devices only, and these carry no seq.
+        if (item.value.device) state.network.delete(item.value.device.keySha256Hex);
         break;
     }
     onChange();

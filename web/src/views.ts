@@ -51,6 +51,7 @@ export interface Handlers {
   togglePhones(open: boolean): void;
   revoke(identityId: string, credentialId: string, label: string): void;
   inviteOwnPhone(): void;
+  adopt(ev: SubmitEvent, keySha256Hex: string, hostName: string): void;
   forget(): void;
 }
 
@@ -328,6 +329,40 @@ function phoneList(cred: Credential, ui: Ui, h: Handlers): TemplateResult {
       : nothing}`;
 }
 
+/** Agents on the home network that belong to no household: adopt with their code. */
+function networkCard(ui: Ui, h: Handlers): TemplateResult | typeof nothing {
+  const devices = [...state.network.values()];
+  if (devices.length === 0) return nothing;
+  return html`<section class="card" aria-labelledby="net">
+    <h2 id="net">New on the network</h2>
+    <p class="muted">Child agents that belong to no household yet. Adopt one with the six
+      digits it shows (<code>child-agent status</code> on it).</p>
+    <ul class="phones">
+      ${devices.map((d) => {
+        const busy = ui.busy.has(`adopt:${d.keySha256Hex}`);
+        return html`<li>
+          <span>${d.hostName} <span class="muted">(${d.platform || "?"}${
+            d.addresses[0] ? `, ${d.addresses[0]}` : ""}, seen ${clock(d.lastSeenUnixMicros)})</span></span>
+          <details class="until">
+            <summary aria-label="Adopt ${d.hostName}…">Adopt…</summary>
+            <form @submit=${(ev: SubmitEvent) => h.adopt(ev, d.keySha256Hex, d.hostName)}>
+              <label for="c-${d.keySha256Hex}">Child</label>
+              <select id="c-${d.keySha256Hex}" name="child" required>
+                ${state.children.map((c) => html`<option value=${c.childId}>${c.displayName}</option>`)}
+              </select>
+              <label for="v-${d.keySha256Hex}">Code ${d.hostName} shows</label>
+              <input id="v-${d.keySha256Hex}" name="code" required inputmode="numeric"
+                autocomplete="off" pattern="[0-9 ]{6,11}" />
+              <button class="primary" type="submit" ?disabled=${busy}>
+                ${busy ? "Waiting for the device…" : `Adopt ${d.hostName}`}</button>
+            </form>
+          </details>
+        </li>`;
+      })}
+    </ul>
+  </section>`;
+}
+
 const LINK_TEXT = {
   connecting: "Connecting…",
   live: "Live",
@@ -353,6 +388,7 @@ export function mainView(cred: Credential, ui: Ui, h: Handlers): TemplateResult 
           <code>household children add</code>.</p></section>`
       : nothing}
     ${state.children.map((c) => childCard(c, ui, h))}
+    ${networkCard(ui, h)}
     ${activityList(cred)}
     <details class="card" @toggle=${(ev: Event) =>
       h.togglePhones((ev.target as HTMLDetailsElement).open)}>
