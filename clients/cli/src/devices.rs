@@ -104,6 +104,7 @@ pub async fn run(hub: &mut Hub, command: DevicesCommand) -> Result<(), CliError>
                             "household_id": n.household_id,
                             "in_this_household": n.in_this_household,
                             "key_sha256_hex": n.key_sha256_hex,
+                            "legacy_port": n.legacy_port,
                             "last_seen_unix_micros": n.last_seen_unix_micros,
                         })
                     })
@@ -126,8 +127,14 @@ pub async fn run(hub: &mut Hub, command: DevicesCommand) -> Result<(), CliError>
                     );
                     let now = jiff::Timestamp::now().as_microsecond();
                     for n in strangers {
+                        // A CST parent app reaches it at this address and port, no
+                        // broadcast needed.
+                        let cst = match n.legacy_port {
+                            0 => String::new(),
+                            port => format!(", CST on UDP {port}"),
+                        };
                         println!(
-                            "  {}  ({}, {}, seen {} s ago; the code is on its screen, key {})",
+                            "  {}  ({}, {}{cst}, seen {} s ago; the code is on its screen, key {})",
                             n.host_name,
                             n.platform,
                             n.addresses.join(" "),

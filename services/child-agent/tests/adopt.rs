@@ -186,6 +186,11 @@ async fn in_namespace() {
         .unwrap_or_else(|| panic!("no agents in no household listed:\n{listed}"))
         .1;
     assert!(strangers.contains("  phone  (linux, 127.0.0.1"), "{listed}");
+    // Where a CST parent app reaches it, found without a broadcast.
+    assert!(
+        strangers.contains(&format!("CST on UDP {}, seen", phone_agent.port)),
+        "{listed}"
+    );
     assert!(
         strangers.contains("  tablet  (linux, 127.0.0.1"),
         "{listed}"
