@@ -123,26 +123,13 @@ impl AdoptionKey {
 
     /// Writes the file owner-only, whole or not at all.
     fn save(&self, data_dir: &Path) -> Result<(), KeyError> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let path = data_dir.join(KEY_FILE);
-        let write = |source| KeyError::Write {
-            path: path.clone(),
-            source,
-        };
-        let temporary = data_dir.join(format!("{KEY_FILE}.tmp"));
-        let _ = std::fs::remove_file(&temporary);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(write)?;
-        let text =
-            serde_json::to_vec_pretty(&self.file).map_err(|e| write(std::io::Error::other(e)))?;
-        file.write_all(&text).map_err(write)?;
-        file.sync_all().map_err(write)?;
-        std::fs::rename(&temporary, &path).map_err(write)
+        serde_json::to_vec_pretty(&self.file)
+            .map_err(std::io::Error::other)
+            .and_then(|text| crate::private_file::write(data_dir, KEY_FILE, &text))
+            .map_err(|source| KeyError::Write {
+                path: data_dir.join(KEY_FILE),
+                source,
+            })
     }
 }
 

@@ -24,6 +24,7 @@ mod meter;
 mod open;
 mod peer;
 mod policy;
+mod private_file;
 pub mod run;
 mod session_lock;
 mod shutdown;

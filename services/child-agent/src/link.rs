@@ -97,32 +97,15 @@ impl Enrollment {
             })
     }
 
-    /// Writes the enrollment owner-only (0600), whole or not at all: a
-    /// temporary file, synced, renamed over the old one, and the directory
-    /// synced.
+    /// Writes the enrollment owner-only (0600), whole or not at all.
     pub fn save(&self, data_dir: &Path) -> Result<(), EnrollmentError> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let path = Self::path(data_dir);
-        let write = |source| EnrollmentError::Write {
-            path: path.clone(),
-            source,
-        };
-        let temporary = data_dir.join(format!("{ENROLLMENT_FILE}.tmp"));
-        let _ = std::fs::remove_file(&temporary);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(write)?;
-        let text = serde_json::to_vec_pretty(self).map_err(|e| write(std::io::Error::other(e)))?;
-        file.write_all(&text).map_err(write)?;
-        file.sync_all().map_err(write)?;
-        std::fs::rename(&temporary, &path).map_err(write)?;
-        std::fs::File::open(data_dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(write)
+        serde_json::to_vec_pretty(self)
+            .map_err(std::io::Error::other)
+            .and_then(|text| crate::private_file::write(data_dir, ENROLLMENT_FILE, &text))
+            .map_err(|source| EnrollmentError::Write {
+                path: Self::path(data_dir),
+                source,
+            })
     }
 }
 
