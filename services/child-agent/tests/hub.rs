@@ -38,8 +38,9 @@ fn remaining(status: &Value) -> i64 {
 /// The device's own use, from the usage intervals it recorded (its log): the
 /// seconds measured, and the seconds the hub's rules make of them. The rules count
 /// whole seconds, each interval from the second it starts in to the second it
-/// ends in (`household_core::UsageSet`); the hub must hold exactly that, give or
-/// take the second the clock offset of a new session may shift an end across.
+/// ends in (`household_core::UsageSet`); the hub must hold exactly that. (On one
+/// machine the clocks agree: the offset a session measures at Hello is latency,
+/// which the hub does not apply, so no reconnection shifts an interval.)
 fn measured(home: &Home) -> (f64, i64) {
     let out = home.command(&["log", "--limit", "1000000"]);
     assert!(
@@ -260,7 +261,7 @@ async fn kill_9_of_hub_and_agent_loses_no_use_and_repeats_no_grant() {
     let held = device_used(&mut mum, &mia, &device).await;
     assert!(measured > 10.0, "the device was in use: {measured} s");
     assert!(
-        (held - counted).abs() <= 1,
+        held == counted,
         "the hub holds {held} s of the device's use; the device measured {measured:.1} s, \
          {counted} s in whole seconds"
     );
@@ -367,7 +368,7 @@ async fn offline_the_device_locks_on_time_and_the_hub_gets_every_second_later() 
     });
     let held = device_used(&mut mum, &mia, &device).await;
     assert!(
-        (held - counted).abs() <= 1,
+        held == counted,
         "the hub holds {held} s; the device measured {measured:.1} s, {counted} s in whole seconds"
     );
     let status = mum.status(&mia).await;
@@ -424,7 +425,7 @@ async fn a_lost_store_starts_a_new_instance_and_nothing_counts_twice() {
         assert!(quiet.terminate());
         let held = device_used(&mut mum, &mia, &device).await;
         assert!(
-            (held - total).abs() <= 2,
+            held == total,
             "the hub holds {held} s, the device's stores {total} s in whole seconds"
         );
         std::fs::remove_dir_all(home.file("store")).unwrap();

@@ -31,7 +31,22 @@ pub struct Sessions {
     /// memory only: the budget every session opens with carries the same locks and
     /// allowance, so a hub restart loses a notification, never a decision.
     unacked: Mutex<HashMap<String, Vec<v1::Command>>>,
+    /// The clock offset each device's reports are corrected by (hub minus agent, µs),
+    /// kept from session to session while new estimates stay within
+    /// [`OFFSET_TOLERANCE_MICROS`] of it.
+    offsets: Mutex<HashMap<String, i64>>,
 }
+
+/// How far a new estimate of a device's clock offset may stray from the one in use
+/// before it replaces it.
+///
+/// An estimate taken at Hello is off by however long Hello took to arrive and be read:
+/// milliseconds, or seconds on a loaded hub just restarted. Were every session to
+/// correct by its own estimate, the usage intervals either side of a reconnection
+/// would be shifted by different amounts, and whole seconds would be lost or counted
+/// twice where they meet. A device's clock that is really off (set wrong, or moved by
+/// a child) is off by more than this, and is corrected from its first session.
+pub const OFFSET_TOLERANCE_MICROS: i64 = 2_000_000;
 
 /// Most unacknowledged commands kept per device; the oldest go first.
 const MAX_UNACKED_COMMANDS: usize = 64;
@@ -107,6 +122,18 @@ impl Sessions {
         unacked.get(device_id).cloned().unwrap_or_default()
     }
 
+    /// The offset to correct `device_id`'s reports by, given the estimate of a new
+    /// session: the one in use (none at first) while the estimate stays within
+    /// [`OFFSET_TOLERANCE_MICROS`] of it, else the estimate.
+    pub fn settle_offset(&self, device_id: &str, estimate_micros: i64) -> i64 {
+        let mut offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
+        let in_use = offsets.entry(device_id.to_owned()).or_insert(0);
+        if in_use.abs_diff(estimate_micros) > OFFSET_TOLERANCE_MICROS.unsigned_abs() {
+            *in_use = estimate_micros;
+        }
+        *in_use
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -129,5 +156,29 @@ mod tests {
         assert!(sessions.is_open("d-1"));
         assert!(sessions.close("d-1", second.id));
         assert_eq!(sessions.count(), 0);
+    }
+
+    #[test]
+    fn a_clock_offset_stays_put_until_an_estimate_strays_past_the_tolerance() {
+        let sessions = Sessions::default();
+        assert_eq!(
+            sessions.settle_offset("d-1", 40_000),
+            0,
+            "latency, not skew"
+        );
+        assert_eq!(sessions.settle_offset("d-1", -1_900_000), 0);
+        let skewed = 3_600_000_000;
+        assert_eq!(sessions.settle_offset("d-1", skewed), skewed);
+        assert_eq!(sessions.settle_offset("d-1", skewed + 150_000), skewed);
+        assert_eq!(sessions.settle_offset("d-1", skewed - 2_000_000), skewed);
+        assert_eq!(
+            sessions.settle_offset("d-1", skewed - 2_000_001),
+            skewed - 2_000_001
+        );
+        assert_eq!(
+            sessions.settle_offset("d-2", 2_500_000),
+            2_500_000,
+            "per device"
+        );
     }
 }

@@ -87,7 +87,8 @@ struct Context {
     device_id: String,
     child_id: String,
     instance_id: String,
-    /// Hub clock minus agent clock at Hello, in µs.
+    /// Hub clock minus agent clock, in µs, as estimated at Hello and settled by
+    /// [`crate::sessions::Sessions::settle_offset`].
     offset_micros: i64,
 }
 
@@ -200,7 +201,10 @@ impl Session {
         self.software_version = hello.software_version.chars().take(64).collect();
         let now = Timestamp::now().as_microsecond();
         if hello.agent_time_unix_micros != 0 {
-            self.ctx.offset_micros = now - hello.agent_time_unix_micros;
+            self.ctx.offset_micros = self
+                .hub
+                .sessions
+                .settle_offset(&self.ctx.device_id, now - hello.agent_time_unix_micros);
         }
         let mut feed = self.hub.feed.subscribe();
         let Registration { id, mut ended } = self.hub.sessions.open(&self.ctx.device_id);
