@@ -2,12 +2,13 @@
 # Packages the release binaries of this checkout into a container image, without
 # pulling anything: `deploy/local-image.sh [IMAGE]` (default localhost/household-test).
 # Build the binaries first: cargo build --release -p household-hub -p child-agent -p household-cli
+# BIN_DIR=target/debug packages the debug binaries instead (as CI's container suite does).
 # Podman is called as `${PODMAN:-podman}`, so a caller can add its own options.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 image=${1:-localhost/household-test}
-bin=${CARGO_TARGET_DIR:-target}/release
+bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}
 podman=${PODMAN:-podman}
 
 stage=$(mktemp -d)

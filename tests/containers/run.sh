@@ -8,7 +8,8 @@
 #                                      on 4's certificates)
 #
 # It installs Podman and runc if they are missing, builds the release binaries (a no-op
-# when they are current), packages them with deploy/local-image.sh, and removes every
+# when they are current; with BIN_DIR set it packages that directory's binaries
+# instead, as CI does with target/debug), packages them with deploy/local-image.sh, and removes every
 # container, volume, network and image it made when it ends, also on Ctrl-C. The last
 # line is "N passed, N failed"; the exit code is 0 only when nothing failed.
 # Containers need root here (rootful Podman); without it the suite says so and skips.
@@ -158,8 +159,10 @@ start_agent() { # NAME IP
 
 setup() {
     echo "== setup"
-    cargo build --release -q -p household-hub -p child-agent -p household-cli ||
-        fail "building the release binaries" || return 1
+    if [[ -z ${BIN_DIR:-} ]]; then
+        cargo build --release -q -p household-hub -p child-agent -p household-cli ||
+            fail "building the release binaries" || return 1
+    fi
     PODMAN=podman deploy/local-image.sh "$image" || fail "building the image" || return 1
     podman network create --subnet "$subnet.0/24" --label "$run" "$net" >/dev/null ||
         fail "creating the network $net" || return 1
