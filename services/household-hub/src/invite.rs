@@ -22,6 +22,9 @@ pub struct Invitee {
     pub display_name: String,
     /// For devices: the child.
     pub child_id: String,
+    /// For another credential of a guardian: the credential asking for it, whose
+    /// revocation takes the new one with it (see [`crate::registry::InviteRecord`]).
+    pub invited_by: String,
 }
 
 /// The payload of the event that records a new guardian's invitation.
@@ -77,6 +80,7 @@ pub fn issue(
             child_id: invitee.child_id.clone(),
             expires_unix_micros,
             used: false,
+            invited_by: invitee.invited_by.clone(),
         },
         created_unix_micros,
     )?;

@@ -60,6 +60,10 @@ pub struct CredentialRecord {
     /// forward ([`crate::token::renewed_expiry`]).
     pub expires_unix_micros: i64,
     pub revoked: bool,
+    /// The credential of the same identity whose invitation made this one (a phone
+    /// paired from another phone), empty otherwise; revoking that one revokes this one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub invited_by: String,
 }
 
 /// The two kinds of credential the hub issues.
@@ -111,6 +115,11 @@ pub struct InviteRecord {
     pub child_id: String,
     pub expires_unix_micros: i64,
     pub used: bool,
+    /// For a guardian's invitation of another credential of their own: the credential
+    /// that asked for it. The credential the invite makes is revoked with that one, and
+    /// the invite cannot be redeemed once that one is revoked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub invited_by: String,
 }
 
 /// The sled database and its trees.
@@ -274,6 +283,20 @@ impl Registry {
                     .get(invite.identity_id.as_bytes())?
                     .ok_or_else(|| abort(HubError::PairingCodeInvalid))?;
                 let mut identity: IdentityRecord = from_json(&bytes).map_err(abort)?;
+                // A credential's invitation of another dies with it: a stolen phone
+                // that was revoked cannot leave a phone of the thief's behind.
+                let mut credential = credential.clone();
+                if !invite.invited_by.is_empty() {
+                    let inviter_live = !identity.revoked
+                        && identity
+                            .credentials
+                            .iter()
+                            .any(|c| c.credential_id == invite.invited_by && !c.revoked);
+                    if !inviter_live {
+                        return Err(abort(HubError::PairingCodeInvalid));
+                    }
+                    credential.invited_by = invite.invited_by.clone();
+                }
                 // A random token id that is taken already would hand another
                 // identity's credential over; it never happens, and must not.
                 if credentials
@@ -455,14 +478,18 @@ impl Registry {
         }
     }
 
-    /// Revokes one credential of an identity, or (with `credential_id` empty) the identity
-    /// and every credential. Revoking what is revoked succeeds.
+    /// Revokes one credential of an identity, with every credential its invitations
+    /// made (and theirs, in turn), or (with `credential_id` empty) the identity and every
+    /// credential. Revoking what is revoked succeeds. Returns the identity as written
+    /// and the credentials revoked along with the one named, which were live until now.
     pub fn revoke(
         &self,
         identity_id: &str,
         credential_id: &str,
-    ) -> Result<IdentityRecord, HubError> {
+    ) -> Result<(IdentityRecord, Vec<String>), HubError> {
+        let mut along = Vec::new();
         let revoked = self.change_identity(identity_id, |identity| {
+            along.clear();
             let mut identity = identity.ok_or_else(|| HubError::NotFound {
                 what: NotFoundKind::Identity,
                 id: identity_id.to_owned(),
@@ -483,12 +510,13 @@ impl Registry {
                         id: credential_id.to_owned(),
                     })?;
                 credential.revoked = true;
+                along = revoke_invited(&mut identity.credentials, credential_id);
             }
             Ok(Some(identity))
         })?;
         let identity = revoked.ok_or_else(|| HubError::storage("a revocation wrote nothing"))?;
         self.db.flush()?;
-        Ok(identity)
+        Ok((identity, along))
     }
 
     /// Stores a legacy device's CST device ID.
@@ -567,6 +595,28 @@ impl IdentityRecord {
     }
 }
 
+/// Revokes the credentials whose invitation chain leads to `root`; returns the ids of
+/// those that were live.
+fn revoke_invited(credentials: &mut [CredentialRecord], root: &str) -> Vec<String> {
+    let mut revoked = vec![root.to_owned()];
+    let mut along = Vec::new();
+    let mut i = 0;
+    while i < revoked.len() {
+        let inviter = revoked[i].clone();
+        for c in credentials.iter_mut().filter(|c| c.invited_by == inviter) {
+            if !revoked.contains(&c.credential_id) {
+                revoked.push(c.credential_id.clone());
+                if !c.revoked {
+                    along.push(c.credential_id.clone());
+                }
+                c.revoked = true;
+            }
+        }
+        i += 1;
+    }
+    along
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,6 +634,7 @@ mod tests {
             child_id: String::new(),
             expires_unix_micros: T0 + 1,
             used: false,
+            invited_by: String::new(),
         };
         registry.put_invite(&secret, &invite, T0).unwrap();
         let digest = [42u8; 32];
@@ -594,6 +645,7 @@ mod tests {
             issued_unix_micros: T0,
             expires_unix_micros: T0 + 10,
             revoked: false,
+            invited_by: String::new(),
         };
         registry
             .redeem_invite(&secret, record, Some(&digest))
@@ -631,6 +683,48 @@ mod tests {
         assert!(anna.credentials[0].revoked);
         assert_eq!(anna.credentials[0].expires_unix_micros, T0 + 10);
         assert!(registry.authenticate("tok-1", T0).unwrap().is_none());
+    }
+
+    #[test]
+    fn revoking_a_credential_revokes_what_its_invitations_made_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, _) = anna_with_a_token(dir.path());
+        // tok-1 pairs tok-2, which pairs tok-3; tok-4 was paired from nothing.
+        let pair = |secret: u8, id: &str, invited_by: &str| {
+            let invite = InviteRecord {
+                identity_id: "g-anna".into(),
+                role: Role::Guardian,
+                display_name: "Anna".into(),
+                child_id: String::new(),
+                expires_unix_micros: T0 + 1,
+                used: false,
+                invited_by: invited_by.into(),
+            };
+            registry.put_invite(&[secret; 16], &invite, T0).unwrap();
+            let record = CredentialRecord {
+                credential_id: id.into(),
+                kind: CredentialKind::BearerToken,
+                label: id.into(),
+                issued_unix_micros: T0,
+                expires_unix_micros: T0 + 10,
+                revoked: false,
+                invited_by: String::new(),
+            };
+            registry.redeem_invite(&[secret; 16], record, Some(&[secret; 32]))
+        };
+        pair(2, "tok-2", "tok-1").unwrap();
+        pair(3, "tok-3", "tok-2").unwrap();
+        pair(4, "tok-4", "").unwrap();
+        let (anna, along) = registry.revoke("g-anna", "tok-1").unwrap();
+        assert_eq!(along, ["tok-2", "tok-3"]);
+        let revoked: Vec<bool> = anna.credentials.iter().map(|c| c.revoked).collect();
+        assert_eq!(revoked, [true, true, true, false], "{anna:?}");
+        // Revoking again revokes nothing more, and a code tok-2 made is dead.
+        assert!(registry.revoke("g-anna", "tok-1").unwrap().1.is_empty());
+        assert!(matches!(
+            pair(5, "tok-5", "tok-2"),
+            Err(HubError::PairingCodeInvalid)
+        ));
     }
 
     #[test]

@@ -202,6 +202,7 @@ mod tests {
             issued_unix_micros: T0,
             expires_unix_micros,
             revoked: false,
+            invited_by: String::new(),
         }
     }
 

@@ -666,8 +666,31 @@ async fn a_guardian_pairs_their_own_phone_which_acts_under_their_name() {
     );
     assert_eq!(actor.credential_id, phone.credential_id());
 
-    // Anna now holds two credentials; revoking the phone leaves her certificate
-    // working.
+    // Whoever holds the phone can pair a phone of their own from it, and keep a code
+    // for later: both belong to the phone, and go when it is revoked.
+    let from_the_phone = from_phone
+        .invite_credential(ask("thief-1"))
+        .await
+        .expect("the phone invites")
+        .into_inner()
+        .invite
+        .expect("the invite")
+        .pairing_code;
+    let second = pair_phone(&hub, &from_the_phone, "another phone")
+        .await
+        .expect("a phone paired from the phone");
+    let mut from_second = second.household(hub.addr).await;
+    let kept = from_phone
+        .invite_credential(ask("thief-2"))
+        .await
+        .expect("the phone invites again")
+        .into_inner()
+        .invite
+        .expect("the invite")
+        .pairing_code;
+
+    // Anna now holds three credentials; revoking the phone revokes the one paired
+    // from it and leaves her certificate working.
     let identities = household
         .list_credentials(v1::ListCredentialsRequest::default())
         .await
@@ -678,19 +701,48 @@ async fn a_guardian_pairs_their_own_phone_which_acts_under_their_name() {
         .iter()
         .find(|i| i.identity_id == anna_id)
         .expect("Anna's entry");
-    assert_eq!(anna_entry.credentials.len(), 2, "{anna_entry:?}");
+    assert_eq!(anna_entry.credentials.len(), 3, "{anna_entry:?}");
     household
         .revoke_credential(v1::RevokeCredentialRequest {
-            identity_id: anna_id,
+            identity_id: anna_id.clone(),
             credential_id: phone.credential_id().to_owned(),
         })
         .await
         .expect("revoke the phone");
-    let refused = from_phone
-        .list_children(v1::ListChildrenRequest {})
+    for (what, client) in [
+        ("the revoked phone", &mut from_phone),
+        ("the phone paired from it", &mut from_second),
+    ] {
+        let refused = client
+            .list_children(v1::ListChildrenRequest {})
+            .await
+            .expect_err(what);
+        assert_eq!(refused.code(), Code::Unauthenticated, "{what}");
+    }
+    let Err(late) = pair_phone(&hub, &kept, "a phone paired later").await else {
+        panic!("a code the revoked phone made paired a phone");
+    };
+    assert_eq!(late.code(), Code::Unauthenticated, "{late:?}");
+    let revoked: Vec<String> = household
+        .get_history(v1::GetHistoryRequest {
+            kinds: vec![v1::EventKind::IdentityRevoked as i32],
+            ..Default::default()
+        })
         .await
-        .expect_err("a revoked phone");
-    assert_eq!(refused.code(), Code::Unauthenticated);
+        .expect("history")
+        .into_inner()
+        .events
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(v1::event::Payload::IdentityRevoked(r)) => Some(r.credential_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        revoked,
+        [phone.credential_id(), second.credential_id()],
+        "each revocation is logged"
+    );
     household
         .list_children(v1::ListChildrenRequest {})
         .await

@@ -84,7 +84,7 @@ pub async fn revoke(
     if identity_id.is_empty() {
         return Err(HubError::invalid("identity_id", "is required"));
     }
-    let identity = hub.registry.revoke(identity_id, credential_id)?;
+    let (identity, along) = hub.registry.revoke(identity_id, credential_id)?;
     let child_id = match identity.role {
         Role::Device => identity.child_id.clone(),
         Role::Guardian => String::new(),
@@ -93,20 +93,29 @@ pub async fn revoke(
         Role::Device => identity.identity_id.clone(),
         Role::Guardian => String::new(),
     };
-    let payload = Payload::IdentityRevoked(v1::IdentityRevoked {
-        identity_id: identity.identity_id.clone(),
-        role: identity.role.to_proto() as i32,
-        credential_id: credential_id.to_owned(),
-    });
+    // One event for the credential named, and one for each its invitations made,
+    // so the audit and every guardian's list of phones show all of them gone.
+    let payloads: Vec<Payload> = std::iter::once(credential_id.to_owned())
+        .chain(along)
+        .map(|credential_id| {
+            Payload::IdentityRevoked(v1::IdentityRevoked {
+                identity_id: identity.identity_id.clone(),
+                role: identity.role.to_proto() as i32,
+                credential_id,
+            })
+        })
+        .collect();
     hub.writer
         .write(move |txn| {
-            txn.append(v1::Event {
-                actor: Some(actor),
-                child_id,
-                device_id,
-                payload: Some(payload),
-                ..Default::default()
-            });
+            for payload in payloads.clone() {
+                txn.append(v1::Event {
+                    actor: Some(actor.clone()),
+                    child_id: child_id.clone(),
+                    device_id: device_id.clone(),
+                    payload: Some(payload),
+                    ..Default::default()
+                });
+            }
             Ok(())
         })
         .await?;
@@ -263,12 +272,14 @@ impl Admin for AdminService {
                 identity_id: invited.guardian_id.clone(),
                 display_name: invited.display_name.clone(),
                 child_id: String::new(),
+                invited_by: String::new(),
             },
             Some(Payload::DeviceAdded(added)) => Invitee {
                 role: Role::Device,
                 identity_id: event.device_id.clone(),
                 display_name: added.display_name.clone(),
                 child_id: event.child_id.clone(),
+                invited_by: String::new(),
             },
             _ => return Err(HubError::storage("unexpected invite event").into()),
         };

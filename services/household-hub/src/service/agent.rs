@@ -69,6 +69,7 @@ impl AgentService {
             issued_unix_micros: Timestamp::now().as_microsecond(),
             expires_unix_micros: issued.not_after_unix_micros,
             revoked: false,
+            invited_by: String::new(),
         };
         Ok((
             v1::IssuedCertificate {
@@ -140,6 +141,7 @@ impl AgentService {
                     issued_unix_micros: now,
                     expires_unix_micros: token::first_expiry(now),
                     revoked: false,
+                    invited_by: String::new(),
                 };
                 let credential_id = record.credential_id.clone();
                 let identity = self.hub.registry.redeem_invite(
@@ -336,6 +338,7 @@ impl AgentService {
                 identity_id: event.device_id.clone(),
                 display_name: request.display_name.clone(),
                 child_id: request.child_id.clone(),
+                invited_by: String::new(),
             },
             event.time_unix_micros,
             1,

@@ -104,6 +104,7 @@ impl GuardianService {
         call: Call,
         (kind, key): (&str, &str),
         valid_minutes: i64,
+        invited_by: &str,
         invited: impl FnOnce(&Household, Timestamp) -> Payload + Send + 'static,
     ) -> Result<(v1::PairingInvite, bool), HubError> {
         let outcome = self
@@ -133,6 +134,7 @@ impl GuardianService {
                 identity_id: invited.guardian_id.clone(),
                 display_name: invited.display_name.clone(),
                 child_id: String::new(),
+                invited_by: invited_by.to_owned(),
             },
             event.time_unix_micros,
             valid_minutes,
@@ -435,6 +437,7 @@ impl HouseholdApi for GuardianService {
                         identity_id: device.device_id.clone(),
                         display_name: device.display_name.clone(),
                         child_id: device.child_id.clone(),
+                        invited_by: String::new(),
                     },
                     event.time_unix_micros,
                     valid_minutes,
@@ -541,6 +544,7 @@ impl HouseholdApi for GuardianService {
                 call,
                 ("guardian", &body.idempotency_key),
                 valid_minutes,
+                "",
                 move |_, now| invite::guardian_invited(&name, now, valid_minutes),
             )
             .await?;
@@ -566,13 +570,15 @@ impl HouseholdApi for GuardianService {
             },
         )?;
         let valid_minutes = validate::invite_minutes("valid_minutes", body.valid_minutes)?;
-        let guardian_id = principal.guardian()?.0.to_owned();
+        let (guardian_id, credential_id) = principal.guardian()?;
+        let (guardian_id, credential_id) = (guardian_id.to_owned(), credential_id.to_owned());
         let (invite, replayed) = self
             .invite(
                 &principal,
                 call,
                 ("credential", &body.idempotency_key),
                 valid_minutes,
+                &credential_id,
                 move |household, now| {
                     invite::credential_invited(
                         &guardian_id,
