@@ -9,15 +9,23 @@
 //! ([`MAX_HEARD`] agents, names cut to 64 characters by the browser), an agent that
 //! stops answering is dropped, and a hub restart starts it afresh: agents answer the
 //! hub's first query within a second.
+//!
+//! Watchers are told of a change, not of every announcement: an agent heard again as it
+//! was is told again only once a minute (its `last_seen` moves on), and all changes
+//! together are held to [`CHANGES_PER_SECOND`], so a neighbour answering every query a
+//! thousand times, or churning names, cannot flood the guardians' phones. A watcher
+//! that misses a change still finds every agent in `ListDevices`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use household_client::mdns::agents::{AgentSighting, HeardAgent};
 use household_proto::v1;
 use jiff::Timestamp;
 use tokio::sync::broadcast;
 
+use crate::auth::RateLimiter;
 use crate::error::HubError;
 
 /// Most agents remembered at once. A home has a handful; past this, newly heard agents
@@ -27,6 +35,12 @@ pub const MAX_HEARD: usize = 256;
 /// Changes held for watchers that read slowly; one that falls further behind misses
 /// some (ListDevices has the whole list).
 const CHANGES_CAPACITY: usize = 64;
+/// Changes told to watchers per second, all agents together, after a burst of
+/// [`CHANGES_BURST`]: a household's agents coming and going never get near it.
+pub const CHANGES_PER_SECOND: f64 = 5.0;
+const CHANGES_BURST: f64 = 64.0;
+/// How often an agent heard again, unchanged, is told again (its `last_seen`).
+const RETELL_UNCHANGED_MICROS: i64 = 60_000_000;
 
 /// A change watchers hear of.
 #[derive(Debug, Clone)]
@@ -44,6 +58,8 @@ struct Heard {
     /// Adopted into this household by this hub since it was last announced: it is
     /// shown as this household's until it announces so itself.
     adopted: bool,
+    /// What watchers were last told of it, `last_seen` zeroed, and when.
+    told: Option<(v1::NetworkDevice, i64)>,
 }
 
 /// The table of agents heard, and the channel that tells watchers of changes.
@@ -51,6 +67,9 @@ pub struct Network {
     household_id: String,
     heard: Mutex<BTreeMap<String, Heard>>,
     changes: broadcast::Sender<NetworkChange>,
+    limit: RateLimiter,
+    /// Whether changes are being dropped by the limit now (logged once per spell).
+    dropping: AtomicBool,
 }
 
 impl Network {
@@ -60,6 +79,8 @@ impl Network {
             household_id,
             heard: Mutex::new(BTreeMap::new()),
             changes: broadcast::channel(CHANGES_CAPACITY).0,
+            limit: RateLimiter::new(CHANGES_PER_SECOND, CHANGES_BURST),
+            dropping: AtomicBool::new(false),
         }
     }
 
@@ -85,7 +106,7 @@ impl Network {
                             entry.adopted &= agent.household_id.is_none();
                             entry.agent = agent;
                             entry.last_seen_unix_micros = now;
-                            Some(NetworkChange::Seen(self.describe(entry)))
+                            self.worth_telling(entry, now).map(NetworkChange::Seen)
                         }
                         None if full => {
                             tracing::warn!(
@@ -96,20 +117,22 @@ impl Network {
                             None
                         }
                         None => {
-                            let entry = Heard {
+                            let mut entry = Heard {
                                 agent,
                                 first_seen_unix_micros: now,
                                 last_seen_unix_micros: now,
                                 adopted: false,
+                                told: None,
                             };
                             tracing::info!(
                                 host = %entry.agent.host_name,
                                 household = entry.agent.household_id.as_deref().unwrap_or("none"),
                                 "an agent was heard on the network"
                             );
-                            let change = NetworkChange::Seen(self.describe(&entry));
+                            let change =
+                                self.worth_telling(&mut entry, now).map(NetworkChange::Seen);
                             heard.insert(entry.agent.fullname.clone(), entry);
-                            Some(change)
+                            change
                         }
                     }
                 }
@@ -120,9 +143,43 @@ impl Network {
             }
         };
         if let Some(change) = change {
-            // Nobody watching is fine.
-            let _ = self.changes.send(change);
+            self.tell(change);
         }
+    }
+
+    /// What to tell watchers of `entry` just heard: its description if it changed
+    /// (other than `last_seen`) or was last told a minute ago, else nothing.
+    fn worth_telling(&self, entry: &mut Heard, now: i64) -> Option<v1::NetworkDevice> {
+        let described = self.describe(entry);
+        let plain = v1::NetworkDevice {
+            last_seen_unix_micros: 0,
+            ..described.clone()
+        };
+        if let Some((told, at)) = &entry.told
+            && *told == plain
+            && now - at < RETELL_UNCHANGED_MICROS
+        {
+            return None;
+        }
+        entry.told = Some((plain, now));
+        Some(described)
+    }
+
+    /// Sends a change to the watchers, within [`CHANGES_PER_SECOND`].
+    fn tell(&self, change: NetworkChange) {
+        if self.limit.take("").is_err() {
+            if !self.dropping.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    per_second = CHANGES_PER_SECOND,
+                    "agents on the network change faster than watchers are told; \
+                     some changes go untold (ListDevices has them all)"
+                );
+            }
+            return;
+        }
+        self.dropping.store(false, Ordering::Relaxed);
+        // Nobody watching is fine.
+        let _ = self.changes.send(change);
     }
 
     /// Every agent heard, by host name.
@@ -187,10 +244,19 @@ impl Network {
                 .filter(|entry| entry.agent.key_sha256_hex == key_sha256_hex)
                 .map(|entry| {
                     entry.adopted = true;
-                    NetworkChange::Seen(self.describe(entry))
+                    let described = self.describe(entry);
+                    entry.told = Some((
+                        v1::NetworkDevice {
+                            last_seen_unix_micros: 0,
+                            ..described.clone()
+                        },
+                        Timestamp::now().as_microsecond(),
+                    ));
+                    NetworkChange::Seen(described)
                 })
                 .collect::<Vec<_>>()
         };
+        // A guardian's own adoption is always told.
         for change in change {
             let _ = self.changes.send(change);
         }
@@ -264,6 +330,40 @@ mod tests {
         // Room again: a new agent is taken.
         network.sighted(AgentSighting::Heard(agent(MAX_HEARD + 20, None)));
         assert_eq!(network.list().len(), MAX_HEARD);
+    }
+
+    #[test]
+    fn watchers_hear_changes_not_every_announcement_and_never_a_flood() {
+        let network = Network::new("hh-ours".into());
+        let mut changes = network.subscribe();
+        network.sighted(AgentSighting::Heard(agent(0, None)));
+        assert!(changes.try_recv().is_ok(), "a new agent is told");
+        for _ in 0..1000 {
+            network.sighted(AgentSighting::Heard(agent(0, None)));
+        }
+        assert!(changes.try_recv().is_err(), "the same agent again is not");
+        let mut moved = agent(0, None);
+        moved.addresses = vec!["10.0.0.3".parse().unwrap()];
+        network.sighted(AgentSighting::Heard(moved));
+        assert!(
+            matches!(changes.try_recv(), Ok(NetworkChange::Seen(d)) if d.addresses == ["10.0.0.3"]),
+            "a change is told"
+        );
+        // Names churned as fast as they can be: at most a burst gets through.
+        let mut told = 0;
+        for n in 1..2000 {
+            network.sighted(AgentSighting::Heard(agent(n, None)));
+            network.sighted(AgentSighting::Gone {
+                fullname: agent(n, None).fullname,
+            });
+            while changes.try_recv().is_ok() {
+                told += 1;
+            }
+        }
+        assert!(
+            (CHANGES_BURST as usize - 2..CHANGES_BURST as usize + 10).contains(&told),
+            "{told} changes told"
+        );
     }
 
     #[test]
