@@ -268,7 +268,11 @@ pub async fn serve_until(
                 },
                 instance_name: format!("Household hub {}", household_id),
                 host_name: format!("{}.local.", crate::trust::host_name()),
-                port: config.advertise_port,
+                // `--listen HOST:0` picks a free port: announce the one it picked.
+                port: match config.advertise_port {
+                    0 => local.port(),
+                    port => port,
+                },
                 household_id: household_id.clone(),
                 ca_sha256_hex: hub.ca.sha256_hex(),
             };

@@ -60,14 +60,13 @@ impl Hub {
     }
 
     /// [`Hub::start_with_mdns`] with more `serve` flags.
+    ///
+    /// It listens on port 0, so the hub picks a free port and must announce the port
+    /// it picked (restarts keep that port).
     pub fn start_with_mdns_args(data: &Path, interface: Option<&str>, extra: &[&str]) -> Hub {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let mut hub = Hub {
             process: None,
-            address: format!("127.0.0.1:{port}"),
+            address: "127.0.0.1:0".into(),
             data: data.to_owned(),
             mdns: match interface {
                 Some(name) => vec!["--mdns-interface".into(), name.into()],
@@ -97,7 +96,8 @@ impl Hub {
         let mut lines = BufReader::new(process.stdout.take().expect("stdout")).lines();
         loop {
             let line = lines.next().expect("the hub exited").expect("hub stdout");
-            if line.starts_with("household hub serving on ") {
+            if let Some(address) = line.strip_prefix("household hub serving on ") {
+                self.address = address.to_owned();
                 break;
             }
         }
