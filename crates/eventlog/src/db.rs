@@ -208,7 +208,7 @@ impl Db {
 
         // Replay every WAL not yet covered by a table into one memtable.
         let first_wal = wals.first().copied().unwrap_or(next_file_number);
-        let mem = MemTable::new(first_wal);
+        let mem = MemTable::new(first_wal, options.memtable_bytes);
         let mut report = RecoveryReport::default();
         let replayed = recovery::replay_wals(
             fs.as_ref(),
@@ -729,7 +729,10 @@ impl Core {
             // next Sync write syncs it first; the flush makes it redundant and closes it.
             lock(&self.unsynced_wals).push((old_number, old));
         }
-        let old = std::mem::replace(&mut st.mem, Arc::new(MemTable::new(number)));
+        let old = std::mem::replace(
+            &mut st.mem,
+            Arc::new(MemTable::new(number, self.opts.memtable_bytes)),
+        );
         st.imms.push_back(old);
         self.bg_cv.notify_one();
         Ok(())
@@ -766,15 +769,15 @@ impl Core {
         let (mems, version, seq) = self.point_read_view(snapshot);
         let mems = mems.iter().flatten();
         let probe = key::PointProbe::new(user_key, seq);
+        let hash = hash64(user_key);
         let mut found: Option<Lookup> = None;
         for m in mems.clone() {
-            if let Some(l) = m.get(user_key, &probe) {
+            if let Some(l) = m.get(user_key, &probe, hash) {
                 found = Some(l);
                 break;
             }
         }
         if found.is_none() {
-            let hash = hash64(user_key);
             for t in &version.levels[0] {
                 if t.contains_key(user_key) && t.info.smallest_seq <= seq {
                     let table = self.table_cache.get(t.number, t.info.file_size)?;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, RwLock};
 
 use crate::key::{self, Kind, RangeTombstone};
+use crate::sstable::filter::{MemFilter, hash64};
 
 /// Per-entry bookkeeping estimate added to the key and value bytes.
 const ENTRY_OVERHEAD: usize = 48;
@@ -161,6 +162,8 @@ impl Drop for Arena {
 struct Inner {
     set: BTreeSet<Entry>,
     arena: Arena,
+    /// The user keys in `set`, for point reads to skip a memtable without them.
+    filter: MemFilter,
 }
 
 impl Borrow<IKey> for Entry {
@@ -206,11 +209,14 @@ pub struct MemTable {
 }
 
 impl MemTable {
-    pub fn new(first_wal: u64) -> MemTable {
+    /// An empty memtable whose records start in WAL `first_wal`, for about
+    /// `budget_bytes` of entries (`Options::memtable_bytes`; it sizes the key filter).
+    pub fn new(first_wal: u64, budget_bytes: usize) -> MemTable {
         MemTable {
             entries: RwLock::new(Inner {
                 set: BTreeSet::new(),
                 arena: Arena::new(),
+                filter: MemFilter::for_memtable_bytes(budget_bytes),
             }),
             range_tombstones: Mutex::new(Vec::new()),
             approx_bytes: AtomicUsize::new(0),
@@ -228,6 +234,7 @@ impl MemTable {
             let trailer = key::pack_trailer(seq, kind).to_le_bytes();
             let ptr = inner.arena.copy(&[k, &trailer, v]);
             let klen = (k.len() + key::TRAILER_LEN) as u32;
+            inner.filter.insert(hash64(k));
             inner.set.insert(Entry {
                 prefix: key_prefix(k),
                 ptr,
@@ -315,11 +322,16 @@ impl MemTable {
     /// Newest version of `user_key` visible at `snapshot_seq`.
     /// Newest version of `user_key` visible at the sequence number `probe` was made for
     /// (`probe` = `key::seek_key(user_key, snapshot_seq)`, built once per read).
-    pub fn get(&self, user_key: &[u8], probe: &[u8]) -> Option<Lookup> {
+    /// The newest version of `user_key` visible at the sequence number `probe` was made
+    /// for (`key::seek_key`); `hash` is the key's [`hash64`].
+    pub fn get(&self, user_key: &[u8], probe: &[u8], hash: u64) -> Option<Lookup> {
         if self.is_empty() {
             return None;
         }
         let inner = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        if !inner.filter.may_contain(hash) {
+            return None;
+        }
         let set = &inner.set;
         let e = set
             .range::<IKey, _>((Bound::Included(IKey::new(probe)), Bound::Unbounded))

@@ -91,6 +91,52 @@ pub fn build(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
 #[repr(C, align(64))]
 pub struct Line([u8; LINE_BYTES]);
 
+/// Probes per key of a [`MemFilter`]: the best for the ~10 bits per key it is sized for.
+const MEM_FILTER_PROBES: u32 = 6;
+
+/// A blocked filter filled key by key: a memtable's. A point read then skips a memtable
+/// that certainly lacks the key instead of searching its tree, which costs a cache miss
+/// per node and was a fifth of an absent-key read. It is sized once, from the memtable's
+/// budget (one bit per 16 bytes, about 10 per key for 100-byte values); a memtable that
+/// outgrows it (one replayed from several WALs) only gets more false "maybe"s.
+pub struct MemFilter {
+    lines: Vec<Line>,
+}
+
+impl MemFilter {
+    /// A filter for a memtable of about `memtable_bytes`.
+    pub fn for_memtable_bytes(memtable_bytes: usize) -> MemFilter {
+        let lines = (memtable_bytes / 16 / (LINE_BYTES * 8)).max(1);
+        MemFilter {
+            lines: vec![Line([0; LINE_BYTES]); lines],
+        }
+    }
+
+    /// Adds the key with hash `h`.
+    pub fn insert(&mut self, h: u64) {
+        let n = self.lines.len() as u64;
+        let line = &mut self.lines[reduce(h, n)].0;
+        let (mut y, step) = line_hash(h);
+        for _ in 0..MEM_FILTER_PROBES {
+            let bit = (y >> 55) as usize;
+            line[bit / 8] |= 1 << (bit % 8);
+            y = y.wrapping_add(step);
+        }
+    }
+
+    /// False only if no key with hash `h` was added.
+    #[inline]
+    pub fn may_contain(&self, h: u64) -> bool {
+        let line = &self.lines[reduce(h, self.lines.len() as u64)].0;
+        let (mut y, step) = line_hash(h);
+        (0..MEM_FILTER_PROBES).all(|_| {
+            let bit = (y >> 55) as usize;
+            y = y.wrapping_add(step);
+            line[bit / 8] & (1 << (bit % 8)) != 0
+        })
+    }
+}
+
 /// A table's filter, parsed once when the table is opened.
 pub enum Filter {
     /// No filter, or one that does not parse: every key may be present.
@@ -207,6 +253,21 @@ mod tests {
                 .count();
             assert!(fp < 300, "false positives {fp}");
         }
+    }
+
+    #[test]
+    fn a_memtable_filter_never_misses_a_key_and_passes_few_others() {
+        let mut f = MemFilter::for_memtable_bytes(16 << 20);
+        let hashes: Vec<u64> = (0..100_000u32).map(|i| hash64(&i.to_be_bytes())).collect();
+        for &h in &hashes {
+            f.insert(h);
+        }
+        assert!(hashes.iter().all(|&h| f.may_contain(h)));
+        let fp = (100_000..200_000u32)
+            .filter(|i| f.may_contain(hash64(&i.to_be_bytes())))
+            .count();
+        assert!(fp < 3_000, "false positives {fp} in 100,000");
+        assert!(!MemFilter::for_memtable_bytes(0).may_contain(hashes[0]));
     }
 
     #[test]
