@@ -623,32 +623,40 @@ mod tests {
 
     const T0: i64 = 1_767_225_600_000_000;
 
-    /// A registry with Anna's pairing code redeemed for a bearer token.
-    fn anna_with_a_token(dir: &Path) -> (Registry, [u8; 32]) {
-        let registry = Registry::open(dir).unwrap();
-        let secret = [7u8; 16];
-        let invite = InviteRecord {
+    /// An invite for another credential of Anna's, made by `invited_by` (or nobody).
+    fn anna_invite(invited_by: &str) -> InviteRecord {
+        InviteRecord {
             identity_id: "g-anna".into(),
             role: Role::Guardian,
             display_name: "Anna".into(),
             child_id: String::new(),
             expires_unix_micros: T0 + 1,
             used: false,
-            invited_by: String::new(),
-        };
-        registry.put_invite(&secret, &invite, T0).unwrap();
-        let digest = [42u8; 32];
-        let record = CredentialRecord {
-            credential_id: "tok-1".into(),
+            invited_by: invited_by.into(),
+        }
+    }
+
+    /// A bearer token credential named `id`.
+    fn token(id: &str) -> CredentialRecord {
+        CredentialRecord {
+            credential_id: id.into(),
             kind: CredentialKind::BearerToken,
-            label: "Anna's phone".into(),
+            label: format!("{id}'s phone"),
             issued_unix_micros: T0,
             expires_unix_micros: T0 + 10,
             revoked: false,
             invited_by: String::new(),
-        };
+        }
+    }
+
+    /// A registry with Anna's pairing code redeemed for a bearer token.
+    fn anna_with_a_token(dir: &Path) -> (Registry, [u8; 32]) {
+        let registry = Registry::open(dir).unwrap();
+        let secret = [7u8; 16];
+        registry.put_invite(&secret, &anna_invite(""), T0).unwrap();
+        let digest = [42u8; 32];
         registry
-            .redeem_invite(&secret, record, Some(&digest))
+            .redeem_invite(&secret, token("tok-1"), Some(&digest))
             .unwrap();
         (registry, digest)
     }
@@ -691,26 +699,10 @@ mod tests {
         let (registry, _) = anna_with_a_token(dir.path());
         // tok-1 pairs tok-2, which pairs tok-3; tok-4 was paired from nothing.
         let pair = |secret: u8, id: &str, invited_by: &str| {
-            let invite = InviteRecord {
-                identity_id: "g-anna".into(),
-                role: Role::Guardian,
-                display_name: "Anna".into(),
-                child_id: String::new(),
-                expires_unix_micros: T0 + 1,
-                used: false,
-                invited_by: invited_by.into(),
-            };
-            registry.put_invite(&[secret; 16], &invite, T0).unwrap();
-            let record = CredentialRecord {
-                credential_id: id.into(),
-                kind: CredentialKind::BearerToken,
-                label: id.into(),
-                issued_unix_micros: T0,
-                expires_unix_micros: T0 + 10,
-                revoked: false,
-                invited_by: String::new(),
-            };
-            registry.redeem_invite(&[secret; 16], record, Some(&[secret; 32]))
+            registry
+                .put_invite(&[secret; 16], &anna_invite(invited_by), T0)
+                .unwrap();
+            registry.redeem_invite(&[secret; 16], token(id), Some(&[secret; 32]))
         };
         pair(2, "tok-2", "tok-1").unwrap();
         pair(3, "tok-3", "tok-2").unwrap();

@@ -668,26 +668,22 @@ async fn a_guardian_pairs_their_own_phone_which_acts_under_their_name() {
 
     // Whoever holds the phone can pair a phone of their own from it, and keep a code
     // for later: both belong to the phone, and go when it is revoked.
-    let from_the_phone = from_phone
-        .invite_credential(ask("thief-1"))
-        .await
-        .expect("the phone invites")
-        .into_inner()
-        .invite
-        .expect("the invite")
-        .pairing_code;
+    let mut code_from_phone = async |key: &str| {
+        from_phone
+            .invite_credential(ask(key))
+            .await
+            .expect("the phone invites")
+            .into_inner()
+            .invite
+            .expect("the invite")
+            .pairing_code
+    };
+    let from_the_phone = code_from_phone("thief-1").await;
+    let kept = code_from_phone("thief-2").await;
     let second = pair_phone(&hub, &from_the_phone, "another phone")
         .await
         .expect("a phone paired from the phone");
     let mut from_second = second.household(hub.addr).await;
-    let kept = from_phone
-        .invite_credential(ask("thief-2"))
-        .await
-        .expect("the phone invites again")
-        .into_inner()
-        .invite
-        .expect("the invite")
-        .pairing_code;
 
     // Anna now holds three credentials; revoking the phone revokes the one paired
     // from it and leaves her certificate working.

@@ -564,8 +564,8 @@ export const Admin: GenService<{
   },
   /**
    * Revokes an identity (every credential, and its session or watches end) or a single
-   * credential of it (a lost phone's bearer token, say). An unredeemed invite is
-   * revoked the same way. Revoking what is already revoked succeeds.
+   * credential of it (a lost phone's bearer token, say), with the credentials paired
+   * from its InviteCredential codes. An unredeemed invite is revoked the same way. Revoking what is already revoked succeeds.
    * NOT_FOUND: no such identity, or it has no such credential.
    *
    * @generated from rpc household.v1.Admin.RevokeIdentity

@@ -2615,7 +2615,9 @@ export const Household: GenService<{
    * Revokes one credential (a lost phone), or a whole identity with all its
    * credentials. Its sessions and watches end at once. Revoking what is already
    * revoked succeeds. Any guardian may revoke any credential of the household, their
-   * own included: either parent can cut off a lost phone.
+   * own included: either parent can cut off a lost phone. Revoking one credential
+   * also revokes those paired from its InviteCredential codes (and theirs), each
+   * logged as an IdentityRevoked of its own; its unredeemed codes stop working.
    * NOT_FOUND: no such identity, or it has no such credential.
    *
    * @generated from rpc household.v1.Household.RevokeCredential
