@@ -232,6 +232,11 @@ impl TableCache {
             .remove(&number);
     }
 
+    /// Whether one more table can be opened without closing another.
+    pub fn has_room(&self) -> bool {
+        self.open_count() < self.capacity
+    }
+
     pub fn open_count(&self) -> usize {
         self.open.read().unwrap_or_else(|p| p.into_inner()).len()
     }

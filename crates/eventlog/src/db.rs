@@ -1160,6 +1160,18 @@ impl Core {
             t.mark_obsolete();
             self.table_cache.evict(t.number);
         }
+        // Open the new tables now, in the background, while the table cache has room:
+        // the first read of each then finds its index and filter loaded instead of
+        // reading and parsing them itself (as a scan after a compaction would, once per
+        // table it touches), and a table that does not open shows here first.
+        for (_, number, info) in &edit.added {
+            if !self.table_cache.has_room() {
+                break;
+            }
+            if let Err(e) = self.table_cache.get(*number, info.file_size) {
+                tracing::warn!(table = number, error = %e, "a table just written does not open");
+            }
+        }
         self.progress_cv.notify_all();
         Ok(())
     }

@@ -266,3 +266,29 @@ fn gets_find_keys_that_share_long_prefixes_or_are_short() {
         assert_eq!(db.get(&absent).unwrap(), None, "{absent:?}");
     }
 }
+
+#[test]
+fn tables_are_open_when_a_flush_returns_and_the_cache_bound_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        max_open_files: 8,
+        ..small_options()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    for round in 0..12u64 {
+        let mut b = WriteBatch::new();
+        for child in 0..5u64 {
+            b.put(&key(child, round), b"a value");
+        }
+        db.write(b, Durability::Buffered).unwrap();
+        db.flush().unwrap();
+        let stats = db.stats();
+        let tables: usize = stats.tables_per_level.iter().sum();
+        // Opened by the flush itself, no read needed, and never past the bound.
+        assert_eq!(
+            stats.open_tables,
+            tables.min(8),
+            "after flush {round}: {stats:?}"
+        );
+    }
+}
