@@ -259,7 +259,9 @@ async fn kill_9_of_hub_and_agent_loses_no_use_and_repeats_no_grant() {
         })
     });
     let held = device_used(&mut mum, &mia, &device).await;
-    assert!(measured > 10.0, "the device was in use: {measured} s");
+    // Some 14 s of sleeps, less the agent's five restarts: at least 5 s however
+    // loaded the machine (9.8 s was seen in CI, 11–13 s on a quiet one).
+    assert!(measured > 5.0, "the device was in use: {measured} s");
     assert!(
         held == counted,
         "the hub holds {held} s of the device's use; the device measured {measured:.1} s, \
