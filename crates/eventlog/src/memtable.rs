@@ -319,11 +319,9 @@ impl MemTable {
             .len()
     }
 
-    /// Newest version of `user_key` visible at `snapshot_seq`.
     /// Newest version of `user_key` visible at the sequence number `probe` was made for
-    /// (`probe` = `key::seek_key(user_key, snapshot_seq)`, built once per read).
-    /// The newest version of `user_key` visible at the sequence number `probe` was made
-    /// for (`key::seek_key`); `hash` is the key's [`hash64`].
+    /// (`probe` = `key::seek_key(user_key, snapshot_seq)`, built once per read); `hash`
+    /// is the key's [`hash64`], also built once per read.
     pub fn get(&self, user_key: &[u8], probe: &[u8], hash: u64) -> Option<Lookup> {
         if self.is_empty() {
             return None;

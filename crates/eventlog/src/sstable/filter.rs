@@ -61,6 +61,27 @@ fn line_hash(h: u64) -> (u64, u64) {
     (g, g.rotate_right(21) | 1)
 }
 
+/// Sets the `k` bits of the key with hash `h` in its line.
+fn set_in_line(line: &mut [u8], h: u64, k: u32) {
+    let (mut y, step) = line_hash(h);
+    for _ in 0..k {
+        let bit = (y >> 55) as usize;
+        line[bit / 8] |= 1 << (bit % 8);
+        y = y.wrapping_add(step);
+    }
+}
+
+/// Whether all `k` bits of the key with hash `h` are set in its line.
+#[inline]
+fn all_in_line(line: &[u8], h: u64, k: u32) -> bool {
+    let (mut y, step) = line_hash(h);
+    (0..k).all(|_| {
+        let bit = (y >> 55) as usize;
+        y = y.wrapping_add(step);
+        line[bit / 8] & (1 << (bit % 8)) != 0
+    })
+}
+
 fn probes(bits_per_key: u32) -> u32 {
     ((bits_per_key as f64 * 0.69) as u32).clamp(1, 30)
 }
@@ -74,12 +95,7 @@ pub fn build(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
     let mut out = vec![0u8; lines * LINE_BYTES + 2];
     for &h in hashes {
         let line = reduce(h, lines as u64) * LINE_BYTES;
-        let (mut y, step) = line_hash(h);
-        for _ in 0..k {
-            let bit = (y >> 55) as usize;
-            out[line + bit / 8] |= 1 << (bit % 8);
-            y = y.wrapping_add(step);
-        }
+        set_in_line(&mut out[line..line + LINE_BYTES], h, k);
     }
     out[lines * LINE_BYTES] = k as u8;
     out[lines * LINE_BYTES + 1] = BLOCKED;
@@ -115,25 +131,14 @@ impl MemFilter {
     /// Adds the key with hash `h`.
     pub fn insert(&mut self, h: u64) {
         let n = self.lines.len() as u64;
-        let line = &mut self.lines[reduce(h, n)].0;
-        let (mut y, step) = line_hash(h);
-        for _ in 0..MEM_FILTER_PROBES {
-            let bit = (y >> 55) as usize;
-            line[bit / 8] |= 1 << (bit % 8);
-            y = y.wrapping_add(step);
-        }
+        set_in_line(&mut self.lines[reduce(h, n)].0, h, MEM_FILTER_PROBES);
     }
 
     /// False only if no key with hash `h` was added.
     #[inline]
     pub fn may_contain(&self, h: u64) -> bool {
         let line = &self.lines[reduce(h, self.lines.len() as u64)].0;
-        let (mut y, step) = line_hash(h);
-        (0..MEM_FILTER_PROBES).all(|_| {
-            let bit = (y >> 55) as usize;
-            y = y.wrapping_add(step);
-            line[bit / 8] & (1 << (bit % 8)) != 0
-        })
+        all_in_line(line, h, MEM_FILTER_PROBES)
     }
 }
 
@@ -189,16 +194,7 @@ impl Filter {
         match self {
             Filter::None => true,
             Filter::Blocked { lines, k } => {
-                let line = &lines[reduce(h, lines.len() as u64)].0;
-                let (mut y, step) = line_hash(h);
-                for _ in 0..*k {
-                    let bit = (y >> 55) as usize;
-                    if line[bit / 8] & (1 << (bit % 8)) == 0 {
-                        return false;
-                    }
-                    y = y.wrapping_add(step);
-                }
-                true
+                all_in_line(&lines[reduce(h, lines.len() as u64)].0, h, *k)
             }
             Filter::Standard { bits, k } => {
                 let m = (bits.len() * 8) as u64;
