@@ -242,17 +242,12 @@ impl Network {
             heard
                 .values_mut()
                 .filter(|entry| entry.agent.key_sha256_hex == key_sha256_hex)
-                .map(|entry| {
+                .filter_map(|entry| {
                     entry.adopted = true;
-                    let described = self.describe(entry);
-                    entry.told = Some((
-                        v1::NetworkDevice {
-                            last_seen_unix_micros: 0,
-                            ..described.clone()
-                        },
-                        Timestamp::now().as_microsecond(),
-                    ));
-                    NetworkChange::Seen(described)
+                    // Forgotten what was told, so it is told now, and remembered.
+                    entry.told = None;
+                    self.worth_telling(entry, Timestamp::now().as_microsecond())
+                        .map(NetworkChange::Seen)
                 })
                 .collect::<Vec<_>>()
         };
