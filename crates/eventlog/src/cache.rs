@@ -81,9 +81,19 @@ impl Shard {
 }
 
 /// Cache of decompressed blocks keyed by (table number, offset), bounded in bytes.
+///
+/// Scans put every block they read in. A point read puts a block in only when it missed
+/// the same block a little earlier (see [`BlockCache::admit_after_miss`]): under random
+/// point reads over more data than the cache holds, each admission would evict a block
+/// as likely to be wanted again as the new one, so it would cost an allocation, an
+/// insert and an eviction per read and raise the hit rate not at all.
 pub struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     shard_capacity: usize,
+    /// Fingerprints of blocks point reads missed lately, one per slot, 0 for none: the
+    /// doorkeeper of TinyLFU-style admission, as many slots as the cache holds 4 KiB
+    /// blocks.
+    missed: Box<[AtomicU64]>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
 }
@@ -101,6 +111,9 @@ impl BlockCache {
                 })
                 .collect(),
             shard_capacity: capacity_bytes / SHARDS,
+            missed: (0..(capacity_bytes / 4096).next_power_of_two().max(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -150,6 +163,25 @@ impl BlockCache {
         s.used += charge;
         let capacity = self.shard_capacity;
         s.evict_until_fits(capacity);
+    }
+
+    /// Whether a point read that just missed block (`table`, `offset`) should put it in
+    /// the cache: yes if the block's fingerprint is still in its doorkeeper slot from an
+    /// earlier miss, which the slot then forgets; otherwise the slot remembers this one.
+    /// A block read again while still remembered gets in on its second miss; one read
+    /// once in a long while never does.
+    pub fn admit_after_miss(&self, table: u64, offset: u64) -> bool {
+        let h = (table.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ offset)
+            .wrapping_mul(0xff51_afd7_ed55_8ccd)
+            | 1;
+        let slot = &self.missed[(h >> 32) as usize & (self.missed.len() - 1)];
+        if slot.load(Ordering::Relaxed) == h {
+            slot.store(0, Ordering::Relaxed);
+            true
+        } else {
+            slot.store(h, Ordering::Relaxed);
+            false
+        }
     }
 
     /// Bytes currently held.
@@ -251,6 +283,20 @@ mod tests {
         let mut b = BlockBuilder::new(16);
         b.add(b"key", &vec![7u8; n]);
         Arc::new(Block::new(b.finish()).expect("a built block decodes"))
+    }
+
+    #[test]
+    fn a_point_read_admits_a_block_on_its_second_miss_only() {
+        let cache = BlockCache::new(1 << 20);
+        assert!(!cache.admit_after_miss(7, 4096));
+        assert!(cache.admit_after_miss(7, 4096));
+        // Admitted blocks are forgotten, so a third miss starts over.
+        assert!(!cache.admit_after_miss(7, 4096));
+        // Other blocks are each told no on their first miss.
+        let admitted = (0..1000u64)
+            .filter(|&i| cache.admit_after_miss(8, i * 4096))
+            .count();
+        assert_eq!(admitted, 0);
     }
 
     #[test]

@@ -292,3 +292,31 @@ fn tables_are_open_when_a_flush_returns_and_the_cache_bound_holds() {
         );
     }
 }
+
+#[test]
+fn a_point_read_keeps_a_block_once_it_missed_it_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_options()).unwrap();
+    for t in 0..100u64 {
+        db.put(&key(1, t), &t.to_le_bytes(), Durability::Buffered)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    let before = db.stats();
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        assert_eq!(
+            db.get(&key(1, 42)).unwrap(),
+            Some(42u64.to_le_bytes().to_vec())
+        );
+        let s = db.stats();
+        counts.push((
+            s.block_cache_hits - before.block_cache_hits,
+            s.block_cache_misses - before.block_cache_misses,
+        ));
+    }
+    // Missed and not kept; missed again and kept; then found in the cache.
+    assert_eq!(counts, [(0, 1), (0, 2), (1, 2)]);
+    assert_eq!(before.block_cache_bytes, 0);
+    assert!(db.stats().block_cache_bytes > 0);
+}

@@ -142,6 +142,16 @@ pub fn encode_stored_block(out: &mut Vec<u8>, contents: &[u8], compression: Comp
 /// Checks and decompresses a stored block (`contents | kind | crc`). Errors are
 /// human-readable reasons; the caller adds file and offset.
 pub fn decode_stored_block(stored: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let n = decode_stored_block_into(stored, &mut out)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// Like [`decode_stored_block`], into `out[..n]`, returning `n`. `out` only grows, and
+/// only the part it grows by is zeroed, so a buffer reused from block to block is not
+/// cleared before each decompression.
+pub fn decode_stored_block_into(stored: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
     if stored.len() < BLOCK_TRAILER_LEN {
         return Err(format!(
             "block of {} bytes is shorter than its trailer",
@@ -157,32 +167,49 @@ pub fn decode_stored_block(stored: &[u8]) -> Result<Vec<u8>, String> {
         ));
     }
     let payload = &stored[..n];
-    match stored[n] {
-        KIND_RAW => Ok(payload.to_vec()),
+    let raw_len = match stored[n] {
+        KIND_RAW => payload.len(),
         KIND_LZ4 => {
             let raw_len = read_u32(payload, 0).ok_or("LZ4 block without length")? as usize;
             if raw_len > MAX_BLOCK_LEN || raw_len > payload.len().saturating_mul(256) {
                 return Err(format!("LZ4 block claims an impossible length {raw_len}"));
             }
-            let mut out = vec![0u8; raw_len];
-            match lz4_flex::block::decompress_into(&payload[4..], &mut out) {
-                Ok(got) if got == raw_len => Ok(out),
-                Ok(got) => Err(format!(
-                    "LZ4 block decompressed to {got} bytes, expected {raw_len}"
-                )),
-                Err(e) => Err(format!("LZ4 block does not decompress: {e}")),
-            }
+            raw_len
         }
-        other => Err(format!("unknown block kind {other}")),
+        other => return Err(format!("unknown block kind {other}")),
+    };
+    if out.len() < raw_len {
+        out.resize(raw_len, 0);
+    }
+    let dest = &mut out[..raw_len];
+    if stored[n] == KIND_RAW {
+        dest.copy_from_slice(payload);
+        return Ok(raw_len);
+    }
+    match lz4_flex::block::decompress_into(&payload[4..], dest) {
+        Ok(got) if got == raw_len => Ok(raw_len),
+        Ok(got) => Err(format!(
+            "LZ4 block decompressed to {got} bytes, expected {raw_len}"
+        )),
+        Err(e) => Err(format!("LZ4 block does not decompress: {e}")),
     }
 }
 
 /// A found entry: owned key, value borrowed from the block.
 pub type SeekHit<'a> = Option<(Vec<u8>, &'a [u8])>;
 
-/// A decompressed, validated block.
+/// A decompressed, validated block that owns its bytes: what the block cache holds.
 pub struct Block {
     data: Vec<u8>,
+    restarts_offset: usize,
+    num_restarts: usize,
+}
+
+/// A validated block over borrowed bytes: a cached [`Block`], or a block that a point
+/// read decompressed into its thread's buffer and does not keep.
+#[derive(Clone, Copy)]
+pub struct BlockView<'a> {
+    data: &'a [u8],
     restarts_offset: usize,
     num_restarts: usize,
 }
@@ -198,9 +225,80 @@ struct RawEntry {
 impl Block {
     /// Validates the restart array. Entries are validated as they are decoded.
     pub fn new(data: Vec<u8>) -> Result<Block, String> {
+        let view = BlockView::new(&data)?;
+        let (restarts_offset, num_restarts) = (view.restarts_offset, view.num_restarts);
+        Ok(Block {
+            data,
+            restarts_offset,
+            num_restarts,
+        })
+    }
+
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn view(&self) -> BlockView<'_> {
+        BlockView {
+            data: &self.data,
+            restarts_offset: self.restarts_offset,
+            num_restarts: self.num_restarts,
+        }
+    }
+
+    /// First entry whose internal key is `>= target`, as (key, value).
+    pub fn seek(&self, target: &[u8]) -> Result<SeekHit<'_>, String> {
+        self.view().seek(target)
+    }
+
+    /// Decodes every entry, for iteration in either direction.
+    pub fn decode_all(self: &Arc<Block>) -> Result<DecodedBlock, String> {
+        self.decode_all_reusing(None)
+    }
+
+    /// Like [`Block::decode_all`], reusing the buffers of `previous` (a block an iterator
+    /// is done with), so walking a table does not allocate per block.
+    pub fn decode_all_reusing(
+        self: &Arc<Block>,
+        previous: Option<DecodedBlock>,
+    ) -> Result<DecodedBlock, String> {
+        let (mut keys, mut ents, mut k) = match previous {
+            Some(p) => (p.keys, p.ents, p.scratch),
+            None => (
+                Vec::with_capacity(self.data.len() / 2),
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
+        keys.clear();
+        ents.clear();
+        let view = self.view();
+        let mut pos = 0;
+        while pos < view.restarts_offset {
+            let (vs, ve) = view.decode_at(pos, &mut k)?;
+            if key::parse(&k).is_none() {
+                return Err(format!("key at block offset {pos} has no valid trailer"));
+            }
+            let ks = keys.len();
+            keys.extend_from_slice(&k);
+            ents.push([ks as u32, keys.len() as u32, vs as u32, ve as u32]);
+            pos = ve;
+        }
+        Ok(DecodedBlock {
+            block: Arc::clone(self),
+            keys,
+            ents,
+            scratch: k,
+        })
+    }
+}
+
+impl<'a> BlockView<'a> {
+    /// Validates the restart array. Entries are validated as they are decoded.
+    pub fn new(data: &'a [u8]) -> Result<BlockView<'a>, String> {
         let n = data.len();
-        let num = read_u32(&data, n.wrapping_sub(4))
-            .ok_or("block shorter than its restart count")? as usize;
+        let num = read_u32(data, n.wrapping_sub(4)).ok_or("block shorter than its restart count")?
+            as usize;
         let restarts_bytes = num
             .checked_mul(4)
             .and_then(|b| b.checked_add(4))
@@ -211,21 +309,17 @@ impl Block {
             ));
         }
         let restarts_offset = n - restarts_bytes;
-        let block = Block {
+        let view = BlockView {
             data,
             restarts_offset,
             num_restarts: num,
         };
         for i in 0..num {
-            if block.restart(i) > restarts_offset {
+            if view.restart(i) > restarts_offset {
                 return Err(format!("restart point {i} lies outside the entries"));
             }
         }
-        Ok(block)
-    }
-
-    pub fn size(&self) -> usize {
-        self.data.len()
+        Ok(view)
     }
 
     fn restart(&self, i: usize) -> usize {
@@ -266,7 +360,7 @@ impl Block {
         Ok((e.key_end, e.value_end))
     }
 
-    fn restart_key(&self, i: usize) -> Result<&[u8], String> {
+    fn restart_key(&self, i: usize) -> Result<&'a [u8], String> {
         let pos = self.restart(i);
         let e = self.raw_entry(pos)?;
         if e.shared != 0 {
@@ -278,7 +372,7 @@ impl Block {
     }
 
     /// First entry whose internal key is `>= target`, as (key, value).
-    pub fn seek(&self, target: &[u8]) -> Result<SeekHit<'_>, String> {
+    pub fn seek(&self, target: &[u8]) -> Result<SeekHit<'a>, String> {
         // Last restart whose key is < target.
         let (mut lo, mut hi) = (0usize, self.num_restarts);
         while hi - lo > 1 {
@@ -304,46 +398,6 @@ impl Block {
             pos = ve;
         }
         Ok(None)
-    }
-
-    /// Decodes every entry, for iteration in either direction.
-    pub fn decode_all(self: &Arc<Block>) -> Result<DecodedBlock, String> {
-        self.decode_all_reusing(None)
-    }
-
-    /// Like [`Block::decode_all`], reusing the buffers of `previous` (a block an iterator
-    /// is done with), so walking a table does not allocate per block.
-    pub fn decode_all_reusing(
-        self: &Arc<Block>,
-        previous: Option<DecodedBlock>,
-    ) -> Result<DecodedBlock, String> {
-        let (mut keys, mut ents, mut k) = match previous {
-            Some(p) => (p.keys, p.ents, p.scratch),
-            None => (
-                Vec::with_capacity(self.data.len() / 2),
-                Vec::new(),
-                Vec::new(),
-            ),
-        };
-        keys.clear();
-        ents.clear();
-        let mut pos = 0;
-        while pos < self.restarts_offset {
-            let (vs, ve) = self.decode_at(pos, &mut k)?;
-            if key::parse(&k).is_none() {
-                return Err(format!("key at block offset {pos} has no valid trailer"));
-            }
-            let ks = keys.len();
-            keys.extend_from_slice(&k);
-            ents.push([ks as u32, keys.len() as u32, vs as u32, ve as u32]);
-            pos = ve;
-        }
-        Ok(DecodedBlock {
-            block: Arc::clone(self),
-            keys,
-            ents,
-            scratch: k,
-        })
     }
 }
 

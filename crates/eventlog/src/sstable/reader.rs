@@ -14,7 +14,8 @@ use crate::iter::InternalIter;
 use crate::key::{self, Kind};
 use crate::memtable::Lookup;
 use crate::sstable::block::{
-    BLOCK_TRAILER_LEN, Block, BlockHandle, DecodedBlock, decode_stored_block,
+    BLOCK_TRAILER_LEN, Block, BlockHandle, BlockView, DecodedBlock, decode_stored_block,
+    decode_stored_block_into,
 };
 use crate::sstable::filter::Filter;
 use crate::sstable::footer::{FOOTER_LEN, Footer};
@@ -22,6 +23,9 @@ use crate::sstable::footer::{FOOTER_LEN, Footer};
 thread_local! {
     /// Per-thread buffer for stored (compressed, checksummed) block bytes.
     static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread buffer a point read decompresses a block into when the block cache
+    /// does not take the block (see `BlockCache::admit_after_miss`).
+    static BLOCK_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An open table file.
@@ -132,6 +136,16 @@ impl Table {
 
     /// Reads, checks and decompresses the block at `handle`.
     fn read_contents(&self, handle: BlockHandle) -> Result<Vec<u8>> {
+        self.read_stored(handle, decode_stored_block)
+    }
+
+    /// Reads the stored block at `handle` and hands its bytes (contents, kind, CRC) to
+    /// `f`; a reason `f` gives is reported as corruption at the block.
+    fn read_stored<R>(
+        &self,
+        handle: BlockHandle,
+        f: impl FnOnce(&[u8]) -> std::result::Result<R, String>,
+    ) -> Result<R> {
         let total = handle.size.checked_add(BLOCK_TRAILER_LEN as u64);
         let end = total.and_then(|t| t.checked_add(handle.offset));
         if end.is_none_or(|e| e > self.file_size)
@@ -154,8 +168,16 @@ impl Table {
             self.file
                 .read_exact_at(stored, handle.offset)
                 .map_err(|e| Error::io(&self.path, e))?;
-            decode_stored_block(stored).map_err(|r| Error::corruption(&self.path, handle.offset, r))
+            f(stored).map_err(|r| Error::corruption(&self.path, handle.offset, r))
         })
+    }
+
+    /// Reads, checks and decompresses the block at `handle` into a block of its own.
+    fn load_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+        let contents = self.read_contents(handle)?;
+        Block::new(contents)
+            .map(Arc::new)
+            .map_err(|r| Error::corruption(&self.path, handle.offset, r))
     }
 
     /// Data block `i`, from the cache when possible.
@@ -166,10 +188,7 @@ impl Table {
         {
             return Ok(b);
         }
-        let block = Arc::new(
-            Block::new(self.read_contents(handle)?)
-                .map_err(|r| Error::corruption(&self.path, handle.offset, r))?,
-        );
+        let block = self.load_block(handle)?;
         if fill_cache && let Some(cache) = &self.cache {
             cache.insert(self.number, handle.offset, Arc::clone(&block));
         }
@@ -215,24 +234,25 @@ impl Table {
         if i == self.index.len() {
             return Ok(None);
         }
-        let block = self.block(i, true)?;
-        let offset = self.index[i].2.offset;
-        let found = block
-            .seek(probe)
-            .map_err(|r| Error::corruption(&self.path, offset, r))?;
-        let Some((k, v)) = found else { return Ok(None) };
-        match key::parse(&k) {
-            Some((uk, seq, kind)) if uk == user_key => Ok(Some(match kind {
-                Kind::Put => Lookup::Value(seq, v.to_vec()),
-                Kind::Delete => Lookup::Deleted(seq),
-            })),
-            Some(_) => Ok(None),
-            None => Err(Error::corruption(
-                &self.path,
-                offset,
-                "entry with an unknown kind",
-            )),
+        let handle = self.index[i].2;
+        let corrupt = |r| Error::corruption(&self.path, handle.offset, r);
+        if let Some(cache) = &self.cache {
+            if let Some(block) = cache.get(self.number, handle.offset) {
+                return lookup(block.view(), user_key, probe).map_err(corrupt);
+            }
+            if cache.admit_after_miss(self.number, handle.offset) {
+                let block = self.load_block(handle)?;
+                cache.insert(self.number, handle.offset, Arc::clone(&block));
+                return lookup(block.view(), user_key, probe).map_err(corrupt);
+            }
         }
+        // Not kept: decompressed into this thread's buffer, looked up, left there.
+        self.read_stored(handle, |stored| {
+            BLOCK_BUFFER.with_borrow_mut(|buf| {
+                let n = decode_stored_block_into(stored, buf)?;
+                lookup(BlockView::new(&buf[..n])?, user_key, probe)
+            })
+        })
     }
 
     /// Reads every block, checks every checksum, and checks that keys are well-formed,
@@ -276,6 +296,25 @@ impl Table {
             }
         }
         Ok(entries)
+    }
+}
+
+/// The newest version of `user_key` at or before `probe` in `block`.
+fn lookup(
+    block: BlockView<'_>,
+    user_key: &[u8],
+    probe: &[u8],
+) -> std::result::Result<Option<Lookup>, String> {
+    let Some((k, v)) = block.seek(probe)? else {
+        return Ok(None);
+    };
+    match key::parse(&k) {
+        Some((uk, seq, kind)) if uk == user_key => Ok(Some(match kind {
+            Kind::Put => Lookup::Value(seq, v.to_vec()),
+            Kind::Delete => Lookup::Deleted(seq),
+        })),
+        Some(_) => Ok(None),
+        None => Err("entry with an unknown kind".to_string()),
     }
 }
 
