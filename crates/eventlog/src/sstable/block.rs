@@ -323,7 +323,7 @@ impl<'a> BlockView<'a> {
     }
 
     fn restart(&self, i: usize) -> usize {
-        read_u32(&self.data, self.restarts_offset + 4 * i).unwrap_or(u32::MAX) as usize
+        read_u32(self.data, self.restarts_offset + 4 * i).unwrap_or(u32::MAX) as usize
     }
 
     fn raw_entry(&self, pos: usize) -> Result<RawEntry, String> {
