@@ -320,3 +320,42 @@ fn a_point_read_keeps_a_block_once_it_missed_it_twice() {
     assert_eq!(before.block_cache_bytes, 0);
     assert!(db.stats().block_cache_bytes > 0);
 }
+
+#[test]
+fn scans_that_read_ahead_return_every_entry_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // No block cache, so every block comes from the file; small blocks, so one read
+    // ahead spans dozens of them.
+    let options = Options {
+        block_cache_bytes: 0,
+        block_size_bytes: 256,
+        ..small_options()
+    };
+    let db = Db::open(dir.path(), options).unwrap();
+    for t in 0..20_000u64 {
+        db.put(&key(t % 3, t), &t.to_le_bytes(), Durability::Buffered)
+            .unwrap();
+    }
+    db.flush().unwrap();
+    db.compact_range(None, None).unwrap();
+    let expected = |child: u64, from: u64, to: u64| -> Vec<(Vec<u8>, Vec<u8>)> {
+        (from..to)
+            .filter(|t| t % 3 == child)
+            .map(|t| (key(child, t), t.to_le_bytes().to_vec()))
+            .collect()
+    };
+    for (child, from, to) in [(0, 0, 20_000), (1, 5_000, 5_100), (2, 7_001, 19_999)] {
+        let (lo, hi) = (key(child, from), key(child, to));
+        let range = (Bound::Included(&lo[..]), Bound::Excluded(&hi[..]));
+        let got: Vec<_> = db
+            .iter(range, Direction::Forward)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            expected(child, from, to),
+            "child {child}, {from}..{to}"
+        );
+    }
+}
