@@ -245,11 +245,17 @@ impl InternalIter for LevelIter {
 /// that would come next if the current one moved past it. Data usually sits in one level
 /// and long runs come from one child, so after a step one comparison with the runner-up
 /// (which did not move) usually settles the order, instead of one per child.
+///
+/// A merge that ends at a bound ([`MergingIter::end_at`]) leaves out children already
+/// past it: a range inside one level then runs with no runner-up at all, where the
+/// memtables' and other levels' entries beyond the range would otherwise be compared
+/// with at every step.
 pub struct MergingIter {
     children: Vec<Box<dyn InternalIter>>,
     reverse: bool,
     current: Option<usize>,
     runner_up: Option<usize>,
+    end: Bound<Vec<u8>>,
 }
 
 impl MergingIter {
@@ -259,6 +265,32 @@ impl MergingIter {
             reverse,
             current: None,
             runner_up: None,
+            end: Bound::Unbounded,
+        }
+    }
+
+    /// Makes the merge end at user key bound `end` (the upper bound going forward, the
+    /// lower going in reverse): the reader stops at the first entry past it, so no child
+    /// whose entry lies past it needs to take part. Set before the first seek.
+    pub fn end_at(&mut self, end: Bound<Vec<u8>>) {
+        self.end = end;
+    }
+
+    /// True when child `i`'s entry lies past the end bound.
+    fn past_end(&self, i: usize) -> bool {
+        let Some(uk) = key::parse(self.children[i].key()).map(|(uk, _, _)| uk) else {
+            return false;
+        };
+        let ord = match &self.end {
+            Bound::Unbounded => return false,
+            Bound::Included(e) | Bound::Excluded(e) => key::compare_user(uk, e),
+        };
+        let inclusive = matches!(self.end, Bound::Included(_));
+        match (self.reverse, inclusive) {
+            (false, true) => ord.is_gt(),
+            (false, false) => ord.is_ge(),
+            (true, true) => ord.is_lt(),
+            (true, false) => ord.is_le(),
         }
     }
 
@@ -280,7 +312,7 @@ impl MergingIter {
     fn find_current(&mut self) {
         let (mut best, mut second): (Option<usize>, Option<usize>) = (None, None);
         for i in 0..self.children.len() {
-            if !self.children[i].valid() {
+            if !self.children[i].valid() || self.past_end(i) {
                 continue;
             }
             match best {
@@ -402,6 +434,11 @@ impl DbIter {
         direction: Direction,
     ) -> Result<DbIter> {
         let reverse = direction == Direction::Reverse;
+        inner.end_at(if reverse {
+            lower.clone()
+        } else {
+            upper.clone()
+        });
         let target = if reverse {
             match &upper {
                 Bound::Unbounded => None,
