@@ -28,6 +28,18 @@ thread_local! {
     static BLOCK_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The most a per-thread buffer keeps between reads. A block larger than this (one
+/// holding a very large value) is read into a buffer freed right after, so one such
+/// read does not pin megabytes in every thread that made it.
+const KEPT_BUFFER_BYTES: usize = 1 << 20;
+
+/// Frees `buf` if it grew past [`KEPT_BUFFER_BYTES`].
+fn trim(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEPT_BUFFER_BYTES {
+        *buf = Vec::new();
+    }
+}
+
 /// An open table file.
 pub struct Table {
     pub number: u64,
@@ -170,11 +182,15 @@ impl Table {
             if stored.len() < len {
                 stored.resize(len, 0);
             }
-            let stored = &mut stored[..len];
-            self.file
-                .read_exact_at(stored, handle.offset)
-                .map_err(|e| Error::io(&self.path, e))?;
-            f(stored).map_err(|r| Error::corruption(&self.path, handle.offset, r))
+            let read = self
+                .file
+                .read_exact_at(&mut stored[..len], handle.offset)
+                .map_err(|e| Error::io(&self.path, e));
+            let result = read.and_then(|()| {
+                f(&stored[..len]).map_err(|r| Error::corruption(&self.path, handle.offset, r))
+            });
+            trim(stored);
+            result
         })
     }
 
@@ -303,8 +319,10 @@ impl Table {
         // Not kept: decompressed into this thread's buffer, looked up, left there.
         self.read_stored(handle, |stored| {
             BLOCK_BUFFER.with_borrow_mut(|buf| {
-                let n = decode_stored_block_into(stored, buf)?;
-                lookup(BlockView::new(&buf[..n])?, user_key, probe)
+                let found = decode_stored_block_into(stored, buf)
+                    .and_then(|n| lookup(BlockView::new(&buf[..n])?, user_key, probe));
+                trim(buf);
+                found
             })
         })
     }
@@ -569,5 +587,32 @@ impl InternalIter for TableIter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Db, Durability, Options};
+
+    fn kept_buffer_bytes() -> usize {
+        READ_BUFFER.with_borrow(|b| b.capacity()) + BLOCK_BUFFER.with_borrow(|b| b.capacity())
+    }
+
+    #[test]
+    fn reading_a_very_large_value_leaves_no_large_buffer_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let large = vec![7u8; 3 << 20];
+        db.put(b"large", &large, Durability::Buffered).unwrap();
+        db.put(b"small", b"value", Durability::Buffered).unwrap();
+        db.flush().unwrap();
+        // The first get of each is a miss the block cache does not take: it goes
+        // through this thread's buffers.
+        assert_eq!(db.get(b"large").unwrap(), Some(large));
+        assert!(kept_buffer_bytes() <= 2 * KEPT_BUFFER_BYTES);
+        assert_eq!(db.get(b"small").unwrap(), Some(b"value".to_vec()));
+        let kept = kept_buffer_bytes();
+        assert!(kept > 0 && kept <= 2 * KEPT_BUFFER_BYTES, "{kept}");
     }
 }
