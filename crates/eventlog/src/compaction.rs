@@ -20,7 +20,7 @@ use crate::iter::{InternalIter, LevelIter, MergingIter};
 use crate::key::{self, Kind};
 use crate::memtable::MemTable;
 use crate::options::{CompactionFilter, Options};
-use crate::sstable::{TableBuilder, TableInfo, TableIter};
+use crate::sstable::{FinishedTable, TableBuilder, TableInfo, TableIter};
 use crate::tombstones::RangeTombstones;
 use crate::version::{NUM_LEVELS, TableMeta, Version};
 
@@ -132,6 +132,10 @@ pub struct MergeOutcome {
     pub entries_dropped: u64,
 }
 
+/// Output tables a merge keeps open and unsynced at most, so that a merge writing
+/// thousands of tables does not hold thousands of descriptors.
+const MAX_UNSYNCED_TABLES: usize = 64;
+
 /// Merges `iter` into new tables.
 pub fn merge_into_tables(
     dir: &std::path::Path,
@@ -145,6 +149,7 @@ pub fn merge_into_tables(
     let mut builder: Option<(u64, TableBuilder)> = None;
     let started = std::time::Instant::now();
     let mut since_check = 0u32;
+    let mut unsynced: Vec<FinishedTable> = Vec::new();
     let result = (|| -> Result<()> {
         iter.seek(None)?;
         let mut current_key: Option<Vec<u8>> = None;
@@ -218,9 +223,13 @@ pub fn merge_into_tables(
                     }
                 }
                 if cut && let Some((n, b)) = builder.take() {
-                    let info = b.finish()?;
-                    out.bytes_written += info.file_size;
-                    out.tables.push((n, info));
+                    let table = b.finish()?;
+                    out.bytes_written += table.info.file_size;
+                    out.tables.push((n, table.info.clone()));
+                    unsynced.push(table);
+                    if unsynced.len() >= MAX_UNSYNCED_TABLES {
+                        unsynced.drain(..).try_for_each(FinishedTable::sync)?;
+                    }
                 }
             }
             upper_run = if from_upper { upper_run + 1 } else { 0 };
@@ -254,12 +263,14 @@ pub fn merge_into_tables(
             if b.entries() == 0 {
                 b.abandon();
             } else {
-                let info = b.finish()?;
-                out.bytes_written += info.file_size;
-                out.tables.push((n, info));
+                let table = b.finish()?;
+                out.bytes_written += table.info.file_size;
+                out.tables.push((n, table.info.clone()));
+                unsynced.push(table);
             }
         }
-        Ok(())
+        // Every output is written and on its way to the disk; now wait for each.
+        unsynced.drain(..).try_for_each(FinishedTable::sync)
     })();
     if let Err(e) = result {
         if let Some((_, b)) = builder.take() {

@@ -29,6 +29,20 @@ pub struct TableInfo {
     pub entries: u64,
 }
 
+/// A table written in full but not yet synced.
+pub struct FinishedTable {
+    pub info: TableInfo,
+    file: Box<dyn WritableFile>,
+    path: PathBuf,
+}
+
+impl FinishedTable {
+    /// Makes the table durable (`fsync`).
+    pub fn sync(mut self) -> Result<()> {
+        self.file.sync_all().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
 /// A [`WritableFile`] as an `io::Write`, so a `BufWriter` can gather small blocks into
 /// large appends.
 struct Appender(Box<dyn WritableFile>);
@@ -173,8 +187,11 @@ impl TableBuilder {
         Ok(())
     }
 
-    /// Writes filter, index and footer, syncs the file and returns what it holds.
-    pub fn finish(mut self) -> Result<TableInfo> {
+    /// Writes filter, index and footer and starts writing the file out; returns what it
+    /// holds and the file, which [`FinishedTable::sync`] makes durable. A merge writing
+    /// many tables syncs them after the last one is written, so their syncs find the
+    /// data on its way to the disk instead of each starting its own writeback.
+    pub fn finish(mut self) -> Result<FinishedTable> {
         self.finish_data_block()?;
         let bloom = if self.bloom_bits > 0 {
             filter::build(&self.hashes, self.bloom_bits)
@@ -189,12 +206,12 @@ impl TableBuilder {
             .write_all(&footer)
             .map_err(|e| Error::io(&self.path, e))?;
         self.offset += footer.len() as u64;
-        let mut file = self
+        self.start_writeback()?;
+        let file = self
             .out
             .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
-        file.0.sync_all().map_err(|e| Error::io(&self.path, e))?;
-        Ok(TableInfo {
+        let info = TableInfo {
             file_size: self.offset,
             smallest: self.smallest.unwrap_or_default(),
             largest: key::user_key(&self.last_key).to_vec(),
@@ -205,6 +222,11 @@ impl TableBuilder {
             },
             largest_seq: self.largest_seq,
             entries: self.entries,
+        };
+        Ok(FinishedTable {
+            info,
+            file: file.0,
+            path: self.path,
         })
     }
 

@@ -9,5 +9,5 @@ pub mod filter;
 pub mod footer;
 pub mod reader;
 
-pub use builder::{TableBuilder, TableInfo};
+pub use builder::{FinishedTable, TableBuilder, TableInfo};
 pub use reader::{Table, TableIter};
