@@ -102,21 +102,7 @@ pub struct Version {
     /// binary-searches these (16 bytes a table, contiguous) before it touches any
     /// table's metadata.
     largest_prefixes: Vec<Vec<u128>>,
-    /// The same of each table's smallest key, so that the table found need not be
-    /// touched either unless its smallest key ties with the key by prefix.
-    smallest_prefixes: Vec<Vec<u128>>,
     pub range_tombstones: Arc<RangeTombstones>,
-}
-
-/// [`key::user_prefix`] of one key of each table, level by level.
-fn prefixes(
-    levels: &[Vec<Arc<TableMeta>>],
-    which: impl Fn(&TableMeta) -> &Vec<u8>,
-) -> Vec<Vec<u128>> {
-    levels
-        .iter()
-        .map(|l| l.iter().map(|t| key::user_prefix(which(t))).collect())
-        .collect()
 }
 
 impl Version {
@@ -124,7 +110,6 @@ impl Version {
         Version {
             levels: vec![Vec::new(); NUM_LEVELS],
             largest_prefixes: vec![Vec::new(); NUM_LEVELS],
-            smallest_prefixes: vec![Vec::new(); NUM_LEVELS],
             range_tombstones: Arc::new(RangeTombstones::default()),
         }
     }
@@ -175,8 +160,14 @@ impl Version {
             };
         (
             Version {
-                largest_prefixes: prefixes(&levels, |t| &t.info.largest),
-                smallest_prefixes: prefixes(&levels, |t| &t.info.smallest),
+                largest_prefixes: levels
+                    .iter()
+                    .map(|l| {
+                        l.iter()
+                            .map(|t| key::user_prefix(&t.info.largest))
+                            .collect()
+                    })
+                    .collect(),
                 levels,
                 range_tombstones,
             },
@@ -205,28 +196,21 @@ impl Version {
     /// The table in sorted level `level` (≥ 1) whose range holds `user_key`.
     pub fn find_in_level(&self, level: usize, user_key: &[u8]) -> Option<&Arc<TableMeta>> {
         let l = &self.levels[level];
-        let (Some(largest), Some(smallest)) = (
-            self.largest_prefixes.get(level),
-            self.smallest_prefixes.get(level),
-        ) else {
-            let i = l.partition_point(|t| key::compare_user(&t.info.largest, user_key).is_lt());
-            return l
-                .get(i)
-                .filter(|t| key::compare_user(&t.info.smallest, user_key).is_le());
+        let i = match self.largest_prefixes.get(level) {
+            Some(prefixes) if prefixes.len() == l.len() => {
+                let p = key::user_prefix(user_key);
+                // Tables whose largest key is certainly below the key, then the few
+                // whose prefix ties with it, compared in full.
+                let first = prefixes.partition_point(|&q| q < p);
+                let ties = prefixes[first..].partition_point(|&q| q == p);
+                first
+                    + l[first..first + ties]
+                        .partition_point(|t| t.info.largest.as_slice() < user_key)
+            }
+            _ => l.partition_point(|t| key::compare_user(&t.info.largest, user_key).is_lt()),
         };
-        let p = key::user_prefix(user_key);
-        // Tables whose largest key is certainly below the key, then the few whose
-        // prefix ties with it, compared in full.
-        let first = largest.partition_point(|&q| q < p);
-        let ties = largest[first..].partition_point(|&q| q == p);
-        let i = first
-            + l[first..first + ties].partition_point(|t| t.info.largest.as_slice() < user_key);
-        let t = l.get(i)?;
-        match smallest[i].cmp(&p) {
-            std::cmp::Ordering::Less => Some(t),
-            std::cmp::Ordering::Greater => None,
-            std::cmp::Ordering::Equal => (t.info.smallest.as_slice() <= user_key).then_some(t),
-        }
+        l.get(i)
+            .filter(|t| key::compare_user(&t.info.smallest, user_key).is_le())
     }
 
     /// All table numbers, for finding orphan files.

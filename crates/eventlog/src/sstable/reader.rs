@@ -196,18 +196,14 @@ impl Table {
 
     /// Checks and decompresses the stored bytes of the block at `handle`.
     fn block_from_stored(&self, handle: BlockHandle, stored: &[u8]) -> Result<Arc<Block>> {
-        decode_stored_block(stored)
-            .and_then(Block::new)
+        owned_block(stored)
             .map(Arc::new)
             .map_err(|r| Error::corruption(&self.path, handle.offset, r))
     }
 
     /// Reads, checks and decompresses the block at `handle` into a block of its own.
     fn load_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
-        self.read_stored(handle, |stored| {
-            decode_stored_block(stored).and_then(Block::new)
-        })
-        .map(Arc::new)
+        self.read_stored(handle, owned_block).map(Arc::new)
     }
 
     /// Data block `i`, from the cache when possible.
@@ -369,6 +365,11 @@ impl Table {
         }
         Ok(entries)
     }
+}
+
+/// Checks and decompresses a stored block into a block of its own.
+fn owned_block(stored: &[u8]) -> std::result::Result<Block, String> {
+    decode_stored_block(stored).and_then(Block::new)
 }
 
 /// The newest version of `user_key` at or before `probe` in `block`.
