@@ -113,7 +113,7 @@ pub mod fuzzing {
                 let _ = (d.key(i), d.value(i));
             }
         }
-        let _ = block.seek(&[0u8; 9]);
+        let _ = block.view().seek(&[0u8; 9]);
     }
 
     /// Reads WAL bytes: every whole record, and the operations of each. Must never

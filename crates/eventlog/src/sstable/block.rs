@@ -167,14 +167,15 @@ pub fn decode_stored_block_into(stored: &[u8], out: &mut Vec<u8>) -> Result<usiz
         ));
     }
     let payload = &stored[..n];
-    let raw_len = match stored[n] {
-        KIND_RAW => payload.len(),
+    // The decompressed length, and the LZ4 input when there is one.
+    let (raw_len, lz4) = match stored[n] {
+        KIND_RAW => (payload.len(), None),
         KIND_LZ4 => {
             let raw_len = read_u32(payload, 0).ok_or("LZ4 block without length")? as usize;
             if raw_len > MAX_BLOCK_LEN || raw_len > payload.len().saturating_mul(256) {
                 return Err(format!("LZ4 block claims an impossible length {raw_len}"));
             }
-            raw_len
+            (raw_len, Some(&payload[4..]))
         }
         other => return Err(format!("unknown block kind {other}")),
     };
@@ -182,11 +183,11 @@ pub fn decode_stored_block_into(stored: &[u8], out: &mut Vec<u8>) -> Result<usiz
         out.resize(raw_len, 0);
     }
     let dest = &mut out[..raw_len];
-    if stored[n] == KIND_RAW {
+    let Some(compressed) = lz4 else {
         dest.copy_from_slice(payload);
         return Ok(raw_len);
-    }
-    match lz4_flex::block::decompress_into(&payload[4..], dest) {
+    };
+    match lz4_flex::block::decompress_into(compressed, dest) {
         Ok(got) if got == raw_len => Ok(raw_len),
         Ok(got) => Err(format!(
             "LZ4 block decompressed to {got} bytes, expected {raw_len}"
@@ -244,11 +245,6 @@ impl Block {
             restarts_offset: self.restarts_offset,
             num_restarts: self.num_restarts,
         }
-    }
-
-    /// First entry whose internal key is `>= target`, as (key, value).
-    pub fn seek(&self, target: &[u8]) -> Result<SeekHit<'_>, String> {
-        self.view().seek(target)
     }
 
     /// Decodes every entry, for iteration in either direction.
@@ -464,7 +460,7 @@ mod tests {
         let mut stored = Vec::new();
         encode_stored_block(&mut stored, &contents, Compression::Lz4);
         let block = Arc::new(Block::new(decode_stored_block(&stored).unwrap()).unwrap());
-        let (k, v) = block.seek(&keys[17]).unwrap().unwrap();
+        let (k, v) = block.view().seek(&keys[17]).unwrap().unwrap();
         assert_eq!(k, keys[17]);
         assert_eq!(v, b"value");
         let d = block.decode_all().unwrap();

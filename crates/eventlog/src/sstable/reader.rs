@@ -208,13 +208,13 @@ impl Table {
 
     /// Data block `i`, from the cache when possible.
     pub fn block(&self, i: usize, fill_cache: bool) -> Result<Arc<Block>> {
-        self.block_reading_ahead(i, fill_cache, None)
+        self.fetch_block(i, fill_cache, None)
     }
 
     /// Data block `i`, from the cache, from what `ahead` read before, or from the file,
     /// reading the blocks after it too when `ahead` says the scan is reading blocks in a
     /// row.
-    fn block_reading_ahead(
+    fn fetch_block(
         &self,
         i: usize,
         fill_cache: bool,
@@ -227,25 +227,28 @@ impl Table {
             return Ok(b);
         }
         let block = match ahead {
-            Some(ahead) => match ahead.stored(handle) {
-                Some(stored) => self.block_from_stored(handle, stored)?,
-                None => match ahead.span_from(self, i) {
-                    Some(last) => {
-                        self.read_span(i, last, ahead)?;
-                        let stored = ahead.stored(handle).ok_or_else(|| {
-                            Error::corruption(&self.path, handle.offset, "read-ahead lost a block")
-                        })?;
-                        self.block_from_stored(handle, stored)?
-                    }
-                    None => self.load_block(handle)?,
-                },
-            },
+            Some(ahead) => self.block_from_span(i, ahead)?,
             None => self.load_block(handle)?,
         };
         if fill_cache && let Some(cache) = &self.cache {
             cache.insert(self.number, handle.offset, Arc::clone(&block));
         }
         Ok(block)
+    }
+
+    /// Data block `i` from the span `ahead` holds, reading the next span first when one
+    /// is due, or else from the file alone.
+    fn block_from_span(&self, i: usize, ahead: &mut ReadAhead) -> Result<Arc<Block>> {
+        let handle = self.index[i].2;
+        if ahead.stored(handle).is_none()
+            && let Some(last) = ahead.span_from(self, i)
+        {
+            self.read_span(i, last, ahead)?;
+        }
+        match ahead.stored(handle) {
+            Some(stored) => self.block_from_stored(handle, stored),
+            None => self.load_block(handle),
+        }
     }
 
     /// Reads the stored bytes of blocks `first..=last` with one positional read.
@@ -476,13 +479,13 @@ impl TableIter {
 
     fn load(&mut self, i: usize) -> Result<()> {
         let offset = self.table.index[i].2.offset;
-        let b = if self.reverse {
-            self.table.block(i, self.fill_cache)?
+        let ahead = if self.reverse {
+            None
         } else {
             self.ahead.loading(i);
-            self.table
-                .block_reading_ahead(i, self.fill_cache, Some(&mut self.ahead))?
+            Some(&mut self.ahead)
         };
+        let b = self.table.fetch_block(i, self.fill_cache, ahead)?;
         let d = b
             .decode_all_reusing(self.block.take())
             .map_err(|r| Error::corruption(&self.table.path, offset, r))?;
