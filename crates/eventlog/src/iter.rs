@@ -278,20 +278,8 @@ impl MergingIter {
 
     /// True when child `i`'s entry lies past the end bound.
     fn past_end(&self, i: usize) -> bool {
-        let Some(uk) = key::parse(self.children[i].key()).map(|(uk, _, _)| uk) else {
-            return false;
-        };
-        let ord = match &self.end {
-            Bound::Unbounded => return false,
-            Bound::Included(e) | Bound::Excluded(e) => key::compare_user(uk, e),
-        };
-        let inclusive = matches!(self.end, Bound::Included(_));
-        match (self.reverse, inclusive) {
-            (false, true) => ord.is_gt(),
-            (false, false) => ord.is_ge(),
-            (true, true) => ord.is_lt(),
-            (true, false) => ord.is_le(),
-        }
+        key::parse(self.children[i].key())
+            .is_some_and(|(uk, _, _)| beyond(uk, &self.end, self.reverse))
     }
 
     /// Index of the child the current entry comes from.
@@ -359,6 +347,23 @@ impl InternalIter for MergingIter {
         }
         self.find_current();
         Ok(())
+    }
+}
+
+/// True when user key `uk` lies past `end`, the bound a walk in the given direction
+/// ends at (an upper bound going forward, a lower one in reverse).
+fn beyond(uk: &[u8], end: &Bound<Vec<u8>>, reverse: bool) -> bool {
+    let (e, inclusive) = match end {
+        Bound::Unbounded => return false,
+        Bound::Included(e) => (e, true),
+        Bound::Excluded(e) => (e, false),
+    };
+    let ord = key::compare_user(uk, e);
+    match (reverse, inclusive) {
+        (false, true) => ord.is_gt(),
+        (false, false) => ord.is_ge(),
+        (true, true) => ord.is_lt(),
+        (true, false) => ord.is_le(),
     }
 }
 
@@ -468,19 +473,12 @@ impl DbIter {
     }
 
     fn past_end(&self, uk: &[u8]) -> bool {
-        if self.reverse {
-            match &self.lower {
-                Bound::Unbounded => false,
-                Bound::Included(l) => key::compare_user(uk, l).is_lt(),
-                Bound::Excluded(l) => key::compare_user(uk, l).is_le(),
-            }
+        let end = if self.reverse {
+            &self.lower
         } else {
-            match &self.upper {
-                Bound::Unbounded => false,
-                Bound::Included(u) => key::compare_user(uk, u).is_gt(),
-                Bound::Excluded(u) => key::compare_user(uk, u).is_ge(),
-            }
-        }
+            &self.upper
+        };
+        beyond(uk, end, self.reverse)
     }
 
     fn visible(&self, uk: &[u8], seq: u64, kind: Kind) -> bool {
