@@ -9,9 +9,10 @@
 #
 # It installs Podman and runc if they are missing, builds the release binaries (a no-op
 # when they are current; with BIN_DIR set it packages that directory's binaries
-# instead, as CI does with target/debug), packages them with deploy/local-image.sh, and removes every
-# container, volume, network and image it made when it ends, also on Ctrl-C. The last
-# line is "N passed, N failed"; the exit code is 0 only when nothing failed.
+# instead, as CI does with target/debug), packages them with deploy/local-image.sh,
+# and removes every container, volume, network and image it made when it ends, also on
+# Ctrl-C. The last line is "N passed, N failed"; the exit code is 0 only when nothing
+# failed.
 # Containers need root here (rootful Podman); without it the suite says so and skips.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
