@@ -107,7 +107,7 @@ pub async fn revoke(
         .collect();
     hub.writer
         .write(move |txn| {
-            for payload in payloads.clone() {
+            for payload in payloads {
                 txn.append(v1::Event {
                     actor: Some(actor.clone()),
                     child_id: child_id.clone(),
